@@ -1,0 +1,330 @@
+"""The Redis queue: durable, shared between processes, scales out.
+
+Key layout of one queue (``P`` is the key prefix, ``Q`` the queue name; the
+``{Q}`` hash tag keeps all of a queue's keys in one Redis Cluster slot, so
+every multi-key script below is legal there):
+
+======================== ====== ==================================== ==========================
+key                      type   written by                           emptied by
+======================== ====== ==================================== ==========================
+P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
+P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
+P:{Q}:pending            list   promote (LPUSH, batch order kept)    reserve (from the right)
+P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack, retry, bury, requeue
+P:{Q}:consumers          set    requeue_processing at consumer start (kept: names for counts)
+P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
+P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
+======================== ====== ==================================== ==========================
+
+A message is never in two places and never in none: every move between
+these keys happens in one Lua script or MULTI, so a crash between two
+commands cannot lose or duplicate it.
+
+Waiting consumers block in BLMOVE on a connection of their own, which is
+Redis's own wakeup (no PubSub round trip on the way); ``interrupt`` ends the
+wait with CLIENT UNBLOCK.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import urllib.parse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from zope.interface import implementer
+
+from ..errors import BackendUnavailable
+from ..interfaces import IQueueBackend
+from .base import QueueBase
+
+__all__ = ['RedisQueue']
+
+#: Long enough for a loaded Redis to answer, short enough that a request
+#: whose commit meets a dead Redis fails within seconds (G6).
+DEFAULT_SOCKET_TIMEOUT = 5.0
+
+_PROMOTE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = 1, #items, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return #items
+"""
+
+_RESERVE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, 100)
+for i = 1, #due do
+  redis.call('RPUSH', KEYS[1], due[i])
+  redis.call('ZREM', KEYS[3], due[i])
+end
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local message = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not message then break end
+  taken[i] = message
+end
+return taken
+"""
+
+_REQUEUE_PROCESSING = """
+redis.call('SADD', KEYS[3], ARGV[1])
+local count = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do
+  count = count + 1
+end
+return count
+"""
+
+_REQUEUE_DEAD = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@contextlib.contextmanager
+def _translated_errors(where: str):
+    """Turn redis-py's transport errors into BackendUnavailable, naming
+    the server but never its password."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BackendUnavailable(f'Redis at {where} unavailable: {exc}') from exc
+
+
+@implementer(IQueueBackend)
+class RedisQueue(QueueBase):
+    """See IQueueBackend; the key layout is in this module's docstring."""
+
+    shared = True
+
+    def __init__(self, name: str = 'default', *, url: str | None = None,
+                 host: str = '127.0.0.1', port: int = 6379, db: int = 0,
+                 username: str | None = None, password: str | None = None,
+                 unix_socket_path: str | None = None,
+                 socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+                 key_prefix: str = 'wsgi-taskqueue', **options):
+        self.key_prefix = key_prefix
+        super().__init__(name, **options)
+        self.socket_timeout = socket_timeout
+        common = dict(socket_timeout=socket_timeout,
+                      socket_connect_timeout=socket_timeout,
+                      socket_keepalive=True,
+                      # One immediate retry replaces a pooled connection
+                      # that a Redis restart closed; more would stretch
+                      # the time a failing vote takes (G6).
+                      retry=Retry(NoBackoff(), 1))
+        if url:
+            self.pool = redis.ConnectionPool.from_url(url, **common)
+            self.where = _describe_url(url)
+        else:
+            self.pool = redis.ConnectionPool(
+                connection_class=(redis.UnixDomainSocketConnection
+                                  if unix_socket_path else redis.Connection),
+                **({'path': unix_socket_path} if unix_socket_path
+                   else {'host': host, 'port': port}),
+                db=db, username=username, password=password, **common)
+            self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
+        self.client = redis.Redis(connection_pool=self.pool)
+        self._promote = self.client.register_script(_PROMOTE)
+        self._reserve = self.client.register_script(_RESERVE)
+        self._requeue_processing = self.client.register_script(
+            _REQUEUE_PROCESSING)
+        self._requeue_dead = self.client.register_script(_REQUEUE_DEAD)
+        self._waiters = threading.local()
+        self._waiting: dict[str, set] = {}
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        # The keys follow the name the queue is registered under.
+        self._name = value
+        base = f'{self.key_prefix}:{{{value}}}:'
+        self.pending_key = base + 'pending'
+        self.staged_key = base + 'staged'
+        self.delayed_key = base + 'delayed'
+        self.dead_key = base + 'dead'
+        self.consumers_key = base + 'consumers'
+        self._base = base
+
+    def staged_batch_key(self, batch_id: str) -> str:
+        return f'{self._base}staged:{batch_id}'
+
+    def processing_key(self, consumer: str) -> str:
+        return f'{self._base}processing:{consumer}'
+
+    # -- the transaction's side ------------------------------------------
+
+    def stage(self, batch_id, messages):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.rpush(self.staged_batch_key(batch_id), *messages)
+            pipe.zadd(self.staged_key, {batch_id: time.time()})
+            pipe.execute()
+
+    def promote(self, batch_id):
+        with _translated_errors(self.where):
+            self._promote(keys=[self.staged_batch_key(batch_id),
+                                self.pending_key, self.staged_key],
+                          args=[batch_id])
+
+    def discard(self, batch_id):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.staged_batch_key(batch_id))
+            pipe.zrem(self.staged_key, batch_id)
+            pipe.execute()
+
+    # -- the consumer's side ---------------------------------------------
+
+    def reserve(self, consumer, limit, timeout):
+        processing = self.processing_key(consumer)
+        with _translated_errors(self.where):
+            taken = self._reserve(
+                keys=[self.pending_key, processing, self.delayed_key],
+                args=[limit, time.time()])
+            if taken or timeout <= 0:
+                return taken
+            message = self._waiter(consumer, timeout).blmove(
+                self.pending_key, processing, timeout, 'RIGHT', 'LEFT')
+        return [message] if message is not None else []
+
+    def interrupt(self, consumer):
+        with self._waiting_lock:
+            waiters = list(self._waiting.get(consumer, ()))
+        with _translated_errors(self.where):
+            for waiter in waiters:
+                if waiter.client_id is not None:
+                    self.client.client_unblock(waiter.client_id)
+
+    def ack(self, consumer, messages):
+        processing = self.processing_key(consumer)
+        with _translated_errors(self.where):
+            if len(messages) == 1:
+                self.client.lrem(processing, 1, messages[0])
+                return
+            pipe = self.client.pipeline(transaction=False)
+            for message in messages:
+                pipe.lrem(processing, 1, message)
+            pipe.execute()
+
+    def retry(self, consumer, message, new_message, due):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lrem(self.processing_key(consumer), 1, message)
+            pipe.zadd(self.delayed_key, {new_message: due})
+            pipe.execute()
+
+    def bury(self, consumer, message, record):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lrem(self.processing_key(consumer), 1, message)
+            pipe.lpush(self.dead_key, record)
+            pipe.execute()
+
+    def requeue_processing(self, consumer):
+        with _translated_errors(self.where):
+            return self._requeue_processing(
+                keys=[self.processing_key(consumer), self.pending_key,
+                      self.consumers_key],
+                args=[consumer])
+
+    # -- operations ------------------------------------------------------
+
+    def counts(self):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.llen(self.pending_key)
+            pipe.zcard(self.delayed_key)
+            pipe.llen(self.dead_key)
+            pipe.zcard(self.staged_key)
+            pipe.smembers(self.consumers_key)
+            pending, delayed, dead, staged, consumers = pipe.execute()
+            names = sorted(name.decode() for name in consumers)
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(self.processing_key(name))
+            processing = dict(zip(names, pipe.execute()))
+        return {'pending': pending, 'delayed': delayed, 'dead': dead,
+                'staged': staged,
+                'processing': {name: count for name, count
+                               in processing.items() if count}}
+
+    def dead_letters(self, start=0, stop=-1):
+        with _translated_errors(self.where):
+            return self.client.lrange(self.dead_key, start, stop)
+
+    def requeue_dead(self, record, message):
+        with _translated_errors(self.where):
+            return bool(self._requeue_dead(
+                keys=[self.dead_key, self.pending_key],
+                args=[record, message]))
+
+    def purge_dead(self):
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.llen(self.dead_key)
+            pipe.delete(self.dead_key)
+            return pipe.execute()[0]
+
+    def close(self):
+        for consumer in list(self._waiting):
+            with contextlib.suppress(BackendUnavailable):
+                self.interrupt(consumer)
+        self.pool.disconnect()
+
+    # -- blocking waits --------------------------------------------------
+
+    def _waiter(self, consumer: str, timeout: float) -> '_Waiter':
+        """This thread's blocking connection for ``consumer``."""
+        mine = self._waiters.__dict__.setdefault('by_consumer', {})
+        waiter = mine.get(consumer)
+        if waiter is None:
+            waiter = mine[consumer] = _Waiter(
+                self.pool, self.socket_timeout + timeout)
+            with self._waiting_lock:
+                self._waiting.setdefault(consumer, set()).add(waiter)
+        return waiter
+
+
+class _Waiter:
+    """A connection of its own for BLMOVE, which knows its CLIENT ID so
+    that another thread can end the wait."""
+
+    def __init__(self, pool: redis.ConnectionPool, socket_timeout: float):
+        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout)
+        self.connection = pool.connection_class(**kwargs)
+        self.connection.register_connect_callback(self._learn_id)
+        self.client_id: int | None = None
+
+    def _learn_id(self, connection) -> None:
+        connection.send_command('CLIENT', 'ID')
+        self.client_id = connection.read_response()
+
+    def blmove(self, source, destination, timeout, src, dest):
+        connection = self.connection
+        try:
+            connection.send_command('BLMOVE', source, destination, src, dest,
+                                    timeout)
+            return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            self.client_id = None
+            raise
+
+
+def _describe_url(url: str) -> str:
+    """host:port/db of a redis URL, without credentials."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or parts.path or 'localhost'
+    port = f':{parts.port}' if parts.port else ''
+    return f'{parts.scheme}://{host}{port}{parts.path if parts.hostname else ""}'

@@ -1,0 +1,128 @@
+"""Joins tasks to a ``transaction`` so they exist only if it commits.
+
+The two-phase commit as the tasks see it:
+
+* vote: the transaction's tasks are staged in their queues under the
+  transaction's batch id, invisible to consumers.  A backend that cannot
+  stage them in bounded time raises, which votes no: the transaction (SQL
+  included) aborts and no task is left behind (G1, G6).
+* after commit: every resource has finished, so the data the tasks were
+  written with is visible; only now are the staged batches promoted to
+  pending, each atomically and in the order the tasks were added (G3, G4).
+* abort: staged batches are discarded.
+
+The sort key puts this vote before zope.sqlalchemy's (``~sqlalchemy:``
+keys), whose one-phase sessions commit inside their vote: staging must
+happen before anything becomes irrevocable.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import transaction
+from transaction.interfaces import IDataManagerSavepoint, ISavepointDataManager
+from zope.interface import implementer
+
+log = logging.getLogger(__name__)
+
+def for_transaction(txn) -> 'TaskDataManager':
+    """The data manager of ``txn``, joining one on first use."""
+    try:
+        return txn.data(TaskDataManager)
+    except KeyError:
+        manager = TaskDataManager(txn)
+        txn.join(manager)
+        txn.addAfterCommitHook(manager.promote)
+        txn.set_data(TaskDataManager, manager)
+        return manager
+
+
+@implementer(ISavepointDataManager)
+class TaskDataManager:
+    """The tasks added in one transaction; see the module docstring."""
+
+    transaction_manager = transaction.manager
+
+    def __init__(self, txn):
+        self.transaction = txn
+        self.batch_id = uuid.uuid4().hex
+        #: (queue, message) in the order added.
+        self.tasks: list[tuple[object, bytes]] = []
+        self.staged: list = []
+        #: open -> committed | aborted
+        self.state = 'open'
+
+    def add(self, queue, message: bytes) -> None:
+        self.tasks.append((queue, message))
+
+    def sortKey(self) -> str:
+        return f'wsgi_taskqueue:{self.batch_id}'
+
+    def abort(self, txn) -> None:
+        self._forget()
+
+    def tpc_begin(self, txn) -> None:
+        pass
+
+    def commit(self, txn) -> None:
+        pass
+
+    def tpc_vote(self, txn) -> None:
+        for queue, messages in self._batches().items():
+            queue.stage(self.batch_id, messages)
+            self.staged.append(queue)
+
+    def tpc_finish(self, txn) -> None:
+        self.state = 'committed'
+
+    def tpc_abort(self, txn) -> None:
+        for queue in self.staged:
+            try:
+                queue.discard(self.batch_id)
+            except Exception:
+                # The recovery sweep will find the batch; better a late
+                # task than an abort that raises.
+                log.exception('could not discard staged batch %s of queue %r',
+                              self.batch_id, queue.name)
+        self._forget()
+
+    def promote(self, committed: bool) -> None:
+        """After-commit hook: make the staged batches pending."""
+        if not committed:
+            return
+        for queue in self.staged:
+            try:
+                queue.promote(self.batch_id)
+            except Exception:
+                log.exception(
+                    'transaction committed, but its staged batch %s of queue '
+                    '%r could not be promoted now; it stays staged until the '
+                    'recovery sweep promotes it', self.batch_id, queue.name)
+        self.staged = []
+
+    def savepoint(self) -> '_Savepoint':
+        return _Savepoint(self, len(self.tasks))
+
+    def _batches(self) -> dict:
+        batches: dict = {}
+        for queue, message in self.tasks:
+            batches.setdefault(queue, []).append(message)
+        return batches
+
+    def _forget(self) -> None:
+        self.tasks = []
+        self.staged = []
+        self.state = 'aborted'
+
+
+@implementer(IDataManagerSavepoint)
+class _Savepoint:
+    """Rolling back drops the tasks added after the savepoint."""
+
+    def __init__(self, manager: TaskDataManager, count: int):
+        self.manager = manager
+        self.count = count
+
+    def rollback(self) -> None:
+        del self.manager.tasks[self.count:]

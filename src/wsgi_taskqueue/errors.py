@@ -1,0 +1,67 @@
+"""The exceptions of wsgi-taskqueue: one base class, a shallow tree."""
+from __future__ import annotations
+
+import transaction.interfaces
+
+
+class TaskQueueError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidTask(TaskQueueError, ValueError):
+    """``taskqueue.add`` was given something that cannot become a task.
+
+    Raised at ``add`` time, so a broken message never reaches a queue.
+    """
+
+
+class UnknownQueue(TaskQueueError, LookupError):
+    """No queue of that name is registered."""
+
+    def __init__(self, name: str | None, known: list[str]):
+        self.name = name
+        self.known = known
+        if name is None:
+            message = ('no task queue is configured: add a [taskqueue] '
+                       'section to the ini file or call '
+                       'wsgi_taskqueue.register_queue()')
+        else:
+            message = (f'unknown task queue {name!r}; configured queues: '
+                       f'{", ".join(known) or "none"}')
+        super().__init__(message)
+
+
+class ConfigurationError(TaskQueueError):
+    """A configuration file or value is wrong; the message says where."""
+
+    def __init__(self, message: str, filename: str | None = None,
+                 section: str | None = None, key: str | None = None):
+        self.filename = filename
+        self.section = section
+        self.key = key
+        where = ', '.join(part for part in (
+            filename and f'file {filename}',
+            section and f'section [{section}]',
+            key and f'key {key!r}') if part)
+        super().__init__(f'{where}: {message}' if where else message)
+
+
+class BackendUnavailable(TaskQueueError, transaction.interfaces.TransientError):
+    """The queue backend did not answer in time.
+
+    A ``TransientError``, so transaction managers that retry (pyramid_tm,
+    Zope's publisher) may try the whole request again.
+    """
+
+
+class DecodeError(TaskQueueError):
+    """A message taken from a queue is not a task this package can run."""
+
+    def __init__(self, reason: str, message: bytes = b''):
+        self.reason = reason
+        self.message = message
+        super().__init__(reason)
+
+
+class ConsumerNameInUse(TaskQueueError):
+    """Another live process consumes under this name already."""

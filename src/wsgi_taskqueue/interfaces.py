@@ -1,0 +1,80 @@
+"""The protocols of wsgi-taskqueue, written down once.
+
+Implementations say "see IQueueBackend" rather than repeating these duties.
+"""
+from zope.interface import Attribute, Interface
+
+
+class IQueueBackend(Interface):
+    """One named queue: where committed tasks wait to be dispatched.
+
+    A backend moves opaque messages (bytes); it never decodes them. The
+    life of a message: staged under a batch id in the transaction's vote,
+    promoted to pending after commit (or discarded on abort), reserved by a
+    consumer into that consumer's processing list, then acknowledged,
+    scheduled for retry, or buried among the dead letters. Until one of
+    those three happens the message stays in the processing list, so a
+    consumer that dies loses nothing.
+    """
+
+    name = Attribute('The queue name, as registered.')
+    max_payload_size = Attribute(
+        'Largest task body accepted by ``taskqueue.add``, in bytes.')
+    shared = Attribute(
+        'True when other processes can reach the queue (a worker process '
+        'may consume it); False for in-process queues.')
+
+    def stage(batch_id, messages):
+        """Store ``messages`` durably under ``batch_id``, invisible to
+        consumers.  Raise ``BackendUnavailable`` when that cannot be done
+        in bounded time: the transaction's vote then says no."""
+
+    def promote(batch_id):
+        """Make a staged batch pending, atomically and in its order.
+
+        Called after commit, so it must not raise for a batch that is
+        already gone; transport errors may raise (the batch stays staged)."""
+
+    def discard(batch_id):
+        """Forget a staged batch (its transaction aborted)."""
+
+    def reserve(consumer, limit, timeout):
+        """Move up to ``limit`` pending messages (retries that fell due
+        first) into ``consumer``'s processing list and return them in
+        queue order; wait up to ``timeout`` seconds when there are none.
+        Return an empty list on timeout or ``interrupt``."""
+
+    def interrupt(consumer):
+        """Wake every ``reserve`` of ``consumer`` that is waiting."""
+
+    def ack(consumer, messages):
+        """Remove finished messages from ``consumer``'s processing list."""
+
+    def retry(consumer, message, new_message, due):
+        """Replace ``message`` in the processing list by ``new_message``
+        among the delayed ones, due at epoch time ``due``; atomically."""
+
+    def bury(consumer, message, record):
+        """Replace ``message`` in the processing list by the dead-letter
+        ``record``; atomically."""
+
+    def requeue_processing(consumer):
+        """Put every message of ``consumer``'s processing list back at the
+        head of the pending list.  Return how many."""
+
+    def counts():
+        """Return a dict: pending, delayed, dead, staged (ints) and
+        processing ({consumer: int})."""
+
+    def dead_letters(start=0, stop=-1):
+        """Return dead-letter records, newest first."""
+
+    def requeue_dead(record, message):
+        """Remove ``record`` from the dead letters and make ``message``
+        pending again, atomically.  Return False if ``record`` was gone."""
+
+    def purge_dead():
+        """Delete every dead letter; return how many there were."""
+
+    def close():
+        """Release connections and wake waiters; the backend is done."""

@@ -1,0 +1,112 @@
+"""The filter (``egg:wsgi-taskqueue#taskqueue``) in front of the app.
+
+It binds the request being served for ``taskqueue.add``, keeps the
+``X-Task-*`` headers trustworthy by removing them from requests that come
+from the network, warns when a request leaves tasks in a transaction that
+never committed, and can manage the transaction itself for apps that have
+no transaction manager of their own.
+"""
+from __future__ import annotations
+
+import logging
+
+import transaction
+import webob
+
+from . import context
+from .dispatch import ENVIRON_KEY
+
+__all__ = ['TaskQueueMiddleware', 'filter_factory']
+
+log = logging.getLogger(__name__)
+
+_TASK_HEADER_PREFIX = 'HTTP_X_TASK_'
+
+
+class TaskQueueMiddleware:
+    """See the module docstring.
+
+    ``manage_transaction``: begin a transaction for each request, commit it
+    when the app answers 2xx or 3xx, abort it otherwise (pyramid_tm's
+    rule).  Leave it off under pyramid_tm or Zope, which manage their own:
+    a second manager would commit or abort at the wrong time.
+    """
+
+    def __init__(self, app, manage_transaction: bool = False):
+        self.app = app
+        self.manage_transaction = manage_transaction
+
+    def __call__(self, environ, start_response):
+        if ENVIRON_KEY not in environ:
+            for key in [k for k in environ if k.startswith(_TASK_HEADER_PREFIX)]:
+                del environ[key]
+        if _has_body(environ):
+            # The app may read wsgi.input before it calls add(), which
+            # copies the body by default.
+            webob.Request(environ).make_body_seekable()
+        request, token = context.bind(environ)
+        try:
+            if self.manage_transaction:
+                return self._call_in_transaction(environ, start_response)
+            return self.app(environ, start_response)
+        finally:
+            context.unbind(token)
+            _warn_uncommitted(request)
+
+    def _call_in_transaction(self, environ, start_response):
+        manager = transaction.manager
+        manager.begin()
+        response = []
+        chunks = []
+        try:
+            def capture(status, headers, exc_info=None):
+                response[:] = [status, headers, exc_info]
+                return chunks.append
+
+            app_iter = self.app(environ, capture)
+            try:
+                chunks.extend(app_iter)
+            finally:
+                close = getattr(app_iter, 'close', None)
+                if close is not None:
+                    close()
+        except BaseException:
+            manager.abort()
+            raise
+        status, headers, exc_info = response
+        if status[:1] in ('2', '3') and not manager.isDoomed():
+            manager.commit()
+        else:
+            manager.abort()
+        start_response(status, headers, exc_info)
+        return chunks
+
+
+def _has_body(environ) -> bool:
+    return (environ.get('CONTENT_LENGTH', '') not in ('', '0')
+            or 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower())
+
+
+def _warn_uncommitted(request: context.RequestContext) -> None:
+    for manager in request.data_managers:
+        if manager.state == 'open' and manager.tasks:
+            log.warning(
+                'request %s %s ended with %d task(s) in a transaction that '
+                'was not committed; they will not run unless it commits. '
+                'Use pyramid_tm or the filter\'s manage_transaction = true.',
+                request.environ.get('REQUEST_METHOD'),
+                request.environ.get('PATH_INFO'), len(manager.tasks))
+
+
+def filter_factory(global_conf, **settings):
+    """``paste.filter_factory``: also registers the ini's queues."""
+    from .config import configure, filter_settings
+
+    filename = global_conf.get('__file__')
+    options = filter_settings(settings, filename)
+    if filename:
+        configure(filename)
+
+    def filter(app):
+        return TaskQueueMiddleware(app, **options)
+    return filter

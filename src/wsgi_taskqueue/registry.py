@@ -1,0 +1,46 @@
+"""The named queues of this process.
+
+``taskqueue.add`` and the consumers look queues up here by name; the ini
+loader and ``register_queue`` fill it.
+"""
+from __future__ import annotations
+
+import threading
+
+from .errors import UnknownQueue
+
+_queues: dict = {}
+_lock = threading.Lock()
+
+
+def register_queue(name: str, queue) -> None:
+    """Make ``queue`` (an ``IQueueBackend``) known under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'a queue name must be a non-empty string, not {name!r}')
+    with _lock:
+        queue.name = name
+        _queues[name] = queue
+
+
+def unregister_queue(name: str):
+    """Forget the queue ``name`` and return it (None if there was none)."""
+    with _lock:
+        return _queues.pop(name, None)
+
+
+def get_queue(name: str | None = None):
+    """Return the queue ``name``; None means the default queue, the
+    alphabetically first one (collective.taskqueue's rule)."""
+    queues = _queues
+    if name is None:
+        if not queues:
+            raise UnknownQueue(None, [])
+        name = min(queues)
+    try:
+        return queues[name]
+    except KeyError:
+        raise UnknownQueue(name, sorted(queues)) from None
+
+
+def queue_names() -> list[str]:
+    return sorted(_queues)

@@ -1,0 +1,170 @@
+"""``taskqueue.add``: validate a task, build it, join it to the transaction.
+
+Everything that can be wrong with a task is found here, at ``add`` time, so
+a broken message never reaches a queue and the vote and after-commit steps
+only move bytes already prepared.
+"""
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import transaction
+import webob
+
+from . import context, datamanager
+from .errors import InvalidTask
+from .registry import get_queue
+from .task import Task
+
+__all__ = ['add', 'METHODS']
+
+METHODS = frozenset(
+    ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+#: Headers of the enqueuing request that must not travel: they describe
+#: that one connection (hop-by-hop, RFC 9110 7.6.1), would be a lie on the
+#: replay (User-Agent, Expect), or are the task's own (X-Task-*).
+_NOT_COPIED = frozenset([
+    'HTTP_CONNECTION', 'HTTP_KEEP_ALIVE', 'HTTP_PROXY_AUTHENTICATE',
+    'HTTP_PROXY_AUTHORIZATION', 'HTTP_PROXY_CONNECTION', 'HTTP_TE',
+    'HTTP_TRAILER', 'HTTP_TRANSFER_ENCODING', 'HTTP_UPGRADE',
+    'HTTP_USER_AGENT', 'HTTP_EXPECT', 'HTTP_CONTENT_LENGTH',
+])
+_TASK_HEADER_PREFIX = 'HTTP_X_TASK_'
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_FORBIDDEN_IN_VALUE = re.compile(r'[\r\n\x00]')
+_FORBIDDEN_IN_URL = re.compile(r'[\x00-\x20\x7f#]')
+
+#: The default of ``payload``: copy the body of the request being served.
+COPY = object()
+
+
+def add(url: str, method: str = 'GET', params: dict | None = None,
+        headers: dict | None = None, payload=COPY,
+        queue: str | None = None) -> str:
+    """Queue a request to ``url`` of this app, sent once the current
+    transaction commits; return the task id (sent as ``X-Task-Id``).
+
+    Headers and body are copied from the request being served (bound by
+    the filter); ``headers`` add to or replace them, ``payload=None`` sends
+    no body.  Outside a request only what is given travels.
+    """
+    backend = get_queue(queue)
+    request = context.current()
+    environ = request.environ if request is not None else None
+    task = Task.new(
+        queue=backend.name,
+        url=_with_params(_checked_url(url), params),
+        method=_checked_method(method),
+        environ=_task_environ(environ, headers, copy_body=payload is COPY),
+        payload=_checked_payload(payload, environ, backend.max_payload_size),
+        user_id=environ.get('REMOTE_USER') if environ else None,
+        script_name=environ.get('SCRIPT_NAME', '') if environ else '',
+        url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
+    )
+    message = backend.codec.encode(task)
+    manager = datamanager.for_transaction(transaction.get())
+    manager.add(backend, message)
+    if request is not None and manager not in request.data_managers:
+        request.data_managers.append(manager)
+    return task.id
+
+
+def _checked_url(url) -> str:
+    if not isinstance(url, str) or not url:
+        raise InvalidTask(f'url must be a non-empty string, not {url!r}')
+    if not url.startswith('/') or url.startswith('//'):
+        raise InvalidTask(
+            f'url must be a path inside the app starting with "/" '
+            f'(no scheme or host), not {url!r}')
+    if _FORBIDDEN_IN_URL.search(url):
+        raise InvalidTask(
+            f'url must not contain spaces, control characters or a '
+            f'fragment: {url!r}')
+    # Non-ASCII paths are legal in views; they travel percent-encoded.
+    return urllib.parse.quote(url, safe="/?&=%:@!$'()*+,;~-._")
+
+
+def _with_params(url: str, params) -> str:
+    if params is None:
+        return url
+    if not isinstance(params, dict):
+        raise InvalidTask(f'params must be a dict, not {type(params).__name__}')
+    if not params:
+        return url
+    query = urllib.parse.urlencode(params, doseq=True)
+    if '?' not in url:
+        return f'{url}?{query}'
+    if url.endswith(('?', '&')):
+        return url + query
+    return f'{url}&{query}'
+
+
+def _checked_method(method) -> str:
+    name = method.upper() if isinstance(method, str) else method
+    if name not in METHODS:
+        raise InvalidTask(
+            f'method must be one of {", ".join(sorted(METHODS))}, '
+            f'not {method!r}')
+    return name
+
+
+def _task_environ(environ, headers, copy_body: bool) -> dict:
+    task_environ = {}
+    if environ is not None:
+        for key, value in environ.items():
+            if (key.startswith('HTTP_') and key not in _NOT_COPIED
+                    and not key.startswith(_TASK_HEADER_PREFIX)):
+                task_environ[key] = value
+        if copy_body and environ.get('CONTENT_TYPE'):
+            task_environ['CONTENT_TYPE'] = environ['CONTENT_TYPE']
+    if headers is None:
+        return task_environ
+    if not isinstance(headers, dict):
+        raise InvalidTask(
+            f'headers must be a dict, not {type(headers).__name__}')
+    for name, value in headers.items():
+        key = _environ_key(name)
+        if not isinstance(value, str):
+            raise InvalidTask(
+                f'header {name!r}: value must be a string, not '
+                f'{type(value).__name__}')
+        if _FORBIDDEN_IN_VALUE.search(value):
+            raise InvalidTask(
+                f'header {name!r}: value must not contain CR, LF or NUL')
+        task_environ[key] = value
+    return task_environ
+
+
+def _environ_key(name) -> str:
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise InvalidTask(f'invalid header name {name!r}')
+    key = name.upper().replace('-', '_')
+    if key.startswith('X_TASK_'):
+        raise InvalidTask(
+            f'header {name!r}: X-Task-* headers are set by the dispatcher')
+    if key == 'CONTENT_LENGTH':
+        raise InvalidTask(
+            'header Content-Length: it is computed from the payload')
+    return key if key == 'CONTENT_TYPE' else 'HTTP_' + key
+
+
+def _checked_payload(payload, environ, limit: int) -> bytes:
+    if payload is COPY:
+        body = webob.Request(environ).body if environ is not None else b''
+    elif payload is None:
+        body = b''
+    elif isinstance(payload, str):
+        body = payload.encode('utf-8')
+    elif isinstance(payload, (bytes, bytearray, memoryview)):
+        body = bytes(payload)
+    else:
+        raise InvalidTask(
+            f'payload must be bytes, str or None, not '
+            f'{type(payload).__name__}')
+    if len(body) > limit:
+        raise InvalidTask(
+            f'payload of {len(body)} bytes is larger than the queue\'s '
+            f'max_payload_size of {limit} bytes')
+    return body

@@ -1,0 +1,119 @@
+"""A private ``redis-server`` for tests and benchmarks.
+
+Tests must never touch a Redis someone else runs (the one on 6379 may hold
+real data), so each suite starts its own server on a free port, in a
+temporary directory, and stops it afterwards.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+__all__ = ['RedisServer', 'free_port']
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A ``redis-server`` subprocess on a free port of 127.0.0.1.
+
+    ``appendonly=True`` makes it durable across :meth:`restart` (the fault
+    tests stop and restart Redis and expect committed tasks to survive).
+    """
+
+    def __init__(self, port: int | None = None, appendonly: bool = False,
+                 executable: str = 'redis-server'):
+        self.executable = shutil.which(executable)
+        if self.executable is None:
+            raise RuntimeError(
+                f'{executable!r} not found on PATH; install it '
+                '(Debian: apt-get install redis-server)')
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}/0'
+
+    def start(self, timeout: float = 10.0) -> 'RedisServer':
+        args = [
+            self.executable, '--port', str(self.port), '--bind', '127.0.0.1',
+            '--dir', self.directory, '--save', '',
+            '--appendonly', 'yes' if self.appendonly else 'no',
+            '--appendfsync', 'always',
+            '--daemonize', 'no', '--loglevel', 'warning',
+        ]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_until(self._answers, timeout, 'start')
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server; with AOF on, everything acknowledged is kept."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop the server abruptly (SIGKILL), as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def client(self, **kwargs):
+        import redis
+        return redis.Redis(port=self.port, host='127.0.0.1', **kwargs)
+
+    def __enter__(self) -> 'RedisServer':
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(('127.0.0.1', self.port), 0.5) as s:
+                s.sendall(b'PING\r\n')
+                return s.recv(16).startswith(b'+PONG')
+        except OSError:
+            return False
+
+    def _wait_until(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f'redis-server on port {self.port} exited during {what} '
+                    f'(status {self.process.returncode})')
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f'redis-server on port {self.port} did not {what} '
+                    f'within {timeout}s')
+            time.sleep(0.02)
