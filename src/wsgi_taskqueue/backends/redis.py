@@ -11,7 +11,7 @@ P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / d
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
 P:{Q}:pending            list   promote (LPUSH, batch order kept)    reserve (from the right)
 P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack, retry, bury, requeue
-P:{Q}:consumers          set    requeue_processing at consumer start (kept: names for counts)
+P:{Q}:consumers          set    reserve, requeue_processing          (kept: names for counts)
 P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
 ======================== ====== ==================================== ==========================
@@ -57,6 +57,7 @@ return #items
 """
 
 _RESERVE = """
+redis.call('SADD', KEYS[4], ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, 100)
 for i = 1, #due do
   redis.call('RPUSH', KEYS[1], due[i])
@@ -68,7 +69,9 @@ for i = 1, tonumber(ARGV[1]) do
   if not message then break end
   taken[i] = message
 end
-return taken
+if #taken > 0 then return {taken, false} end
+local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {taken, next_retry[2] or false}
 """
 
 _REQUEUE_PROCESSING = """
@@ -139,6 +142,7 @@ class RedisQueue(QueueBase):
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
+        self._interruptions: dict[str, int] = {}
 
     @property
     def name(self) -> str:
@@ -188,18 +192,32 @@ class RedisQueue(QueueBase):
 
     def reserve(self, consumer, limit, timeout):
         processing = self.processing_key(consumer)
+        deadline = time.monotonic() + timeout
+        interruptions = self._interruptions.get(consumer, 0)
         with _translated_errors(self.where):
-            taken = self._reserve(
-                keys=[self.pending_key, processing, self.delayed_key],
-                args=[limit, time.time()])
-            if taken or timeout <= 0:
-                return taken
-            message = self._waiter(consumer, timeout).blmove(
-                self.pending_key, processing, timeout, 'RIGHT', 'LEFT')
-        return [message] if message is not None else []
+            while True:
+                taken, next_retry = self._reserve(
+                    keys=[self.pending_key, processing, self.delayed_key,
+                          self.consumers_key],
+                    args=[limit, time.time(), consumer])
+                if taken:
+                    return taken
+                wait = deadline - time.monotonic()
+                if wait <= 0 or interruptions != self._interruptions.get(
+                        consumer, 0):
+                    return []
+                if next_retry is not None:
+                    # BLMOVE does not wake for a retry falling due.
+                    wait = min(wait, max(0.001, float(next_retry) - time.time()))
+                message = self._waiter(consumer, timeout).blmove(
+                    self.pending_key, processing, wait, 'RIGHT', 'LEFT')
+                if message is not None:
+                    return [message]
 
     def interrupt(self, consumer):
         with self._waiting_lock:
+            self._interruptions[consumer] = (
+                self._interruptions.get(consumer, 0) + 1)
             waiters = list(self._waiting.get(consumer, ()))
         with _translated_errors(self.where):
             for waiter in waiters:

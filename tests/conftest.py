@@ -1,0 +1,63 @@
+"""Fixtures shared by the whole suite.
+
+Redis is a real ``redis-server`` the suite starts on a free port; each
+test gets a clean database on it (FLUSHALL of our own server only).
+"""
+from __future__ import annotations
+
+import pytest
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import registry
+from wsgi_taskqueue.testing import RedisServer
+
+
+@pytest.fixture(scope='session')
+def redis_server():
+    with RedisServer(appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The URL of a Redis with nothing in it."""
+    if redis_server.process is None:  # a test stopped it
+        redis_server.start()
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    """No queue, transaction or configuration leaks from one test to the
+    next."""
+    transaction.abort()
+    yield
+    transaction.abort()
+    for name in registry.queue_names():
+        registry.unregister_queue(name).close()
+    from wsgi_taskqueue import config
+    config._configured.clear()
+
+
+@pytest.fixture
+def local_queue():
+    queue = wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('default', queue)
+    return queue
+
+
+@pytest.fixture
+def redis_queue(redis_url):
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=2.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    return queue
+
+
+@pytest.fixture(params=['local', 'redis'])
+def queue(request):
+    """Each backend in turn: one contract, two implementations."""
+    return request.getfixturevalue(f'{request.param}_queue')

@@ -1,0 +1,134 @@
+"""One contract, every backend (see IQueueBackend)."""
+import threading
+import time
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from wsgi_taskqueue.interfaces import IQueueBackend
+
+
+def promoted(queue, *messages, batch='b1'):
+    queue.stage(batch, list(messages))
+    queue.promote(batch)
+
+
+def test_backends_provide_the_interface(queue):
+    assert verifyObject(IQueueBackend, queue)
+
+
+def test_staged_batches_are_invisible_until_promoted(queue):
+    queue.stage('b1', [b'1', b'2'])
+    assert queue.reserve('c', 10, 0) == []
+    assert queue.counts()['staged'] == 1
+    queue.promote('b1')
+    assert queue.reserve('c', 10, 0) == [b'1', b'2']
+    assert queue.counts()['staged'] == 0
+
+
+def test_discarded_batches_never_appear(queue):
+    queue.stage('b1', [b'1'])
+    queue.discard('b1')
+    queue.promote('b1')  # after-commit of a batch that is gone: no error
+    assert queue.reserve('c', 10, 0) == []
+    assert queue.counts()['staged'] == 0
+
+
+def test_batches_keep_their_order_and_queue_behind_earlier_ones(queue):
+    promoted(queue, b'1', b'2', batch='b1')
+    promoted(queue, b'3', b'4', batch='b2')
+    assert queue.reserve('c', 3, 0) == [b'1', b'2', b'3']
+    assert queue.reserve('c', 3, 0) == [b'4']
+
+
+def test_large_batches_are_promoted_whole(queue):
+    messages = [str(n).encode() for n in range(2500)]
+    promoted(queue, *messages)
+    assert queue.reserve('c', 3000, 0) == messages
+
+
+def test_reserved_messages_stay_in_the_processing_list_until_acked(queue):
+    promoted(queue, b'1', b'2')
+    queue.reserve('c', 2, 0)
+    assert queue.counts()['processing'] == {'c': 2}
+    queue.ack('c', [b'1'])
+    assert queue.counts()['processing'] == {'c': 1}
+    queue.ack('c', [b'2'])
+    assert queue.counts()['processing'] == {}
+
+
+def test_leftovers_are_requeued_ahead_of_pending_in_their_order(queue):
+    promoted(queue, b'1', b'2', b'3')
+    assert queue.reserve('c', 2, 0) == [b'1', b'2']
+    assert queue.requeue_processing('c') == 2
+    assert queue.requeue_processing('c') == 0
+    assert queue.reserve('other', 3, 0) == [b'1', b'2', b'3']
+
+
+def test_reserve_waits_for_a_message(queue):
+    threading.Timer(0.2, promoted, (queue, b'late')).start()
+    started = time.monotonic()
+    assert queue.reserve('c', 1, 5) == [b'late']
+    assert time.monotonic() - started < 4
+
+
+def test_reserve_gives_up_after_its_timeout(queue):
+    started = time.monotonic()
+    assert queue.reserve('c', 1, 0.3) == []
+    assert time.monotonic() - started >= 0.25
+
+
+def test_interrupt_ends_a_waiting_reserve(queue):
+    result = []
+    waiter = threading.Thread(
+        target=lambda: result.append(queue.reserve('c', 1, 30)))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while waiter.is_alive() and time.monotonic() < deadline:
+        queue.interrupt('c')
+        waiter.join(0.05)
+    assert not waiter.is_alive()
+    assert result == [[]]
+
+
+def test_retried_messages_come_back_when_due(queue):
+    promoted(queue, b'first')
+    queue.reserve('c', 1, 0)
+    queue.retry('c', b'first', b'first, attempt 2', time.time() + 0.3)
+    assert queue.counts()['delayed'] == 1
+    assert queue.counts()['processing'] == {}
+    assert queue.reserve('c', 1, 0) == []
+    assert queue.reserve('c', 1, 5) == [b'first, attempt 2']
+    assert queue.counts()['delayed'] == 0
+
+
+def test_due_retries_go_ahead_of_pending_messages(queue):
+    promoted(queue, b'a', b'b')
+    queue.reserve('c', 1, 0)
+    queue.retry('c', b'a', b'a2', time.time() - 1)
+    assert queue.reserve('c', 2, 0) == [b'a2', b'b']
+
+
+def test_buried_messages_are_dead_letters_until_requeued(queue):
+    promoted(queue, b'poison', b'other')
+    queue.reserve('c', 2, 0)
+    queue.bury('c', b'poison', b'record 1')
+    queue.bury('c', b'other', b'record 2')
+    assert queue.counts()['dead'] == 2
+    assert queue.counts()['processing'] == {}
+    assert queue.dead_letters() == [b'record 2', b'record 1']
+    assert queue.dead_letters(0, 0) == [b'record 2']
+    assert queue.requeue_dead(b'record 1', b'poison again')
+    assert not queue.requeue_dead(b'record 1', b'poison again')
+    assert queue.reserve('c', 5, 0) == [b'poison again']
+    assert queue.purge_dead() == 1
+    assert queue.counts()['dead'] == 0
+
+
+def test_consumers_are_isolated(queue):
+    promoted(queue, b'1', b'2')
+    queue.reserve('a', 1, 0)
+    queue.reserve('b', 1, 0)
+    assert queue.counts()['processing'] == {'a': 1, 'b': 1}
+    assert queue.requeue_processing('a') == 1
+    assert queue.counts()['processing'] == {'b': 1}

@@ -1,0 +1,215 @@
+"""The transaction integration: G1 (no phantoms), G3 (visible only after
+commit), G4 (atomic, ordered batches), G6 (fail fast, nothing half-written)."""
+import time
+
+import pytest
+import sqlalchemy as sa
+import transaction
+from sqlalchemy.orm import Session, declarative_base
+from zope.sqlalchemy import register
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.errors import BackendUnavailable
+
+Base = declarative_base()
+
+
+class Row(Base):
+    __tablename__ = 'rows'
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String)
+
+
+def urls(queue):
+    return [queue.codec.decode(m).url for m in queue.reserve('test', 1000, 0)]
+
+
+def test_committed_tasks_become_pending_in_the_order_added(queue):
+    with transaction.manager:
+        for number in range(5):
+            taskqueue.add(f'/task/{number}')
+    assert urls(queue) == [f'/task/{number}' for number in range(5)]
+    assert queue.counts()['staged'] == 0
+
+
+def test_aborted_transactions_dispatch_nothing(queue):
+    with pytest.raises(ZeroDivisionError):
+        with transaction.manager:
+            taskqueue.add('/never')
+            1 / 0
+    transaction.begin()
+    taskqueue.add('/never')
+    transaction.abort()
+    assert urls(queue) == []
+    assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
+                              'staged': 0, 'processing': {}}
+
+
+def test_doomed_transactions_dispatch_nothing(queue):
+    transaction.begin()
+    taskqueue.add('/never')
+    transaction.doom()
+    with pytest.raises(transaction.interfaces.DoomedTransaction):
+        transaction.commit()
+    transaction.abort()
+    assert urls(queue) == []
+
+
+def test_rolling_back_a_savepoint_drops_the_tasks_added_after_it(queue):
+    with transaction.manager:
+        taskqueue.add('/kept')
+        savepoint = transaction.savepoint()
+        taskqueue.add('/dropped')
+        savepoint.rollback()
+        taskqueue.add('/also-kept')
+    assert urls(queue) == ['/kept', '/also-kept']
+
+
+def test_a_savepoint_taken_before_the_first_task_drops_them_all(queue):
+    with transaction.manager:
+        savepoint = transaction.savepoint()
+        taskqueue.add('/dropped')
+        savepoint.rollback()
+    assert urls(queue) == []
+
+
+class VetoingResource:
+    """A resource that votes no, after our vote has staged the tasks."""
+
+    def __init__(self, check=None):
+        self.check = check
+        self.transaction_manager = transaction.manager
+
+    def sortKey(self):
+        return '~~veto'
+
+    def tpc_vote(self, txn):
+        if self.check:
+            return self.check()
+        raise RuntimeError('vote: no')
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_finish = tpc_abort = abort
+
+
+def test_a_no_vote_of_another_resource_discards_the_staged_batch(queue):
+    transaction.begin()
+    taskqueue.add('/never')
+    transaction.get().join(VetoingResource())
+    with pytest.raises(RuntimeError, match='vote: no'):
+        transaction.commit()
+    transaction.abort()
+    assert urls(queue) == []
+    assert queue.counts()['staged'] == 0
+
+
+def test_tasks_are_invisible_to_consumers_until_the_commit_is_complete(queue):
+    seen = []
+    transaction.begin()
+    taskqueue.add('/later')
+    transaction.get().join(VetoingResource(
+        check=lambda: seen.append(queue.counts())))
+    transaction.commit()
+    assert seen[0]['pending'] == 0 and seen[0]['staged'] == 1
+    assert urls(queue) == ['/later']
+
+
+def test_tasks_of_one_transaction_for_several_queues_all_commit(redis_url):
+    mail = wsgi_taskqueue.RedisQueue(url=redis_url)
+    bulk = wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('mail', mail)
+    wsgi_taskqueue.register_queue('bulk', bulk)
+    with transaction.manager:
+        taskqueue.add('/m1', queue='mail')
+        taskqueue.add('/b1', queue='bulk')
+        taskqueue.add('/m2', queue='mail')
+    assert urls(mail) == ['/m1', '/m2']
+    assert urls(bulk) == ['/b1']
+
+
+def test_a_vote_against_a_stopped_redis_fails_fast_and_writes_nothing(
+        redis_server, redis_url):
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    redis_server.stop()
+    try:
+        transaction.begin()
+        taskqueue.add('/never')
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r'127\.0\.0\.1'):
+            transaction.commit()
+        assert time.monotonic() - started < 5
+        transaction.abort()
+    finally:
+        redis_server.start()
+    assert urls(queue) == []
+    assert queue.counts()['staged'] == 0
+
+
+def test_backend_unavailable_is_a_transient_error_for_retrying_managers():
+    assert issubclass(BackendUnavailable,
+                      transaction.interfaces.TransientError)
+
+
+@pytest.fixture
+def sql_session(tmp_path):
+    engine = sa.create_engine(f'sqlite:///{tmp_path}/test.db')
+    Base.metadata.create_all(engine)
+    session = Session(engine)
+    register(session)
+    yield session
+    session.close()
+    engine.dispose()
+
+
+def test_a_row_and_its_task_commit_together(redis_queue, sql_session):
+    with transaction.manager:
+        sql_session.add(Row(name='alice'))
+        taskqueue.add('/process/alice')
+    assert urls(redis_queue) == ['/process/alice']
+    assert sql_session.scalars(sa.select(Row.name)).all() == ['alice']
+
+
+def test_a_row_and_its_task_abort_together(redis_queue, sql_session):
+    transaction.begin()
+    sql_session.add(Row(name='bob'))
+    taskqueue.add('/process/bob')
+    sql_session.flush()
+    transaction.abort()
+    assert urls(redis_queue) == []
+    assert sql_session.scalars(sa.select(Row.name)).all() == []
+
+
+def test_a_failing_sql_commit_leaves_no_task(redis_queue, sql_session):
+    sql_session.add(Row(id=1, name='first'))
+    transaction.commit()
+    sql_session.add(Row(id=1, name='duplicate key'))
+    taskqueue.add('/never')
+    with pytest.raises(sa.exc.IntegrityError):
+        transaction.commit()
+    transaction.abort()
+    assert urls(redis_queue) == []
+    assert redis_queue.counts()['staged'] == 0
+
+
+def test_the_task_votes_before_sqlalchemy_commits_in_its_vote(
+        redis_server, redis_url, sql_session):
+    """With Redis down the vote fails before the one-phase SQL commit, so
+    neither the row nor the task exists."""
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    redis_server.stop()
+    try:
+        transaction.begin()
+        sql_session.add(Row(name='carol'))
+        taskqueue.add('/process/carol')
+        with pytest.raises(BackendUnavailable):
+            transaction.commit()
+        transaction.abort()
+    finally:
+        redis_server.start()
+    assert sql_session.scalars(sa.select(Row.name)).all() == []
+    assert urls(queue) == []

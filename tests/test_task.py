@@ -1,0 +1,101 @@
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from wsgi_taskqueue.errors import DecodeError
+from wsgi_taskqueue.task import Codec, Task
+
+
+def make_task(**overrides):
+    fields = dict(queue='default', url='/view?a=1', method='POST',
+                  environ={'HTTP_COOKIE': 'session=abc'}, payload=b'body',
+                  user_id='alice', script_name='', url_scheme='http')
+    fields.update(overrides)
+    return Task.new(**fields)
+
+
+def test_a_task_survives_encoding_unchanged():
+    codec = Codec()
+    task = make_task()
+    assert codec.decode(codec.encode(task)) == task
+
+
+def test_binary_payloads_travel_raw_not_escaped():
+    payload = bytes(range(256)) * 4
+    message = Codec().encode(make_task(payload=payload))
+    assert message.endswith(payload)
+    assert len(message) < len(payload) + 400
+
+
+def test_signed_tasks_decode_with_any_accepted_secret():
+    old, new = Codec(['old']), Codec(['new', 'old'])
+    task = make_task()
+    assert new.decode(old.encode(task)) == task
+    assert new.decode(new.encode(task)) == task
+
+
+def test_a_forged_signature_is_refused():
+    message = Codec(['secret']).encode(make_task())
+    with pytest.raises(DecodeError, match='does not match'):
+        Codec(['other']).decode(message)
+
+
+def test_a_tampered_body_is_refused():
+    message = Codec(['secret']).encode(make_task(user_id='alice'))
+    forged = message.replace(b'"alice"', b'"admin"')
+    with pytest.raises(DecodeError, match='does not match'):
+        Codec(['secret']).decode(forged)
+
+
+def test_unsigned_tasks_are_refused_when_a_secret_is_configured():
+    message = Codec().encode(make_task())
+    with pytest.raises(DecodeError, match='unsigned'):
+        Codec(['secret']).decode(message)
+
+
+def test_signed_tasks_are_refused_when_no_secret_can_check_them():
+    message = Codec(['secret']).encode(make_task())
+    with pytest.raises(DecodeError, match='no secret'):
+        Codec().decode(message)
+
+
+@pytest.mark.parametrize('message, reason', [
+    (b'no newline at all', 'no signature line'),
+    (b'\nnot json\n', 'not JSON'),
+    (b'\n{"v": 99}\n', 'version'),
+    (b'\n[1, 2]\n', 'version'),
+    (b'\n{"v": 1, "id": "x"}\n', 'lacks field'),
+])
+def test_undecodable_messages_say_why(message, reason):
+    with pytest.raises(DecodeError, match=reason) as info:
+        Codec().decode(message)
+    assert info.value.message == message
+
+
+def test_the_next_attempt_keeps_the_id():
+    task = make_task()
+    retried = task.next_attempt()
+    assert (retried.id, retried.attempt) == (task.id, 2)
+    assert retried.first_attempt() == task
+
+
+headers = st.dictionaries(
+    st.from_regex(r'HTTP_[A-Z_]{1,20}', fullmatch=True),
+    st.text(max_size=50))
+
+
+@given(url=st.text(max_size=100), method=st.sampled_from(['GET', 'POST']),
+       environ=headers, payload=st.binary(max_size=500),
+       user_id=st.none() | st.text(max_size=20),
+       secrets=st.lists(st.text(min_size=1, max_size=10), max_size=3))
+def test_any_task_round_trips(url, method, environ, payload, user_id, secrets):
+    codec = Codec(secrets)
+    task = make_task(url=url, method=method, environ=environ,
+                     payload=payload, user_id=user_id)
+    assert codec.decode(codec.encode(task)) == task
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_decode_into_a_signed_task(garbage):
+    with pytest.raises(DecodeError):
+        Codec(['secret']).decode(garbage)

@@ -1,0 +1,166 @@
+import contextlib
+
+import hypothesis.strategies as st
+import pytest
+import transaction
+import webob
+from hypothesis import given
+
+import wsgi_taskqueue
+from wsgi_taskqueue import context, taskqueue
+from wsgi_taskqueue.errors import InvalidTask, UnknownQueue
+
+
+@contextlib.contextmanager
+def serving(path='/enqueue', **kwargs):
+    """Pretend the filter is serving a request while add() is called."""
+    environ = webob.Request.blank(path, **kwargs).environ
+    request, token = context.bind(environ)
+    try:
+        yield environ
+    finally:
+        context.unbind(token)
+
+
+def committed_tasks(queue):
+    """Commit, then take every task of ``queue`` as the consumer would."""
+    transaction.commit()
+    return [queue.codec.decode(message)
+            for message in queue.reserve('test', 1000, 0)]
+
+
+def test_add_returns_the_task_id(local_queue):
+    task_id = taskqueue.add('/view')
+    [task] = committed_tasks(local_queue)
+    assert task.id == task_id
+    assert (task.url, task.method, task.attempt) == ('/view', 'GET', 1)
+
+
+def test_params_are_appended_to_the_query_string(local_queue):
+    taskqueue.add('/a', params={'x': 1, 'y': ['2', '3']})
+    taskqueue.add('/b?z=0', params={'x': 'é'})
+    taskqueue.add('/c?', params={'x': 1})
+    assert [t.url for t in committed_tasks(local_queue)] == [
+        '/a?x=1&y=2&y=3', '/b?z=0&x=%C3%A9', '/c?x=1']
+
+
+def test_methods_are_case_insensitive(local_queue):
+    taskqueue.add('/a', method='post')
+    [task] = committed_tasks(local_queue)
+    assert task.method == 'POST'
+
+
+def test_headers_and_body_of_the_request_are_copied(local_queue):
+    with serving(method='POST', POST={'a': '1'},
+                 headers={'Cookie': 'session=s', 'Authorization': 'Basic eA==',
+                          'User-Agent': 'Browser', 'Connection': 'keep-alive',
+                          'X-Task-Id': 'forged', 'Host': 'example.com:8080'},
+                 environ={'REMOTE_USER': 'alice', 'SCRIPT_NAME': '/site',
+                          'wsgi.url_scheme': 'https'}):
+        taskqueue.add('/task', method='POST')
+    [task] = committed_tasks(local_queue)
+    assert task.environ == {
+        'HTTP_COOKIE': 'session=s', 'HTTP_AUTHORIZATION': 'Basic eA==',
+        'HTTP_HOST': 'example.com:8080',
+        'CONTENT_TYPE': 'application/x-www-form-urlencoded'}
+    assert task.payload == b'a=1'
+    assert task.user_id == 'alice'
+    assert (task.script_name, task.url_scheme) == ('/site', 'https')
+
+
+def test_explicit_headers_win_and_payload_none_sends_no_body(local_queue):
+    with serving(method='POST', POST={'a': '1'}, headers={'Cookie': 'a=1'}):
+        taskqueue.add('/task', headers={'Cookie': 'b=2', 'X-Extra': 'yes'},
+                      payload=None)
+    [task] = committed_tasks(local_queue)
+    assert task.environ == {'HTTP_COOKIE': 'b=2', 'HTTP_X_EXTRA': 'yes',
+                            'HTTP_HOST': 'localhost:80'}
+    assert task.payload == b''
+
+
+def test_an_explicit_payload_replaces_the_body(local_queue):
+    with serving(method='POST', POST={'a': '1'}):
+        taskqueue.add('/task', payload='{"é": 1}',
+                      headers={'Content-Type': 'application/json'})
+    [task] = committed_tasks(local_queue)
+    assert task.payload == '{"é": 1}'.encode()
+    assert task.environ['CONTENT_TYPE'] == 'application/json'
+
+
+def test_outside_a_request_only_what_is_given_travels(local_queue):
+    taskqueue.add('/cron', headers={'Authorization': 'Bearer t'})
+    [task] = committed_tasks(local_queue)
+    assert task.environ == {'HTTP_AUTHORIZATION': 'Bearer t'}
+    assert (task.payload, task.user_id) == (b'', None)
+
+
+def test_the_default_queue_is_the_alphabetically_first():
+    queues = {name: wsgi_taskqueue.LocalQueue() for name in ('mail', 'bulk')}
+    for name, queue in queues.items():
+        wsgi_taskqueue.register_queue(name, queue)
+    taskqueue.add('/a')
+    taskqueue.add('/b', queue='mail')
+    assert [t.url for t in committed_tasks(queues['bulk'])] == ['/a']
+    assert [t.url for t in committed_tasks(queues['mail'])] == ['/b']
+
+
+def test_without_any_queue_add_says_how_to_configure_one():
+    with pytest.raises(UnknownQueue, match=r'\[taskqueue\] section'):
+        taskqueue.add('/a')
+
+
+def test_an_unknown_queue_is_named(local_queue):
+    with pytest.raises(UnknownQueue, match="'nope'.*default"):
+        taskqueue.add('/a', queue='nope')
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'url': ''}, 'non-empty string'),
+    ({'url': None}, 'non-empty string'),
+    ({'url': 'view'}, 'path inside the app'),
+    ({'url': 'http://evil.example/view'}, 'path inside the app'),
+    ({'url': '//evil.example/view'}, 'path inside the app'),
+    ({'url': '/a b'}, 'spaces'),
+    ({'url': '/a\r\nX-Injected: 1'}, 'control characters'),
+    ({'url': '/a#frag'}, 'fragment'),
+    ({'method': 'BREW'}, 'method must be one of'),
+    ({'method': None}, 'method must be one of'),
+    ({'params': [('a', 1)]}, 'params must be a dict'),
+    ({'headers': [('A', 'b')]}, 'headers must be a dict'),
+    ({'headers': {'A': 'b\r\nC: d'}}, 'CR, LF'),
+    ({'headers': {'A\nB': 'c'}}, 'invalid header name'),
+    ({'headers': {'A': 1}}, 'value must be a string'),
+    ({'headers': {'X-Task-Id': 'x'}}, 'set by the dispatcher'),
+    ({'headers': {'Content-Length': '3'}}, 'computed from the payload'),
+    ({'payload': 3}, 'payload must be bytes, str or None'),
+])
+def test_bad_input_is_refused_at_add_time(local_queue, kwargs, message):
+    arguments = {'url': '/view', **kwargs}
+    with pytest.raises(InvalidTask, match=message):
+        taskqueue.add(**arguments)
+    assert committed_tasks(local_queue) == []
+
+
+def test_payloads_above_the_queue_limit_are_refused():
+    wsgi_taskqueue.register_queue(
+        'small', wsgi_taskqueue.LocalQueue(max_payload_size=10))
+    taskqueue.add('/a', payload=b'x' * 10)
+    with pytest.raises(InvalidTask, match='11 bytes.*max_payload_size of 10'):
+        taskqueue.add('/a', payload=b'x' * 11)
+
+
+@given(st.text(max_size=60))
+def test_add_either_refuses_a_url_or_queues_a_path_without_control_chars(url):
+    queue = wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('prop', queue)
+    try:
+        taskqueue.add(url, queue='prop')
+    except InvalidTask:
+        return
+    finally:
+        transaction.commit()
+    [message] = queue.reserve('test', 10, 0)
+    task = queue.codec.decode(message)
+    assert task.url.startswith('/') and not task.url.startswith('//')
+    assert task.url.isascii()
+    assert not any(c in task.url for c in ' \r\n\x00#')
