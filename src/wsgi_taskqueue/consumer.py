@@ -39,6 +39,8 @@ class Consumer:
     ``prefetch`` is how many one thread reserves per round trip.
     """
 
+    _INTERRUPT_INTERVAL = 0.05
+
     def __init__(self, app, queue: str | None = None, name: str | None = None,
                  concurrent_limit: int = 1, retry_max_count: int = 10,
                  retry_delay: float = 1.0, retry_delay_max: float = 300.0,
@@ -89,19 +91,29 @@ class Consumer:
         in flight.  Return True when all finished; the others stay in the
         processing list and are requeued at the next start."""
         self._stopping.set()
-        try:
-            self.backend.interrupt(self.name)
-        except BackendUnavailable:
-            pass  # Waiting threads will notice at their next poll.
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(None if deadline is None
-                        else max(0.0, deadline - time.monotonic()))
+            while thread.is_alive():
+                # Interrupt again and again: a thread may enter its wait
+                # just after an interruption was sent.
+                self._interrupt()
+                remaining = (self._INTERRUPT_INTERVAL if deadline is None
+                             else min(self._INTERRUPT_INTERVAL,
+                                      deadline - time.monotonic()))
+                if remaining <= 0:
+                    break
+                thread.join(remaining)
         finished = not self.running
         if not finished:
             log.warning('%r stopped with tasks still in flight; they will '
                         'be requeued when it starts again', self)
         return finished
+
+    def _interrupt(self) -> None:
+        try:
+            self.backend.interrupt(self.name)
+        except BackendUnavailable:
+            pass  # Waiting threads will notice at their next poll.
 
     def _run(self) -> None:
         outage = _Outage(self, self._stopping)

@@ -309,6 +309,7 @@ class RedisQueue(QueueBase):
         if waiter is None:
             waiter = mine[consumer] = _Waiter(
                 self.pool, self.socket_timeout + timeout)
+            waiter.connection.connect()
             with self._waiting_lock:
                 self._waiting.setdefault(consumer, set()).add(waiter)
         return waiter

@@ -1,0 +1,217 @@
+"""Consumers: dispatch, the outcome table, stop and restart."""
+import threading
+import time
+
+import pytest
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.deadletter import dead_letters, purge_dead, requeue_dead
+
+from dummies import RecordingApp, wait_until
+
+
+@pytest.fixture
+def consume():
+    """Start consumers; stop them all after the test."""
+    started = []
+
+    def start(app, **kwargs):
+        kwargs.setdefault('name', f'test-{len(started)}')
+        kwargs.setdefault('poll_interval', 0.2)
+        consumer = wsgi_taskqueue.Consumer(app, **kwargs)
+        consumer.start()
+        started.append(consumer)
+        return consumer
+    yield start
+    for consumer in started:
+        consumer.stop(5)
+
+
+def add(*urls, **kwargs):
+    with transaction.manager:
+        return [taskqueue.add(url, **kwargs) for url in urls]
+
+
+def test_a_committed_task_is_dispatched_and_acknowledged(queue, consume):
+    app = RecordingApp()
+    consume(app)
+    [task_id] = add('/hello?x=1', method='POST', payload=b'data',
+                    headers={'Cookie': 'a=b'})
+    [environ] = app.wait_for(1)
+    task = environ['wsgi_taskqueue.task']
+    assert task.id == task_id and task.attempt == 1
+    assert (environ['REQUEST_METHOD'], environ['PATH_INFO'],
+            environ['QUERY_STRING']) == ('POST', '/hello', 'x=1')
+    assert environ['test.body'] == b'data'
+    assert environ['HTTP_COOKIE'] == 'a=b'
+    assert environ['HTTP_X_TASK_ID'] == task_id
+    assert environ['HTTP_X_TASK_QUEUE'] == 'default'
+    assert environ['HTTP_X_TASK_RETRY_COUNT'] == '0'
+    assert environ['HTTP_USER_AGENT'].startswith('wsgi-taskqueue/')
+    wait_until(lambda: queue.counts()['processing'] == {})
+    assert app.closed == 1
+
+
+def test_many_tasks_run_exactly_once_with_several_threads(queue, consume):
+    app = RecordingApp()
+    consume(app, concurrent_limit=4, prefetch=3)
+    ids = []
+    for _ in range(10):
+        ids += add(*[f'/t/{n}' for n in range(20)])
+    environs = app.wait_for(200)
+    wait_until(lambda: queue.counts()['processing'] == {})
+    assert sorted(e['HTTP_X_TASK_ID'] for e in app.environs) == sorted(ids)
+    assert len(environs) == 200
+
+
+def test_redirects_are_done_but_not_followed(queue, consume):
+    app = RecordingApp('302 Found', [('Location', '/elsewhere')])
+    consume(app)
+    add('/moved')
+    app.wait_for(1)
+    wait_until(lambda: queue.counts()['processing'] == {})
+    assert queue.counts()['dead'] == queue.counts()['delayed'] == 0
+    assert len(app.environs) == 1
+
+
+@pytest.mark.parametrize('status', ['500 Internal Server Error',
+                                    '503 Service Unavailable', '409 Conflict',
+                                    '429 Too Many Requests'])
+def test_retryable_answers_are_retried_then_dead_lettered(
+        queue, consume, status):
+    app = RecordingApp(status)
+    consume(app, retry_max_count=2, retry_delay=0.05)
+    [task_id] = add('/flaky')
+    environs = app.wait_for(3)
+    wait_until(lambda: queue.counts()['dead'] == 1)
+    assert [e['HTTP_X_TASK_RETRY_COUNT'] for e in environs] == ['0', '1', '2']
+    assert {e['HTTP_X_TASK_ID'] for e in environs} == {task_id}
+    [letter] = dead_letters()
+    assert (letter.task_id, letter.status, letter.attempt) == (
+        task_id, status, 3)
+    assert letter.error == 'ok'  # the body excerpt of the last answer
+
+
+def test_a_task_that_recovers_is_done(queue, consume):
+    app = RecordingApp(respond=lambda environ: (
+        '500 Oops' if environ['HTTP_X_TASK_RETRY_COUNT'] == '0' else '200 OK'))
+    consume(app, retry_delay=0.05)
+    add('/recovers')
+    app.wait_for(2)
+    wait_until(lambda: queue.counts()['processing'] == {})
+    assert queue.counts()['dead'] == queue.counts()['delayed'] == 0
+
+
+def test_exceptions_are_retried_with_the_traceback_kept(queue, consume):
+    def respond(environ):
+        raise KeyError('broken view')
+    consume(RecordingApp(respond=respond), retry_max_count=0)
+    add('/raises')
+    wait_until(lambda: queue.counts()['dead'] == 1)
+    [letter] = dead_letters()
+    assert letter.status is None
+    assert "KeyError: 'broken view'" in letter.error
+
+
+def test_client_errors_are_dead_lettered_at_once(queue, consume):
+    app = RecordingApp('404 Not Found', body=[b'no such view'])
+    consume(app, retry_max_count=5, retry_delay=0.05)
+    add('/missing')
+    wait_until(lambda: queue.counts()['dead'] == 1)
+    assert len(app.environs) == 1
+    [letter] = dead_letters()
+    assert (letter.url, letter.status, letter.error) == (
+        '/missing', '404 Not Found', 'no such view')
+
+
+def test_retry_after_is_honoured(queue, consume):
+    app = RecordingApp('503 Busy', [('Retry-After', '30')])
+    consume(app, retry_delay=0.01)
+    add('/busy')
+    wait_until(lambda: queue.counts()['delayed'] == 1)
+    assert len(app.environs) == 1
+
+
+def test_dead_letters_can_be_requeued_and_run_from_attempt_one(
+        queue, consume):
+    fail = threading.Event()
+    fail.set()
+    app = RecordingApp(respond=lambda environ: (
+        '400 Bad' if fail.is_set() else '200 OK'))
+    consume(app)
+    [task_id] = add('/later-fixed')
+    wait_until(lambda: queue.counts()['dead'] == 1)
+    fail.clear()
+    [letter] = dead_letters()
+    assert requeue_dead(letter)
+    environs = app.wait_for(2)
+    assert environs[1]['HTTP_X_TASK_ID'] == task_id
+    assert environs[1]['HTTP_X_TASK_RETRY_COUNT'] == '0'
+    wait_until(lambda: queue.counts()['processing'] == {})
+    assert queue.counts()['dead'] == 0
+    assert purge_dead() == 0
+
+
+def test_a_message_that_is_not_a_task_is_buried_and_the_consumer_goes_on(
+        queue, consume):
+    app = RecordingApp()
+    queue.stage('poison', [b'\n\x00garbage'])
+    queue.promote('poison')
+    consume(app)
+    add('/after-poison')
+    app.wait_for(1)
+    wait_until(lambda: queue.counts()['dead'] == 1)
+    [letter] = dead_letters()
+    assert letter.task_id is None and 'not JSON' in letter.error
+    assert letter.message == b'\n\x00garbage'
+
+
+def test_stop_waits_for_tasks_in_flight(queue, consume):
+    release = threading.Event()
+    app = RecordingApp(respond=lambda e: release.wait(10) and '200 OK')
+    consumer = consume(app)
+    add('/slow')
+    app.wait_for(1)
+    threading.Timer(0.2, release.set).start()
+    assert consumer.stop(5)
+    assert queue.counts()['processing'] == {}
+
+
+def test_a_stop_that_times_out_leaves_the_task_in_flight(
+        redis_queue, consume):
+    release = threading.Event()
+    app = RecordingApp(respond=lambda e: release.wait(10) and '200 OK')
+    consumer = consume(app, name='slow')
+    add('/slow')
+    app.wait_for(1)
+    assert not consumer.stop(0.1)
+    assert redis_queue.counts()['processing'] == {'slow': 1}
+    release.set()
+
+
+def test_a_consumer_requeues_its_own_leftovers_when_it_starts(
+        redis_queue, consume):
+    add('/left-over', '/pending')
+    # A previous run of 'restartable' took a task and died.
+    assert len(redis_queue.reserve('restartable', 1, 0)) == 1
+    app = RecordingApp()
+    consume(app, name='restartable')
+    environs = app.wait_for(2)
+    assert [e['PATH_INFO'] for e in environs] == ['/left-over', '/pending']
+    wait_until(lambda: redis_queue.counts()['processing'] == {})
+
+
+def test_stop_is_prompt_when_idle(queue, consume):
+    consumer = consume(RecordingApp(), poll_interval=30, concurrent_limit=3)
+    started = time.monotonic()
+    assert consumer.stop(10)
+    assert time.monotonic() - started < 5
+
+
+def test_consumers_refuse_bad_limits(local_queue):
+    with pytest.raises(ValueError, match='concurrent_limit'):
+        wsgi_taskqueue.Consumer(RecordingApp(), concurrent_limit=0)
+    with pytest.raises(ValueError, match='prefetch'):
+        wsgi_taskqueue.Consumer(RecordingApp(), prefetch=0)
