@@ -79,20 +79,66 @@ def test_the_next_attempt_keeps_the_id():
     assert retried.first_attempt() == task
 
 
+# add() refuses lone surrogates before anything is encoded.
+text = st.text(st.characters(blacklist_categories=['Cs']), max_size=12)
+clean_text = st.text(st.characters(blacklist_characters='\r\n\x00',
+                                   blacklist_categories=['Cs']), max_size=50)
 headers = st.dictionaries(
-    st.from_regex(r'HTTP_[A-Z_]{1,20}', fullmatch=True),
-    st.text(max_size=50))
+    st.from_regex(r'HTTP_[A-Z][A-Z_]{0,19}', fullmatch=True).filter(
+        lambda key: not key.startswith('HTTP_X_TASK_')), clean_text)
+paths = st.from_regex(r"/[A-Za-z0-9/%?&=._~-]{0,60}", fullmatch=True).filter(
+    lambda url: not url.startswith('//'))
 
 
-@given(url=st.text(max_size=100), method=st.sampled_from(['GET', 'POST']),
+@given(url=paths, method=st.sampled_from(['GET', 'POST', 'DELETE']),
        environ=headers, payload=st.binary(max_size=500),
-       user_id=st.none() | st.text(max_size=20),
+       user_id=st.none() | clean_text,
        secrets=st.lists(st.text(min_size=1, max_size=10), max_size=3))
-def test_any_task_round_trips(url, method, environ, payload, user_id, secrets):
+def test_any_valid_task_round_trips(url, method, environ, payload, user_id,
+                                    secrets):
     codec = Codec(secrets)
     task = make_task(url=url, method=method, environ=environ,
                      payload=payload, user_id=user_id)
     assert codec.decode(codec.encode(task)) == task
+
+
+@given(url=text, method=text, environ=st.dictionaries(text, text),
+       user_id=st.none() | text,
+       attempt=st.integers(-2, 3))
+def test_decoding_gives_the_same_task_or_a_reason_never_a_crash(
+        url, method, environ, user_id, attempt):
+    codec = Codec(['secret'])
+    task = make_task(url=url, method=method, environ=environ,
+                     user_id=user_id, attempt=attempt)
+    try:
+        decoded = codec.decode(codec.encode(task))
+    except DecodeError as exc:
+        assert exc.reason.startswith('invalid task')
+    else:
+        assert decoded == task
+
+
+@pytest.mark.parametrize('field, value, reason', [
+    ('url', 'http://elsewhere/', 'path inside the app'),
+    ('method', 'BREW', 'method must be one of'),
+    ('environ', {'HTTP_X_TASK_ID': 'x'}, 'not allowed'),
+    ('environ', {'REMOTE_USER': 'admin'}, 'not allowed'),
+    ('environ', {'HTTP_A': 'b\r\nc'}, 'CR, LF'),
+    ('user_id', 'a\nb', 'CR, LF'),
+    ('attempt', 0, 'bad attempt'),
+    ('url_scheme', 'ftp', 'URL scheme'),
+])
+def test_tasks_are_revalidated_when_decoded(field, value, reason):
+    codec = Codec(['secret'])
+    message = codec.encode(make_task(**{field: value}))
+    with pytest.raises(DecodeError, match=reason):
+        codec.decode(message)
+
+
+def test_oversized_payloads_are_refused_when_decoded():
+    message = Codec().encode(make_task(payload=b'x' * 11))
+    with pytest.raises(DecodeError, match='larger than max_payload_size'):
+        Codec(max_payload_size=10).decode(message)
 
 
 @given(st.binary(max_size=300))

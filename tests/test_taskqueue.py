@@ -130,6 +130,8 @@ def test_an_unknown_queue_is_named(local_queue):
     ({'headers': {'A': 'b\r\nC: d'}}, 'CR, LF'),
     ({'headers': {'A\nB': 'c'}}, 'invalid header name'),
     ({'headers': {'A': 1}}, 'value must be a string'),
+    ({'headers': {'A': '\udc80'}}, 'lone surrogates'),
+    ({'url': '/\udc80'}, 'non-empty string'),
     ({'headers': {'X-Task-Id': 'x'}}, 'set by the dispatcher'),
     ({'headers': {'Content-Length': '3'}}, 'computed from the payload'),
     ({'payload': 3}, 'payload must be bytes, str or None'),

@@ -15,12 +15,11 @@ import webob
 
 from . import context
 from .dispatch import ENVIRON_KEY
+from .validation import TASK_HEADER_PREFIX
 
 __all__ = ['TaskQueueMiddleware', 'filter_factory']
 
 log = logging.getLogger(__name__)
-
-_TASK_HEADER_PREFIX = 'HTTP_X_TASK_'
 
 
 class TaskQueueMiddleware:
@@ -38,7 +37,7 @@ class TaskQueueMiddleware:
 
     def __call__(self, environ, start_response):
         if ENVIRON_KEY not in environ:
-            for key in [k for k in environ if k.startswith(_TASK_HEADER_PREFIX)]:
+            for key in [k for k in environ if k.startswith(TASK_HEADER_PREFIX)]:
                 del environ[key]
         if _has_body(environ):
             # The app may read wsgi.input before it calls add(), which

@@ -17,7 +17,9 @@ import json
 import time
 import uuid
 
-from .errors import DecodeError
+from .errors import DecodeError, InvalidTask
+from .validation import (check_environ, check_header_value, check_method,
+                         check_url)
 
 __all__ = ['Task', 'Codec']
 
@@ -77,9 +79,10 @@ class Codec:
     refused too: a consumer cannot vouch for what it cannot check.
     """
 
-    def __init__(self, secrets=()):
+    def __init__(self, secrets=(), max_payload_size: int | None = None):
         self.keys = [s.encode() if isinstance(s, str) else bytes(s)
                      for s in secrets]
+        self.max_payload_size = max_payload_size
 
     def encode(self, task: Task) -> bytes:
         header = json.dumps({
@@ -113,6 +116,10 @@ class Codec:
                 url_scheme=fields['s'])
         except KeyError as exc:
             raise DecodeError(f'task header lacks field {exc}', message)
+        try:
+            _check_decoded(task, self.max_payload_size)
+        except InvalidTask as exc:
+            raise DecodeError(f'invalid task: {exc}', message) from None
         return task
 
     def _sign(self, body: bytes) -> bytes:
@@ -133,3 +140,27 @@ class Codec:
             if hmac.compare_digest(expected, signature):
                 return
         raise DecodeError('task signature does not match any secret', message)
+
+
+def _check_decoded(task: Task, max_payload_size: int | None) -> None:
+    """Re-validate what came out of the queue: a signature proves who
+    wrote a message, not that its writer was careful."""
+    if not isinstance(task.id, str) or not task.id.isalnum():
+        raise InvalidTask(f'bad task id {task.id!r}')
+    if not isinstance(task.queue, str):
+        raise InvalidTask('bad queue name')
+    check_url(task.url)
+    check_method(task.method)
+    check_environ(task.environ)
+    if task.user_id is not None:
+        check_header_value('REMOTE_USER', task.user_id)
+    if not isinstance(task.created_at, (int, float)):
+        raise InvalidTask('bad creation time')
+    if type(task.attempt) is not int or task.attempt < 1:
+        raise InvalidTask(f'bad attempt {task.attempt!r}')
+    if not isinstance(task.script_name, str) or task.url_scheme not in (
+            'http', 'https'):
+        raise InvalidTask('bad script name or URL scheme')
+    if max_payload_size is not None and len(task.payload) > max_payload_size:
+        raise InvalidTask(f'payload of {len(task.payload)} bytes is larger '
+                          f'than max_payload_size ({max_payload_size})')

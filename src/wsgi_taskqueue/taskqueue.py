@@ -6,7 +6,6 @@ only move bytes already prepared.
 """
 from __future__ import annotations
 
-import re
 import urllib.parse
 
 import transaction
@@ -16,11 +15,10 @@ from . import context, datamanager
 from .errors import InvalidTask
 from .registry import get_queue
 from .task import Task
+from .validation import (METHODS, TASK_HEADER_PREFIX, check_header_value,
+                         check_method, check_url, environ_key)
 
 __all__ = ['add', 'METHODS']
-
-METHODS = frozenset(
-    ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 #: Headers of the enqueuing request that must not travel: they describe
 #: that one connection (hop-by-hop, RFC 9110 7.6.1), would be a lie on the
@@ -31,10 +29,6 @@ _NOT_COPIED = frozenset([
     'HTTP_TRAILER', 'HTTP_TRANSFER_ENCODING', 'HTTP_UPGRADE',
     'HTTP_USER_AGENT', 'HTTP_EXPECT', 'HTTP_CONTENT_LENGTH',
 ])
-_TASK_HEADER_PREFIX = 'HTTP_X_TASK_'
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_FORBIDDEN_IN_VALUE = re.compile(r'[\r\n\x00]')
-_FORBIDDEN_IN_URL = re.compile(r'[\x00-\x20\x7f#]')
 
 #: The default of ``payload``: copy the body of the request being served.
 COPY = object()
@@ -56,7 +50,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
     task = Task.new(
         queue=backend.name,
         url=_with_params(_checked_url(url), params),
-        method=_checked_method(method),
+        method=check_method(method),
         environ=_task_environ(environ, headers, copy_body=payload is COPY),
         payload=_checked_payload(payload, environ, backend.max_payload_size),
         user_id=environ.get('REMOTE_USER') if environ else None,
@@ -72,16 +66,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
 
 
 def _checked_url(url) -> str:
-    if not isinstance(url, str) or not url:
-        raise InvalidTask(f'url must be a non-empty string, not {url!r}')
-    if not url.startswith('/') or url.startswith('//'):
-        raise InvalidTask(
-            f'url must be a path inside the app starting with "/" '
-            f'(no scheme or host), not {url!r}')
-    if _FORBIDDEN_IN_URL.search(url):
-        raise InvalidTask(
-            f'url must not contain spaces, control characters or a '
-            f'fragment: {url!r}')
+    check_url(url)
     # Non-ASCII paths are legal in views; they travel percent-encoded.
     return urllib.parse.quote(url, safe="/?&=%:@!$'()*+,;~-._")
 
@@ -101,21 +86,12 @@ def _with_params(url: str, params) -> str:
     return f'{url}&{query}'
 
 
-def _checked_method(method) -> str:
-    name = method.upper() if isinstance(method, str) else method
-    if name not in METHODS:
-        raise InvalidTask(
-            f'method must be one of {", ".join(sorted(METHODS))}, '
-            f'not {method!r}')
-    return name
-
-
 def _task_environ(environ, headers, copy_body: bool) -> dict:
     task_environ = {}
     if environ is not None:
         for key, value in environ.items():
             if (key.startswith('HTTP_') and key not in _NOT_COPIED
-                    and not key.startswith(_TASK_HEADER_PREFIX)):
+                    and not key.startswith(TASK_HEADER_PREFIX)):
                 task_environ[key] = value
         if copy_body and environ.get('CONTENT_TYPE'):
             task_environ['CONTENT_TYPE'] = environ['CONTENT_TYPE']
@@ -125,29 +101,8 @@ def _task_environ(environ, headers, copy_body: bool) -> dict:
         raise InvalidTask(
             f'headers must be a dict, not {type(headers).__name__}')
     for name, value in headers.items():
-        key = _environ_key(name)
-        if not isinstance(value, str):
-            raise InvalidTask(
-                f'header {name!r}: value must be a string, not '
-                f'{type(value).__name__}')
-        if _FORBIDDEN_IN_VALUE.search(value):
-            raise InvalidTask(
-                f'header {name!r}: value must not contain CR, LF or NUL')
-        task_environ[key] = value
+        task_environ[environ_key(name)] = check_header_value(name, value)
     return task_environ
-
-
-def _environ_key(name) -> str:
-    if not isinstance(name, str) or not _TOKEN.match(name):
-        raise InvalidTask(f'invalid header name {name!r}')
-    key = name.upper().replace('-', '_')
-    if key.startswith('X_TASK_'):
-        raise InvalidTask(
-            f'header {name!r}: X-Task-* headers are set by the dispatcher')
-    if key == 'CONTENT_LENGTH':
-        raise InvalidTask(
-            'header Content-Length: it is computed from the payload')
-    return key if key == 'CONTENT_TYPE' else 'HTTP_' + key
 
 
 def _checked_payload(payload, environ, limit: int) -> bytes:

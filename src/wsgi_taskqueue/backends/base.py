@@ -18,7 +18,7 @@ class QueueBase:
                  secrets=()):
         self.name = name
         self.max_payload_size = max_payload_size
-        self.codec = Codec(secrets)
+        self.codec = Codec(secrets, max_payload_size)
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'

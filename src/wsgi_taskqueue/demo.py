@@ -1,0 +1,206 @@
+"""The demo app (``egg:wsgi-taskqueue#demo``): the queue at work, in a browser.
+
+=============  ===============================================================
+GET /          a page to enqueue tasks and watch their runs (it refreshes
+               itself every second)
+POST /enqueue  adds ``count`` tasks for /work in the request's transaction
+POST /work     the task: records its run; 404 unless it runs as a task
+GET /runs.json the runs, newest first (``?limit=N``), for scripts and tests
+=============  ===============================================================
+
+Runs go to a SQLite file (the ``runs_db`` setting), not to memory, so that
+a separate worker process records them where the web process reads them.
+Plain WSGI has no transaction manager: serve the demo behind the filter with
+``manage_transaction = true``.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import sqlite3
+import time
+
+import webob
+import webob.dec
+import webob.exc
+
+from . import taskqueue
+from .guard import current_task
+
+__all__ = ['app_factory', 'DemoApp', 'RunLog']
+
+#: Enough to see batches spread over the consumers; more is a load test,
+#: which is what benchmarks/ is for.
+MAX_COUNT = 1000
+
+#: The cookie that remembers the name typed into the form.
+USER_COOKIE = 'demo_user'
+
+
+class RunLog:
+    """The task runs, in a SQLite file every process of the demo shares."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with self._db() as db:
+            # WAL: the page reads while consumer threads and worker
+            # processes write, and none of them waits for the others.
+            db.execute('PRAGMA journal_mode=WAL')
+            db.execute('CREATE TABLE IF NOT EXISTS runs ('
+                       ' id INTEGER PRIMARY KEY AUTOINCREMENT,'
+                       ' task_id TEXT NOT NULL, attempt INTEGER NOT NULL,'
+                       ' user TEXT, item TEXT, pid INTEGER NOT NULL,'
+                       ' ran_at REAL NOT NULL)')
+
+    @contextlib.contextmanager
+    def _db(self):
+        """A connection per use: cheap for SQLite, and safe in any thread.
+
+        A busy timeout longer than any write takes, so concurrent writers
+        queue up instead of failing.
+        """
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:  # commits, or rolls back on an exception
+                yield db
+        finally:
+            db.close()
+
+    def record(self, task, user: str | None, item: str | None) -> None:
+        with self._db() as db:
+            db.execute('INSERT INTO runs (task_id, attempt, user, item, pid,'
+                       ' ran_at) VALUES (?, ?, ?, ?, ?, ?)',
+                       (task.id, task.attempt, user, item, os.getpid(),
+                        time.time()))
+
+    def summary(self, limit: int | None = None) -> dict:
+        """The number of runs, per process too, and the newest ``limit``
+        runs (all when None)."""
+        with self._db() as db:
+            count = db.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
+            processes = dict(db.execute(
+                'SELECT pid, COUNT(*) FROM runs GROUP BY pid').fetchall())
+            runs = db.execute(
+                'SELECT task_id, attempt, user, item, pid, ran_at FROM runs'
+                ' ORDER BY id DESC LIMIT ?',
+                (-1 if limit is None else limit,)).fetchall()
+        return {'count': count, 'processes': processes,
+                'runs': [dict(run) for run in runs]}
+
+
+class DemoApp:
+    """The routes of the module docstring."""
+
+    def __init__(self, runs: RunLog):
+        self.runs = runs
+        self.routes = {
+            ('GET', '/'): self.page,
+            ('POST', '/enqueue'): self.enqueue,
+            ('POST', '/work'): self.work,
+            ('GET', '/runs.json'): self.runs_json,
+        }
+
+    @webob.dec.wsgify
+    def __call__(self, request: webob.Request):
+        route = self.routes.get((request.method, request.path_info))
+        if route is None:
+            return webob.exc.HTTPNotFound()
+        return route(request)
+
+    def page(self, request):
+        user = request.cookies.get(USER_COOKIE, '')
+        return webob.Response(PAGE.replace('$user', html.escape(user)),
+                              content_type='text/html', charset='utf-8')
+
+    def enqueue(self, request):
+        try:
+            count = int(request.POST.get('count', '1'))
+        except ValueError:
+            count = 0
+        if not 1 <= count <= MAX_COUNT:
+            return webob.exc.HTTPBadRequest(
+                f'count must be a number from 1 to {MAX_COUNT}')
+        user = request.POST.get('user', '').strip()
+        if user:
+            # Stands in for an auth middleware: add() reads REMOTE_USER
+            # and the task runs as the same user.
+            request.remote_user = user
+        for item in range(1, count + 1):
+            # payload=None: the form's body is of no use to the task.
+            taskqueue.add('/work', method='POST', payload=None,
+                          params={'item': f'{item}/{count}'})
+        response = webob.exc.HTTPSeeOther(
+            location=request.application_url + '/')
+        response.set_cookie(USER_COOKIE, user or None)  # None: delete it
+        return response
+
+    def work(self, request):
+        task = current_task(request)
+        if task is None:
+            # Only the consumer may run it; the filter has stripped any
+            # X-Task-* header, so a network request cannot pose as a task.
+            return webob.exc.HTTPNotFound()
+        self.runs.record(task, request.remote_user, request.GET.get('item'))
+        return webob.Response('recorded', content_type='text/plain')
+
+    def runs_json(self, request):
+        try:
+            limit = int(request.GET['limit']) if 'limit' in request.GET else None
+        except ValueError:
+            return webob.exc.HTTPBadRequest('limit must be a number')
+        return webob.Response(json_body=self.runs.summary(limit))
+
+
+def app_factory(global_conf, runs_db: str | None = None):
+    """``paste.app_factory``: ``runs_db`` is the SQLite file of the runs,
+    by default ``demo-runs.sqlite`` beside the ini file."""
+    here = global_conf.get('here', os.getcwd())
+    return DemoApp(RunLog(runs_db or os.path.join(here, 'demo-runs.sqlite')))
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>wsgi-taskqueue demo</title>
+<style>
+ body { font-family: sans-serif; margin: 2em; }
+ th, td { padding: .2em .8em; text-align: left; }
+ td { font-family: monospace; }
+</style></head>
+<body>
+<h1>wsgi-taskqueue demo</h1>
+<form method="post" action="enqueue">
+ <label>Tasks <input name="count" type="number" min="1" max="1000"
+  value="10"></label>
+ <label>as user <input name="user" value="$user"></label>
+ <button>Enqueue them in one transaction</button>
+</form>
+<p><b id="count">0</b> runs recorded; by process id: <span id="processes">
+</span></p>
+<table><thead><tr><th>task id</th><th>item</th><th>attempt</th><th>user</th>
+<th>process</th><th>ran at</th></tr></thead><tbody id="runs"></tbody></table>
+<script>
+function cell(row, text) {
+  row.insertCell().textContent = text === null ? '-' : text;
+}
+async function refresh() {
+  const data = await (await fetch('runs.json?limit=25')).json();
+  document.getElementById('count').textContent = data.count;
+  document.getElementById('processes').textContent = Object.entries(
+    data.processes).map(([pid, n]) => pid + ': ' + n).join(', ');
+  const body = document.getElementById('runs');
+  body.replaceChildren();
+  for (const run of data.runs) {
+    const row = body.insertRow();
+    for (const key of ['task_id', 'item', 'attempt', 'user', 'pid']) {
+      cell(row, run[key]);
+    }
+    cell(row, new Date(run.ran_at * 1000).toLocaleTimeString());
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body></html>
+"""
