@@ -60,8 +60,8 @@ def test_reserved_messages_stay_in_the_processing_list_until_acked(queue):
 def test_leftovers_are_requeued_ahead_of_pending_in_their_order(queue):
     promoted(queue, b'1', b'2', b'3')
     assert queue.reserve('c', 2, 0) == [b'1', b'2']
-    assert queue.requeue_processing('c') == 2
-    assert queue.requeue_processing('c') == 0
+    assert queue.requeue_processing('c') == (2, 0)
+    assert queue.requeue_processing('c') == (0, 0)
     assert queue.reserve('other', 3, 0) == [b'1', b'2', b'3']
 
 
@@ -130,5 +130,63 @@ def test_consumers_are_isolated(queue):
     queue.reserve('a', 1, 0)
     queue.reserve('b', 1, 0)
     assert queue.counts()['processing'] == {'a': 1, 'b': 1}
-    assert queue.requeue_processing('a') == 1
+    assert queue.requeue_processing('a') == (1, 0)
     assert queue.counts()['processing'] == {'b': 1}
+
+
+def test_a_name_is_leased_to_one_token_at_a_time(queue):
+    assert queue.acquire('w', 'token-1', 30)
+    assert queue.acquire('w', 'token-1', 30)  # renewal
+    assert not queue.acquire('w', 'token-2', 30)
+    queue.release('w', 'token-2')  # not the holder: no effect
+    assert not queue.acquire('w', 'token-2', 30)
+    queue.release('w', 'token-1')
+    assert queue.acquire('w', 'token-2', 30)
+
+
+def test_an_expired_lease_can_be_taken_over(queue):
+    assert queue.acquire('w', 'token-1', 0.1)
+    time.sleep(0.15)  # let the lease run out: the time is the point
+    assert queue.acquire('w', 'token-2', 30)
+
+
+def test_the_sweep_requeues_only_consumers_without_a_live_lease(queue):
+    promoted(queue, b'1', b'2', b'3')
+    queue.acquire('alive', 't1', 30)
+    queue.reserve('alive', 1, 0)
+    queue.acquire('dead', 't2', 30)
+    queue.reserve('dead', 2, 0)
+    queue.release('dead', 't2')
+    report = queue.sweep(grace=60)
+    assert report == {'consumers': ['dead'], 'requeued': 2, 'dead': 0,
+                      'batches': []}
+    assert queue.counts()['processing'] == {'alive': 1}
+    assert queue.reserve('other', 5, 0) == [b'2', b'3']
+
+
+def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(queue):
+    codec = queue.codec
+    from test_task import make_task
+    message = codec.encode(make_task())
+    promoted(queue, message)
+    for delivery in (1, 2):
+        assert queue.reserve('w', 1, 0) == [message]
+        assert queue.requeue_processing('w', max_deliveries=3) == (1, 0)
+    queue.reserve('w', 1, 0)
+    assert queue.requeue_processing('w', max_deliveries=3) == (0, 1)
+    [letter] = queue.dead_letters()
+    from wsgi_taskqueue.deadletter import DeadLetter
+    letter = DeadLetter.decode(letter)
+    assert letter.task_id == codec.decode(message).id
+    assert letter.url == '/view?a=1'
+    assert 'delivered 3 times without finishing' in letter.error
+    assert letter.message == message
+
+
+def test_the_sweep_promotes_staged_batches_older_than_the_grace(queue):
+    queue.stage('orphan', [b'1'])
+    assert queue.sweep(grace=60)['batches'] == []
+    time.sleep(0.1)  # age the batch past a tiny grace: the time is the point
+    assert queue.sweep(grace=0.05)['batches'] == ['orphan']
+    assert queue.reserve('c', 5, 0) == [b'1']
+    assert queue.counts()['staged'] == 0

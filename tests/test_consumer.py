@@ -215,3 +215,60 @@ def test_consumers_refuse_bad_limits(local_queue):
         wsgi_taskqueue.Consumer(RecordingApp(), concurrent_limit=0)
     with pytest.raises(ValueError, match='prefetch'):
         wsgi_taskqueue.Consumer(RecordingApp(), prefetch=0)
+
+
+def test_a_second_consumer_with_a_live_name_refuses_to_start(queue, consume):
+    consume(RecordingApp(), name='twin')
+    with pytest.raises(wsgi_taskqueue.ConsumerNameInUse, match="'twin'"):
+        wsgi_taskqueue.Consumer(RecordingApp(), name='twin').start()
+
+
+def test_a_stopped_consumer_gives_its_name_back(queue, consume):
+    consume(RecordingApp(), name='reused').stop(5)
+    consume(RecordingApp(), name='reused')
+
+
+def test_live_consumers_recover_the_tasks_of_a_gone_one(redis_queue, consume):
+    add('/orphaned', '/also-orphaned')
+    # A consumer of another host took both tasks, then its host vanished:
+    # its lease runs out and it never comes back under that name.
+    redis_queue.acquire('vanished', 'its-token', 0.3)
+    assert len(redis_queue.reserve('vanished', 2, 0)) == 2
+    app = RecordingApp()
+    consume(app, name='survivor', lease_timeout=0.3)
+    environs = app.wait_for(2)
+    assert [e['PATH_INFO'] for e in environs] == ['/orphaned',
+                                                  '/also-orphaned']
+    wait_until(lambda: redis_queue.counts()['processing'] == {})
+
+
+def test_long_tasks_of_a_live_consumer_are_not_redelivered(redis_queue,
+                                                          consume):
+    release = threading.Event()
+    slow = RecordingApp(respond=lambda e: release.wait(10) and '200 OK')
+    consume(slow, name='slow', lease_timeout=0.3)
+    add('/long')
+    slow.wait_for(1)
+    other = RecordingApp()
+    consume(other, name='other', lease_timeout=0.3)
+    # Many lease periods go by while the task runs: its consumer renews
+    # its lease, so the other consumer's sweeps leave the task alone.
+    time.sleep(1.5)
+    release.set()
+    wait_until(lambda: redis_queue.counts()['processing'] == {})
+    assert other.environs == []
+    assert len(slow.environs) == 1
+
+
+def test_orphaned_staged_batches_are_promoted_by_the_sweep(redis_queue,
+                                                           consume, caplog):
+    # A web process voted (staged) and died before promoting.
+    redis_queue.stage('orphan-batch', [redis_queue.codec.encode(
+        wsgi_taskqueue.Task.new(
+            queue='default', url='/staged', method='GET', environ={},
+            payload=b'', user_id=None))])
+    app = RecordingApp()
+    consume(app, lease_timeout=0.3, staged_grace=0.2)
+    [environ] = app.wait_for(1)
+    assert environ['PATH_INFO'] == '/staged'
+    assert 'promoted staged batch orphan-batch' in caplog.text

@@ -106,6 +106,9 @@ CONSUMER_SETTINGS = {
     'retry_delay_max': (_positive, 300.0),
     'poll_interval': (_positive, 1.0),
     'prefetch': (_at_least(1, int), 1),
+    'lease_timeout': (_positive, 15.0),
+    'max_deliveries': (_at_least(0, int), 5),
+    'staged_grace': (_positive, 60.0),
 }
 
 #: Keys of the [filter:...] section using egg:wsgi-taskqueue#taskqueue.

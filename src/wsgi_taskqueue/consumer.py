@@ -13,10 +13,11 @@ import logging
 import socket
 import threading
 import time
+import uuid
 
 from .deadletter import DeadLetter
 from .dispatch import Dispatcher
-from .errors import BackendUnavailable, DecodeError
+from .errors import BackendUnavailable, ConsumerNameInUse, DecodeError
 from .outcome import Outcome, RetryPolicy, classify
 from .registry import get_queue
 
@@ -44,7 +45,9 @@ class Consumer:
     def __init__(self, app, queue: str | None = None, name: str | None = None,
                  concurrent_limit: int = 1, retry_max_count: int = 10,
                  retry_delay: float = 1.0, retry_delay_max: float = 300.0,
-                 poll_interval: float = 1.0, prefetch: int = 1):
+                 poll_interval: float = 1.0, prefetch: int = 1,
+                 lease_timeout: float = 15.0, max_deliveries: int = 5,
+                 staged_grace: float = 60.0):
         if concurrent_limit < 1:
             raise ValueError('concurrent_limit must be at least 1')
         if prefetch < 1:
@@ -59,9 +62,22 @@ class Consumer:
         self.poll_interval = poll_interval
         self.policy = RetryPolicy(retry_max_count, retry_delay,
                                   retry_delay_max)
+        #: A consumer not heard of for this long is gone: its tasks in
+        #: flight are requeued.  Its heartbeat renews it three times as
+        #: often, so a live consumer keeps it through a slow moment.
+        self.lease_timeout = lease_timeout
+        #: A task found unfinished this many times (its consumer kept
+        #: dying) is dead-lettered instead of looping.
+        self.max_deliveries = max_deliveries
+        #: Staged batches older than this lost the process that staged
+        #: them between vote and promotion; the sweep promotes them.
+        #: Longer than any commit may take.
+        self.staged_grace = staged_grace
         self.dispatch = Dispatcher(app)
         self._threads: list[threading.Thread] = []
+        self._heartbeat: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._token = ''
 
     def __repr__(self) -> str:
         return f'<Consumer {self.name!r} of queue {self.queue!r}>'
@@ -74,10 +90,24 @@ class Consumer:
         if self.running:
             raise RuntimeError(f'{self!r} is already running')
         self._stopping.clear()
-        leftovers = self.backend.requeue_processing(self.name)
-        if leftovers:
-            log.warning('%r: requeued %d task(s) left in flight by its '
-                        'previous run', self, leftovers)
+        self._token = uuid.uuid4().hex
+        if not self.backend.acquire(self.name, self._token,
+                                    self.lease_timeout):
+            raise ConsumerNameInUse(
+                f'consumer name {self.name!r} of queue {self.queue!r} is in '
+                f'use by another live process; give each consumer its own '
+                f'name (its lease expires {self.lease_timeout:g}s after '
+                f'that process is gone)')
+        requeued, dead = self.backend.requeue_processing(
+            self.name, self.max_deliveries)
+        if requeued or dead:
+            log.warning('%r: requeued %d task(s) its previous run left in '
+                        'flight; %d of them dead-lettered after too many '
+                        'deliveries', self, requeued + dead, dead)
+        self._heartbeat = threading.Thread(
+            target=self._keep_lease, daemon=True,
+            name=f'wsgi-taskqueue {self.name} heartbeat')
+        self._heartbeat.start()
         self._threads = [
             threading.Thread(target=self._run, daemon=True,
                              name=f'wsgi-taskqueue {self.name} {number}')
@@ -104,10 +134,58 @@ class Consumer:
                     break
                 thread.join(remaining)
         finished = not self.running
-        if not finished:
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        if finished:
+            try:
+                self.backend.release(self.name, self._token)
+            except BackendUnavailable:
+                pass  # The lease expires by itself.
+        else:
+            # The lease lapses: the tasks still in flight are requeued
+            # by a sweep, or when this consumer starts again.
             log.warning('%r stopped with tasks still in flight; they will '
-                        'be requeued when it starts again', self)
+                        'be requeued', self)
         return finished
+
+    def _keep_lease(self) -> None:
+        """Renew the lease; once healthy for a whole lease period, sweep
+        up after consumers that are gone."""
+        interval = self.lease_timeout / 3
+        healthy_since = None
+        outage = _Outage(self, self._stopping)
+        while not self._stopping.wait(interval):
+            try:
+                if not self.backend.acquire(self.name, self._token,
+                                            self.lease_timeout):
+                    log.error('%r: another process took over the name; '
+                              'stopping', self)
+                    self._stopping.set()
+                    return
+                outage.over()
+                now = time.monotonic()
+                healthy_since = healthy_since or now
+                # Right after an outage every lease looks expired; give
+                # the live consumers a lease period to renew theirs.
+                if now - healthy_since >= self.lease_timeout:
+                    self._sweep()
+            except BackendUnavailable as exc:
+                healthy_since = None
+                outage.report(exc)
+            except Exception:
+                log.exception('%r: heartbeat failed', self)
+
+    def _sweep(self) -> None:
+        report = self.backend.sweep(self.staged_grace, self.max_deliveries)
+        if report['consumers']:
+            log.warning('%r: requeued %d task(s) of gone consumer(s) %s; '
+                        '%d dead-lettered after too many deliveries', self,
+                        report['requeued'], ', '.join(report['consumers']),
+                        report['dead'])
+        for batch in report['batches']:
+            log.warning('%r: promoted staged batch %s: its transaction '
+                        'voted, then its process stopped before promoting '
+                        'it', self, batch)
 
     def _interrupt(self) -> None:
         try:
@@ -205,15 +283,21 @@ class _Outage:
         self.consumer = consumer
         self.stopping = stopping
         self.delay = 0.0
+        self.reported = False
 
-    def wait(self, error) -> None:
-        if not self.delay:
+    def report(self, error) -> None:
+        if not self.reported:
             log.error('%r: queue backend unavailable, retrying: %s',
                       self.consumer, error)
+            self.reported = True
+
+    def wait(self, error) -> None:
+        self.report(error)
         self.delay = min(self.MAX_DELAY, (self.delay * 2) or self.FIRST_DELAY)
         self.stopping.wait(self.delay)
 
     def over(self) -> None:
-        if self.delay:
+        if self.reported:
             log.warning('%r: queue backend is back', self.consumer)
-            self.delay = 0.0
+        self.reported = False
+        self.delay = 0.0

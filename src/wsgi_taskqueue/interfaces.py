@@ -58,9 +58,27 @@ class IQueueBackend(Interface):
         """Replace ``message`` in the processing list by the dead-letter
         ``record``; atomically."""
 
-    def requeue_processing(consumer):
+    def requeue_processing(consumer, max_deliveries=0):
         """Put every message of ``consumer``'s processing list back at the
-        head of the pending list.  Return how many."""
+        head of the pending list, in order, counting one more unfinished
+        delivery for each; one found unfinished ``max_deliveries`` times
+        (0: no limit) goes to the dead letters instead.  Return the
+        numbers (requeued, dead-lettered)."""
+
+    def acquire(consumer, token, ttl):
+        """Take, or renew, the lease on the name ``consumer`` for ``ttl``
+        seconds on behalf of ``token`` (one per running consumer).  Return
+        False when another token holds a lease that has not expired."""
+
+    def release(consumer, token):
+        """Give the lease up, if ``token`` holds it."""
+
+    def sweep(grace, max_deliveries=0):
+        """Recover what crashed processes left behind: requeue (as
+        ``requeue_processing``) the processing list of every consumer
+        without a live lease, and promote staged batches older than
+        ``grace`` seconds.  Return a dict: consumers (names recovered),
+        requeued, dead (counts) and batches (ids promoted)."""
 
     def counts():
         """Return a dict: pending, delayed, dead, staged (ints) and

@@ -95,32 +95,27 @@ class Codec:
         return self._sign(body) + b'\n' + body
 
     def decode(self, message: bytes) -> Task:
+        """The task of a message whose signature and fields check out."""
         signature, newline, body = message.partition(b'\n')
         if not newline:
             raise DecodeError('not a task message (no signature line)',
                               message)
         self._verify(signature, body, message)
-        header, newline, payload = body.partition(b'\n')
-        try:
-            fields = json.loads(header)
-        except ValueError as exc:
-            raise DecodeError(f'task header is not JSON: {exc}', message)
-        if not isinstance(fields, dict) or fields.get('v') != FORMAT_VERSION:
-            raise DecodeError('unknown task format version', message)
-        try:
-            task = Task(
-                id=fields['id'], queue=fields['q'], url=fields['u'],
-                method=fields['m'], environ=fields['e'], payload=payload,
-                user_id=fields['uid'], created_at=fields['t'],
-                attempt=fields['a'], script_name=fields['sn'],
-                url_scheme=fields['s'])
-        except KeyError as exc:
-            raise DecodeError(f'task header lacks field {exc}', message)
+        task = _parse(body, message)
         try:
             _check_decoded(task, self.max_payload_size)
         except InvalidTask as exc:
             raise DecodeError(f'invalid task: {exc}', message) from None
         return task
+
+    def decode_unverified(self, message: bytes) -> Task:
+        """The task a message claims to be, for reports about messages
+        that will not run (dead letters); never for dispatching."""
+        signature, newline, body = message.partition(b'\n')
+        if not newline:
+            raise DecodeError('not a task message (no signature line)',
+                              message)
+        return _parse(body, message)
 
     def _sign(self, body: bytes) -> bytes:
         if not self.keys:
@@ -140,6 +135,25 @@ class Codec:
             if hmac.compare_digest(expected, signature):
                 return
         raise DecodeError('task signature does not match any secret', message)
+
+
+def _parse(body: bytes, message: bytes) -> Task:
+    header, _, payload = body.partition(b'\n')
+    try:
+        fields = json.loads(header)
+    except ValueError as exc:
+        raise DecodeError(f'task header is not JSON: {exc}', message)
+    if not isinstance(fields, dict) or fields.get('v') != FORMAT_VERSION:
+        raise DecodeError('unknown task format version', message)
+    try:
+        return Task(
+            id=fields['id'], queue=fields['q'], url=fields['u'],
+            method=fields['m'], environ=fields['e'], payload=payload,
+            user_id=fields['uid'], created_at=fields['t'],
+            attempt=fields['a'], script_name=fields['sn'],
+            url_scheme=fields['s'])
+    except KeyError as exc:
+        raise DecodeError(f'task header lacks field {exc}', message)
 
 
 def _check_decoded(task: Task, max_payload_size: int | None) -> None:

@@ -15,7 +15,10 @@ import time
 
 from zope.interface import implementer
 
+from ..deadletter import DeadLetter
+from ..errors import DecodeError
 from ..interfaces import IQueueBackend
+from ..task import Codec
 from .base import QueueBase
 
 __all__ = ['LocalQueue']
@@ -34,20 +37,26 @@ class LocalQueue(QueueBase):
         self._delayed: list[tuple[float, int, bytes]] = []
         self._dead: collections.deque[bytes] = collections.deque()
         self._interruptions: collections.Counter = collections.Counter()
+        self._staged_at: dict[str, float] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._deliveries: collections.Counter = collections.Counter()
         self._sequence = itertools.count()
 
     def stage(self, batch_id, messages):
         with self._changed:
             self._staged[batch_id] = list(messages)
+            self._staged_at[batch_id] = time.time()
 
     def promote(self, batch_id):
         with self._changed:
             self._pending.extend(self._staged.pop(batch_id, ()))
+            self._staged_at.pop(batch_id, None)
             self._changed.notify_all()
 
     def discard(self, batch_id):
         with self._changed:
             self._staged.pop(batch_id, None)
+            self._staged_at.pop(batch_id, None)
 
     def reserve(self, consumer, limit, timeout):
         deadline = time.monotonic() + timeout
@@ -90,12 +99,41 @@ class LocalQueue(QueueBase):
             self._processing[consumer].remove(message)
             self._dead.appendleft(record)
 
-    def requeue_processing(self, consumer):
+    def requeue_processing(self, consumer, max_deliveries=0):
         with self._changed:
-            leftovers = self._processing.pop(consumer, [])
-            self._pending.extendleft(reversed(leftovers))
-            self._changed.notify_all()
-            return len(leftovers)
+            return self._requeue(consumer, max_deliveries)
+
+    def acquire(self, consumer, token, ttl):
+        with self._changed:
+            owner, expiry = self._leases.get(consumer, (None, 0.0))
+            if owner not in (None, token) and expiry > time.monotonic():
+                return False
+            self._leases[consumer] = (token, time.monotonic() + ttl)
+            return True
+
+    def release(self, consumer, token):
+        with self._changed:
+            if self._leases.get(consumer, (None,))[0] == token:
+                del self._leases[consumer]
+
+    def sweep(self, grace, max_deliveries=0):
+        report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
+        with self._changed:
+            now = time.monotonic()
+            for consumer in sorted(self._processing):
+                if self._leases.get(consumer, (None, 0.0))[1] > now:
+                    continue
+                requeued, dead = self._requeue(consumer, max_deliveries)
+                if requeued or dead:
+                    report['consumers'].append(consumer)
+                    report['requeued'] += requeued
+                    report['dead'] += dead
+            old = time.time() - grace
+            report['batches'] = [batch for batch, staged_at
+                                 in self._staged_at.items() if staged_at < old]
+        for batch in report['batches']:
+            self.promote(batch)
+        return report
 
     def counts(self):
         with self._changed:
@@ -135,7 +173,35 @@ class LocalQueue(QueueBase):
                 self._interruptions[consumer] += 1
             self._changed.notify_all()
 
+    def _requeue(self, consumer, max_deliveries):
+        """Put ``consumer``'s unfinished messages back at the head of the
+        line, burying those found unfinished ``max_deliveries`` times."""
+        leftovers = self._processing.pop(consumer, [])
+        requeued = []
+        for message in leftovers:
+            self._deliveries[message] += 1
+            deliveries = self._deliveries[message]
+            if max_deliveries and deliveries >= max_deliveries:
+                self._dead.appendleft(_unfinished_record(
+                    self.name, message, deliveries))
+            else:
+                requeued.append(message)
+        self._pending.extendleft(reversed(requeued))
+        self._changed.notify_all()
+        return len(requeued), len(leftovers) - len(requeued)
+
     def _move_due_retries(self):
         now = time.time()
         while self._delayed and self._delayed[0][0] <= now:
             self._pending.appendleft(heapq.heappop(self._delayed)[2])
+
+
+def _unfinished_record(queue: str, message: bytes, deliveries: int) -> bytes:
+    try:
+        task = Codec().decode_unverified(message)
+    except DecodeError:
+        task = None
+    return DeadLetter.of(
+        queue, message, task, None,
+        f'delivered {deliveries} times without finishing: its consumer '
+        f'stopped or died each time', task.attempt if task else 0).encode()

@@ -11,7 +11,10 @@ P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / d
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
 P:{Q}:pending            list   promote (LPUSH, batch order kept)    reserve (from the right)
 P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack, retry, bury, requeue
-P:{Q}:consumers          set    reserve, requeue_processing          (kept: names for counts)
+P:{Q}:consumers          set    reserve, requeue_processing          sweep, once a gone consumer's list is empty
+P:{Q}:leases             zset   acquire: consumer -> lease expiry    release, sweep
+P:{Q}:owners             hash   acquire: consumer -> process token   release, sweep
+P:{Q}:deliveries:<id>    string requeue of an unfinished task (INCR)  expires after a day
 P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
 ======================== ====== ==================================== ==========================
@@ -19,6 +22,16 @@ P:{Q}:dead               list   bury (newest at the left)            requeue_dea
 A message is never in two places and never in none: every move between
 these keys happens in one Lua script or MULTI, so a crash between two
 commands cannot lose or duplicate it.
+
+A consumer holds a lease (renewed by its heartbeat) on its name.  The
+sweep, run by every live consumer, requeues the processing list of every
+consumer whose lease is gone, counting how often each task was found
+unfinished: one that keeps killing its consumer goes to the dead letters
+instead of looping.  It also promotes staged batches older than a grace
+period: their transaction voted, but the process died before it could
+promote or discard them (at-least-once: see the README's Guarantees).
+Lease times come from Redis's clock (TIME), so consumers on hosts whose
+clocks disagree still agree on who is gone.
 
 Waiting consumers block in BLMOVE on a connection of their own, which is
 Redis's own wakeup (no PubSub round trip on the way); ``interrupt`` ends the
@@ -74,13 +87,75 @@ local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 return {taken, next_retry[2] or false}
 """
 
-_REQUEUE_PROCESSING = """
-redis.call('SADD', KEYS[3], ARGV[1])
-local count = 0
-while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do
-  count = count + 1
+_ACQUIRE = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if expiry and tonumber(expiry) > now and owner and owner ~= ARGV[2] then
+  return 0
 end
-return count
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+"""
+
+# KEYS: processing, pending, dead, leases, owners, consumers
+# ARGV: consumer, max deliveries (0: no limit), delivery counter prefix,
+#       queue name, '1' to requeue only if the consumer's lease is gone
+_REQUEUE = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+if ARGV[5] == '1' then
+  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if expiry and tonumber(expiry) > now then return {0, 0} end
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+end
+redis.call('SADD', KEYS[6], ARGV[1])
+local limit = tonumber(ARGV[2])
+local requeued, buried = 0, 0
+while true do
+  local message = redis.call('LPOP', KEYS[1])
+  if not message then break end
+  local header = nil
+  local first = string.find(message, '\\n', 1, true)
+  local second = first and string.find(message, '\\n', first + 1, true)
+  if second then
+    local ok, decoded = pcall(cjson.decode, string.sub(message, first + 1, second - 1))
+    if ok and type(decoded) == 'table' then header = decoded end
+  end
+  local id = header and type(header.id) == 'string' and header.id or nil
+  local counter = ARGV[3] .. (id or redis.sha1hex(message))
+  local deliveries = redis.call('INCR', counter)
+  redis.call('EXPIRE', counter, 86400)
+  if limit > 0 and deliveries >= limit then
+    local function field(name)
+      local value = header and header[name]
+      if type(value) == 'string' or type(value) == 'number' then return value end
+      return cjson.null
+    end
+    local record = cjson.encode({
+      id = id or cjson.null, q = ARGV[4], u = field('u'), m = field('m'),
+      s = cjson.null, a = header and tonumber(header.a) or 0, t = now,
+      e = 'delivered ' .. deliveries .. ' times without finishing: ' ..
+          'its consumer stopped or died each time'})
+    redis.call('LPUSH', KEYS[3], record .. '\\n' .. message)
+    buried = buried + 1
+  else
+    redis.call('RPUSH', KEYS[2], message)
+    requeued = requeued + 1
+  end
+end
+if ARGV[5] == '1' then redis.call('SREM', KEYS[6], ARGV[1]) end
+return {requeued, buried}
 """
 
 _REQUEUE_DEAD = """
@@ -136,8 +211,9 @@ class RedisQueue(QueueBase):
         self.client = redis.Redis(connection_pool=self.pool)
         self._promote = self.client.register_script(_PROMOTE)
         self._reserve = self.client.register_script(_RESERVE)
-        self._requeue_processing = self.client.register_script(
-            _REQUEUE_PROCESSING)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+        self._requeue = self.client.register_script(_REQUEUE)
         self._requeue_dead = self.client.register_script(_REQUEUE_DEAD)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
@@ -158,6 +234,9 @@ class RedisQueue(QueueBase):
         self.delayed_key = base + 'delayed'
         self.dead_key = base + 'dead'
         self.consumers_key = base + 'consumers'
+        self.leases_key = base + 'leases'
+        self.owners_key = base + 'owners'
+        self.deliveries_prefix = base + 'deliveries:'
         self._base = base
 
     def staged_batch_key(self, batch_id: str) -> str:
@@ -249,12 +328,51 @@ class RedisQueue(QueueBase):
             pipe.lpush(self.dead_key, record)
             pipe.execute()
 
-    def requeue_processing(self, consumer):
+    def requeue_processing(self, consumer, max_deliveries=0):
         with _translated_errors(self.where):
-            return self._requeue_processing(
-                keys=[self.processing_key(consumer), self.pending_key,
-                      self.consumers_key],
-                args=[consumer])
+            return tuple(self._requeue_list(consumer, max_deliveries, False))
+
+    def acquire(self, consumer, token, ttl):
+        with _translated_errors(self.where):
+            return bool(self._acquire(keys=[self.leases_key, self.owners_key],
+                                      args=[consumer, token, ttl]))
+
+    def release(self, consumer, token):
+        with _translated_errors(self.where):
+            self._release(keys=[self.leases_key, self.owners_key],
+                          args=[consumer, token])
+
+    def sweep(self, grace, max_deliveries=0):
+        report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
+        with _translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.smembers(self.consumers_key)
+            pipe.time()
+            names, (seconds, micros) = pipe.execute()
+            now = seconds + micros / 1e6
+            live = {name for name in self.client.zrangebyscore(
+                self.leases_key, now, '+inf')}
+            for name in sorted(names - live):
+                name = name.decode()
+                requeued, dead = self._requeue_list(name, max_deliveries, True)
+                if requeued or dead:
+                    report['consumers'].append(name)
+                    report['requeued'] += requeued
+                    report['dead'] += dead
+            for batch in self.client.zrangebyscore(
+                    self.staged_key, '-inf', time.time() - grace):
+                batch = batch.decode()
+                self.promote(batch)
+                report['batches'].append(batch)
+        return report
+
+    def _requeue_list(self, consumer, max_deliveries, only_if_gone):
+        return self._requeue(
+            keys=[self.processing_key(consumer), self.pending_key,
+                  self.dead_key, self.leases_key, self.owners_key,
+                  self.consumers_key],
+            args=[consumer, max_deliveries, self.deliveries_prefix,
+                  self.name, '1' if only_if_gone else '0'])
 
     # -- operations ------------------------------------------------------
 
