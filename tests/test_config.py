@@ -152,3 +152,10 @@ def test_filter_settings_are_checked():
         config.filter_settings({'manage_transaction': 'perhaps'})
     with pytest.raises(ConfigurationError, match="key 'colour'"):
         config.filter_settings({'colour': 'blue'})
+
+
+def test_a_bad_credentials_mode_names_the_section(ini):
+    path = ini('[taskqueue]\ncredentials = all\n')
+    with pytest.raises(ConfigurationError,
+                       match=r'section \[taskqueue\].*credentials must be'):
+        wsgi_taskqueue.configure(path)

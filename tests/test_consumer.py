@@ -272,3 +272,22 @@ def test_orphaned_staged_batches_are_promoted_by_the_sweep(redis_queue,
     [environ] = app.wait_for(1)
     assert environ['PATH_INFO'] == '/staged'
     assert 'promoted staged batch orphan-batch' in caplog.text
+
+
+def test_secrets_never_reach_the_logs(redis_url, consume, caplog):
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, secrets=['SIGNING-KEY'])
+    wsgi_taskqueue.register_queue('default', queue)
+    app = RecordingApp(respond=lambda environ: {
+        '/ok': '200 OK', '/retry': '500 Oops'}.get(environ['PATH_INFO'],
+                                                  '403 Forbidden'))
+    caplog.set_level('DEBUG')
+    consume(app, retry_max_count=1, retry_delay=0.01)
+    add('/ok?token=QUERY-SECRET', '/retry', '/forbidden',
+        headers={'Cookie': 'session=COOKIE-SECRET',
+                 'Authorization': 'Bearer AUTH-SECRET'})
+    wait_until(lambda: queue.counts()['dead'] == 2)
+    assert len(app.environs) == 4
+    for secret in ('SIGNING-KEY', 'COOKIE-SECRET', 'AUTH-SECRET',
+                   'QUERY-SECRET'):
+        assert secret not in caplog.text
+    assert 'GET /ok -> 200 OK' in caplog.text

@@ -166,3 +166,21 @@ def test_add_either_refuses_a_url_or_queues_a_path_without_control_chars(url):
     assert task.url.startswith('/') and not task.url.startswith('//')
     assert task.url.isascii()
     assert not any(c in task.url for c in ' \r\n\x00#')
+
+
+def test_with_credentials_user_id_only_the_user_id_travels():
+    queue = wsgi_taskqueue.LocalQueue(credentials='user-id')
+    wsgi_taskqueue.register_queue('default', queue)
+    with serving(headers={'Cookie': 'session=s', 'Authorization': 'Basic x',
+                          'Accept-Language': 'fr'},
+                 environ={'REMOTE_USER': 'alice'}):
+        taskqueue.add('/task')
+    [task] = committed_tasks(queue)
+    assert task.environ == {'HTTP_ACCEPT_LANGUAGE': 'fr',
+                            'HTTP_HOST': 'localhost:80'}
+    assert task.user_id == 'alice'
+
+
+def test_an_unknown_credentials_mode_is_refused():
+    with pytest.raises(ValueError, match='credentials must be one of'):
+        wsgi_taskqueue.LocalQueue(credentials='some')

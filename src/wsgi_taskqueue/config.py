@@ -77,6 +77,7 @@ QUEUE_SETTINGS = {
     # One secret or several (whitespace-separated): the first signs, all
     # are accepted, so a secret can be rotated without losing tasks.
     'secret': (_lines, []),
+    'credentials': (str, 'copy'),
 }
 
 #: Keys of ``type = redis``, beside QUEUE_SETTINGS.  host, port, db,
@@ -255,7 +256,8 @@ def _build_queue(filename, section, values):
     name = common['queue']
     try:
         queue = factory(name, max_payload_size=common['max_payload_size'],
-                        secrets=common['secret'], **options)
+                        secrets=common['secret'],
+                        credentials=common['credentials'], **options)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(str(exc), filename, section) from None
     return name, queue

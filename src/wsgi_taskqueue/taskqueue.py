@@ -30,6 +30,9 @@ _NOT_COPIED = frozenset([
     'HTTP_USER_AGENT', 'HTTP_EXPECT', 'HTTP_CONTENT_LENGTH',
 ])
 
+#: What ``credentials = user-id`` keeps out of the queue.
+_CREDENTIALS = frozenset(['HTTP_COOKIE', 'HTTP_AUTHORIZATION'])
+
 #: The default of ``payload``: copy the body of the request being served.
 COPY = object()
 
@@ -51,7 +54,8 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         queue=backend.name,
         url=_with_params(_checked_url(url), params),
         method=check_method(method),
-        environ=_task_environ(environ, headers, copy_body=payload is COPY),
+        environ=_task_environ(environ, headers, copy_body=payload is COPY,
+                              copy_credentials=backend.credentials == 'copy'),
         payload=_checked_payload(payload, environ, backend.max_payload_size),
         user_id=environ.get('REMOTE_USER') if environ else None,
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
@@ -86,12 +90,14 @@ def _with_params(url: str, params) -> str:
     return f'{url}&{query}'
 
 
-def _task_environ(environ, headers, copy_body: bool) -> dict:
+def _task_environ(environ, headers, copy_body: bool,
+                  copy_credentials: bool) -> dict:
     task_environ = {}
     if environ is not None:
         for key, value in environ.items():
             if (key.startswith('HTTP_') and key not in _NOT_COPIED
-                    and not key.startswith(TASK_HEADER_PREFIX)):
+                    and not key.startswith(TASK_HEADER_PREFIX)
+                    and (copy_credentials or key not in _CREDENTIALS)):
                 task_environ[key] = value
         if copy_body and environ.get('CONTENT_TYPE'):
             task_environ['CONTENT_TYPE'] = environ['CONTENT_TYPE']

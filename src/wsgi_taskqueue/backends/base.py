@@ -8,6 +8,10 @@ from ..task import Codec
 DEFAULT_MAX_PAYLOAD_SIZE = 8 * 1024 * 1024
 
 
+#: What the enqueuing request's credentials become in a task.
+CREDENTIALS = ('copy', 'user-id')
+
+
 class QueueBase:
     """Attributes common to the backends (see IQueueBackend)."""
 
@@ -15,9 +19,17 @@ class QueueBase:
 
     def __init__(self, name: str = 'default', *,
                  max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
-                 secrets=()):
+                 secrets=(), credentials: str = 'copy'):
+        if credentials not in CREDENTIALS:
+            raise ValueError(f'credentials must be one of '
+                             f'{", ".join(CREDENTIALS)}, not {credentials!r}')
         self.name = name
         self.max_payload_size = max_payload_size
+        #: 'copy': the request's Cookie and Authorization travel with the
+        #: task (collective.taskqueue's behaviour).  'user-id': only the
+        #: signed REMOTE_USER does, so no secret rests in the queue; the
+        #: app must then trust REMOTE_USER on task requests.
+        self.credentials = credentials
         self.codec = Codec(secrets, max_payload_size)
 
     def __repr__(self) -> str:

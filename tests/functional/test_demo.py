@@ -1,0 +1,79 @@
+"""The demo app (examples/plain): every committed task runs exactly once."""
+import collections
+
+import requests
+
+BATCHES = 6
+BATCH_SIZE = 50
+
+
+def enqueue(url: str, count: int, user: str) -> None:
+    """One transaction of ``count`` tasks, queued as ``user``."""
+    response = requests.post(f'{url}/enqueue', allow_redirects=False,
+                             data={'count': count, 'user': user}, timeout=10)
+    assert response.status_code == 303, response.text
+
+
+def summary(url: str, **params) -> dict:
+    response = requests.get(f'{url}/runs.json', params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def enqueue_batches(url: str, batches: range) -> None:
+    for batch in batches:
+        enqueue(url, BATCH_SIZE, f'user{batch}')
+
+
+def wait_for_every_run(deployment, url: str) -> list[dict]:
+    total = BATCHES * BATCH_SIZE
+    deployment.wait_until(lambda: summary(url, limit=0)['count'] >= total,
+                          f'{total} task runs')
+    return summary(url)['runs']
+
+
+def assert_each_ran_once(runs: list[dict], report: str) -> None:
+    """Each batch's user and item number name one task: each must appear
+    once, at the first attempt, under a task id of its own."""
+    expected = collections.Counter(
+        (f'user{batch}', f'{item}/{BATCH_SIZE}')
+        for batch in range(BATCHES) for item in range(1, BATCH_SIZE + 1))
+    seen = collections.Counter((run['user'], run['item']) for run in runs)
+    assert seen == expected, (
+        f'missing: {expected - seen}, extra: {seen - expected}\n{report}')
+    assert len({run['task_id'] for run in runs}) == len(runs), report
+    assert {run['attempt'] for run in runs} == {1}, report
+
+
+def test_each_committed_task_runs_once(serve, deployment):
+    url = serve('plain')
+    enqueue_batches(url, range(BATCHES))
+    runs = wait_for_every_run(deployment, url)
+    assert_each_ran_once(runs, deployment.report())
+
+
+def test_a_worker_runs_the_tasks_a_web_process_queued(deployment, redis_url):
+    url = deployment.serve(deployment.ini('plain/redis-web.ini', redis_url))
+    # Half are queued before any consumer runs: they wait in Redis.
+    enqueue_batches(url, range(BATCHES // 2))
+    worker = deployment.worker(deployment.ini('plain/redis.ini', redis_url))
+    enqueue_batches(url, range(BATCHES // 2, BATCHES))
+    runs = wait_for_every_run(deployment, url)
+    assert_each_ran_once(runs, deployment.report())
+    assert {run['pid'] for run in runs} == {worker.popen.pid}
+
+
+def test_the_page_shows_the_form_and_polls_the_runs(deployment):
+    url = deployment.serve(deployment.ini('plain/local.ini'))
+    response = requests.get(url, timeout=10)
+    assert response.headers['Content-Type'].startswith('text/html')
+    assert '<form method="post" action="enqueue">' in response.text
+    assert "fetch('runs.json" in response.text
+
+
+def test_a_network_request_cannot_run_the_task(deployment):
+    url = deployment.serve(deployment.ini('plain/local.ini'))
+    response = requests.post(f'{url}/work', timeout=10, headers={
+        'X-Task-Id': 'forged', 'X-Task-Queue': 'default'})
+    assert response.status_code == 404
+    assert summary(url)['count'] == 0

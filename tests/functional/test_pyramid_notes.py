@@ -1,0 +1,107 @@
+"""The Pyramid example (examples/pyramid_app): pyramid_tm, SQLAlchemy and
+zope.sqlalchemy, where a note and the task that processes it are written in
+one transaction."""
+import contextlib
+import sqlite3
+
+import requests
+
+ALICE = ('alice', 'wonderland')
+
+
+def post(url: str, path: str, expected_status: int = 200, **kwargs) -> dict:
+    response = requests.post(url + path, timeout=10, **kwargs)
+    assert response.status_code == expected_status, response.text
+    return response.json()
+
+
+def notes(url: str) -> list[dict]:
+    response = requests.get(f'{url}/notes', timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def task_runs(deployment) -> dict[str, list[sqlite3.Row]]:
+    """The task_runs rows of the app's database, by task id."""
+    path = deployment.directory / 'notes.sqlite'
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        db.row_factory = sqlite3.Row
+        runs = {}
+        for row in db.execute('SELECT * FROM task_runs'):
+            runs.setdefault(row['task_id'], []).append(row)
+        return runs
+
+
+def wait_for_runs(deployment, task_ids: list[str]) -> dict:
+    deployment.wait_until(lambda: set(task_ids) <= set(task_runs(deployment)),
+                          f'runs of the tasks {task_ids}')
+    return task_runs(deployment)
+
+
+def test_every_note_is_processed_once_by_a_task_that_sees_it(
+        serve, deployment):
+    url = serve('pyramid_app')
+    written = [post(url, '/notes', data={'text': 'one two three',
+                                         'count': 30})
+               for _ in range(4)]
+    note_ids = [id for batch in written for id in batch['notes']]
+    task_ids = [id for batch in written for id in batch['tasks']]
+    deployment.wait_until(
+        lambda: all(note['words'] == 3 for note in notes(url)),
+        f'{len(note_ids)} processed notes')
+    runs = task_runs(deployment)
+    report = deployment.report()
+    assert sorted(runs) == sorted(task_ids), report
+    assert all(len(rows) == 1 for rows in runs.values()), report
+    rows = [row for [row] in runs.values()]
+    assert sorted(row['note_id'] for row in rows) == sorted(note_ids), report
+    assert all(row['note_found'] and row['attempt'] == 1 for row in rows), \
+        report
+
+
+def test_writes_that_abort_queue_no_task(serve, deployment):
+    url = serve('pyramid_app')
+    form = {'text': 'aborted', 'count': 3}
+    raised = post(url, '/notes/fail', 500, data=dict(form, how='raise'))
+    doomed = post(url, '/notes/fail', data=dict(form, how='doom'))
+    assert doomed['doomed']
+    # Tasks queued after the aborted ones; once they ran, an aborted task
+    # that had been queued would have run too.
+    later = post(url, '/notes', data={'text': 'committed', 'count': 3})
+    runs = wait_for_runs(deployment, later['tasks'])
+    report = deployment.report()
+    assert not set(raised['tasks'] + doomed['tasks']) & set(runs), report
+    assert sorted(runs) == sorted(later['tasks']), report
+    assert {note['text'] for note in notes(url)} == {'committed'}
+
+
+def test_the_task_runs_as_the_user_who_queued_it(serve, deployment):
+    url = serve('pyramid_app')
+    alice = post(url, '/notes', auth=ALICE, cookies={'lang': 'fr'},
+                 data={'text': 'by alice'})
+    anonymous = post(url, '/notes', data={'text': 'by nobody'})
+    runs = wait_for_runs(deployment, alice['tasks'] + anonymous['tasks'])
+    [[alices_run]] = [runs[id] for id in alice['tasks']]
+    [[anonymous_run]] = [runs[id] for id in anonymous['tasks']]
+    seen = ('remote_user', 'authorization_user', 'lang')
+    assert [alices_run[key] for key in seen] == ['alice', 'alice', 'fr']
+    assert [anonymous_run[key] for key in seen] == [None, None, None]
+    assert {note['text']: note['author'] for note in notes(url)} == {
+        'by alice': 'alice', 'by nobody': None}
+
+
+def test_a_network_request_cannot_pose_as_a_task(deployment):
+    url = deployment.serve(deployment.ini('pyramid_app/local.ini'))
+    written = post(url, '/notes', auth=ALICE, data={'text': 'x'})
+    [note_id], [task_id] = written['notes'], written['tasks']
+    wait_for_runs(deployment, [task_id])
+    forged = {'X-Task-Id': task_id, 'X-Task-Queue': 'default',
+              'X-Task-Retry-Count': '0'}
+    response = requests.post(f'{url}/notes/{note_id}/process',
+                             headers=forged, auth=ALICE, timeout=10)
+    assert response.status_code == 404
+    response = requests.get(f'{url}/whoami', headers=forged, auth=ALICE,
+                            timeout=10)
+    assert response.json() == {'remote_user': 'alice', 'task': False,
+                               'task_headers': {}}
+    assert len(task_runs(deployment)[task_id]) == 1
