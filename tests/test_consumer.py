@@ -271,7 +271,8 @@ def test_orphaned_staged_batches_are_promoted_by_the_sweep(redis_queue,
     consume(app, lease_timeout=0.3, staged_grace=0.2)
     [environ] = app.wait_for(1)
     assert environ['PATH_INFO'] == '/staged'
-    assert 'promoted staged batch orphan-batch' in caplog.text
+    # The sweep logs once the promotion it made is done.
+    wait_until(lambda: 'promoted staged batch orphan-batch' in caplog.text)
 
 
 def test_secrets_never_reach_the_logs(redis_url, consume, caplog):

@@ -30,7 +30,42 @@ def build_parser() -> argparse.ArgumentParser:
         'worker', help='run only the consumers (the app is called in-process)')
     worker.add_argument('config', help='the PasteDeploy ini file')
     worker.add_argument('--app', default='main', help='app section name')
+    worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
+                        help='stop after this many seconds')
+    worker.add_argument('--max-tasks', type=_positive_int, metavar='N',
+                        help='stop after dispatching N tasks')
+    worker.add_argument('--memory-limit', type=_byte_size, metavar='BYTES',
+                        help='stop when resident memory exceeds BYTES '
+                             '(suffixes K, M, G allowed)')
+    worker.add_argument('--once', action='store_true',
+                        help='stop once nothing is pending or in flight')
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'must be greater than 0: {text}')
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1: {text}')
+    return value
+
+
+def _byte_size(text: str) -> int:
+    units = {'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3}
+    number, unit = text.upper(), 1
+    if number[-1:] in units:
+        number, unit = number[:-1], units[number[-1]]
+    try:
+        return _positive_int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'not a size in bytes: {text!r} (e.g. 500M)') from None
 
 
 def main(argv=None) -> int:
@@ -66,10 +101,12 @@ def _serve(args) -> int:
 def _worker(args) -> int:
     from paste.deploy import loadapp
 
-    from .serve import run_worker
+    from .serve import WorkerLimits, run_worker
 
     app = loadapp(f'config:{_abspath(args.config)}', name=args.app)
-    run_worker(app, args.config)
+    run_worker(app, args.config, WorkerLimits(
+        runtime=args.runtime, max_tasks=args.max_tasks,
+        memory_limit=args.memory_limit, once=args.once))
     return 0
 
 

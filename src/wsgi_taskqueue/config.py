@@ -110,6 +110,7 @@ CONSUMER_SETTINGS = {
     'lease_timeout': (_positive, 15.0),
     'max_deliveries': (_at_least(0, int), 5),
     'staged_grace': (_positive, 60.0),
+    'stop_timeout': (_at_least(0, float), 30.0),
 }
 
 #: Keys of the [filter:...] section using egg:wsgi-taskqueue#taskqueue.

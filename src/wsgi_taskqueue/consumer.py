@@ -47,7 +47,7 @@ class Consumer:
                  retry_delay: float = 1.0, retry_delay_max: float = 300.0,
                  poll_interval: float = 1.0, prefetch: int = 1,
                  lease_timeout: float = 15.0, max_deliveries: int = 5,
-                 staged_grace: float = 60.0):
+                 staged_grace: float = 60.0, stop_timeout: float = 30.0):
         if concurrent_limit < 1:
             raise ValueError('concurrent_limit must be at least 1')
         if prefetch < 1:
@@ -73,8 +73,17 @@ class Consumer:
         #: them between vote and promotion; the sweep promotes them.
         #: Longer than any commit may take.
         self.staged_grace = staged_grace
+        #: How long a stopping process waits for the tasks in flight.
+        self.stop_timeout = stop_timeout
+        #: Shared by the consumers of a worker with ``--max-tasks``.
+        self.budget: TaskBudget | None = None
+        #: Tasks dispatched since start.
+        self.processed = 0
+        self._count_lock = threading.Lock()
         self.dispatch = Dispatcher(app)
         self._threads: list[threading.Thread] = []
+        self._resumed = threading.Event()
+        self._resumed.set()
         self._heartbeat: threading.Thread | None = None
         self._stopping = threading.Event()
         self._token = ''
@@ -116,11 +125,24 @@ class Consumer:
             thread.start()
         log.info('%r started with %d thread(s)', self, self.concurrent_limit)
 
+    def pause(self) -> None:
+        """Finish the tasks in flight, take no new ones until resumed."""
+        self._resumed.clear()
+        self._interrupt()
+
+    def resume(self) -> None:
+        self._resumed.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
     def stop(self, timeout: float | None = None) -> bool:
         """Stop taking tasks and wait up to ``timeout`` seconds for those
         in flight.  Return True when all finished; the others stay in the
         processing list and are requeued at the next start."""
         self._stopping.set()
+        self._resumed.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             while thread.is_alive():
@@ -196,9 +218,16 @@ class Consumer:
     def _run(self) -> None:
         outage = _Outage(self, self._stopping)
         while not self._stopping.is_set():
+            if not self._resumed.is_set():
+                self._resumed.wait()
+                continue
+            limit = self.budget.take(self.prefetch) if self.budget \
+                else self.prefetch
+            if not limit:
+                return
             try:
                 messages = self.backend.reserve(
-                    self.name, self.prefetch, self.poll_interval)
+                    self.name, limit, self.poll_interval)
             except BackendUnavailable as exc:
                 outage.wait(exc)
                 continue
@@ -207,6 +236,8 @@ class Consumer:
                 outage.wait(None)
                 continue
             outage.over()
+            if self.budget:
+                self.budget.give_back(limit - len(messages))
             for message in messages:
                 try:
                     self.process(message)
@@ -228,6 +259,8 @@ class Consumer:
         started = time.perf_counter()
         result = self.dispatch(task)
         elapsed = time.perf_counter() - started
+        with self._count_lock:
+            self.processed += 1
         outcome = classify(result.status_code)
         access_log.info('%s %s %s %s -> %s in %.1fms (attempt %d)',
                         task.queue, task.id, task.method, task.path,
@@ -270,6 +303,26 @@ class Consumer:
                               self, exc)
                     return
                 outage.wait(exc)
+
+
+class TaskBudget:
+    """How many more tasks the consumers of a worker may take
+    (``--max-tasks``), handed out before each reserve so that none takes
+    more than is left."""
+
+    def __init__(self, tasks: int):
+        self.left = tasks
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        with self._lock:
+            granted = min(wanted, self.left)
+            self.left -= granted
+            return granted
+
+    def give_back(self, unused: int) -> None:
+        with self._lock:
+            self.left += unused
 
 
 class _Outage:

@@ -1,12 +1,12 @@
 """The demo app (``egg:wsgi-taskqueue#demo``): the queue at work, in a browser.
 
-=============  ===============================================================
-GET /          a page to enqueue tasks and watch their runs (it refreshes
-               itself every second)
-POST /enqueue  adds ``count`` tasks for /work in the request's transaction
-POST /work     the task: records its run; 404 unless it runs as a task
-GET /runs.json the runs, newest first (``?limit=N``), for scripts and tests
-=============  ===============================================================
+==============  ==============================================================
+GET /           a page to enqueue tasks and watch their runs (it refreshes
+                itself every second)
+POST /enqueue   adds ``count`` tasks for /work in the request's transaction
+POST /work      the task: records its run; 404 unless it runs as a task
+GET /runs.json  the runs, newest first (``?limit=N``), for scripts and tests
+==============  ==============================================================
 
 Runs go to a SQLite file (the ``runs_db`` setting), not to memory, so that
 a separate worker process records them where the web process reads them.
@@ -19,6 +19,7 @@ import contextlib
 import html
 import os
 import sqlite3
+import string
 import time
 
 import webob
@@ -111,8 +112,9 @@ class DemoApp:
 
     def page(self, request):
         user = request.cookies.get(USER_COOKIE, '')
-        return webob.Response(PAGE.replace('$user', html.escape(user)),
-                              content_type='text/html', charset='utf-8')
+        page = PAGE.substitute(user=html.escape(user), max_count=MAX_COUNT)
+        return webob.Response(page, content_type='text/html',
+                              charset='utf-8')
 
     def enqueue(self, request):
         try:
@@ -160,7 +162,7 @@ def app_factory(global_conf, runs_db: str | None = None):
     return DemoApp(RunLog(runs_db or os.path.join(here, 'demo-runs.sqlite')))
 
 
-PAGE = """<!DOCTYPE html>
+PAGE = string.Template("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>wsgi-taskqueue demo</title>
 <style>
@@ -171,7 +173,7 @@ PAGE = """<!DOCTYPE html>
 <body>
 <h1>wsgi-taskqueue demo</h1>
 <form method="post" action="enqueue">
- <label>Tasks <input name="count" type="number" min="1" max="1000"
+ <label>Tasks <input name="count" type="number" min="1" max="$max_count"
   value="10"></label>
  <label>as user <input name="user" value="$user"></label>
  <button>Enqueue them in one transaction</button>
@@ -203,4 +205,4 @@ refresh();
 setInterval(refresh, 1000);
 </script>
 </body></html>
-"""
+""")

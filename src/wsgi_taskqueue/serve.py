@@ -8,27 +8,35 @@ the app in-process, for a separate worker process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import threading
+import time
 
 from .config import configure
+from .consumer import TaskBudget
 from .errors import ConfigurationError
 
-__all__ = ['server_runner', 'running_consumers', 'run_worker']
+__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits']
 
 log = logging.getLogger(__name__)
 
-#: How long a stopping process waits for tasks in flight; the rest are
-#: requeued when the consumer starts again.
-STOP_TIMEOUT = 30.0
+#: How often a worker checks its limits; short enough for a prompt exit,
+#: long enough to cost nothing.
+_CHECK_INTERVAL = 0.2
 
 
 @contextlib.contextmanager
-def running_consumers(app, filename: str, require_shared: bool = False):
-    """Start the consumers an ini file configures; stop them on exit."""
+def running_consumers(app, filename: str, require_shared: bool = False,
+                      budget: TaskBudget | None = None):
+    """Start the consumers an ini file configures; stop them on exit,
+    each waiting up to its ``stop_timeout`` for the tasks in flight."""
     configuration = configure(filename)
     consumers = configuration.build_consumers(app)
+    for consumer in consumers:
+        consumer.budget = budget
     if require_shared:
         for consumer in consumers:
             if not consumer.backend.shared:
@@ -45,7 +53,7 @@ def running_consumers(app, filename: str, require_shared: bool = False):
         yield consumers
     finally:
         for consumer in started:
-            consumer.stop(STOP_TIMEOUT)
+            consumer.stop(consumer.stop_timeout)
 
 
 def server_runner(wsgi_app, global_conf, **settings):
@@ -57,18 +65,92 @@ def server_runner(wsgi_app, global_conf, **settings):
         waitress.serve(wsgi_app, **settings)
 
 
-def run_worker(app, filename: str) -> None:
-    """Run the consumers of ``filename`` until SIGINT or SIGTERM."""
+@dataclasses.dataclass
+class WorkerLimits:
+    """When a worker stops by itself (cron-style deployments)."""
+
+    #: Seconds to run.
+    runtime: float | None = None
+    #: Tasks to dispatch, over all consumers.
+    max_tasks: int | None = None
+    #: Resident memory, in bytes, above which the worker stops (a process
+    #: manager starts a fresh one).
+    memory_limit: int | None = None
+    #: Stop once the queues have nothing pending and nothing in flight.
+    once: bool = False
+
+
+def run_worker(app, filename: str, limits: WorkerLimits | None = None) -> str:
+    """Run the consumers of ``filename`` until a signal or a limit says
+    stop; return why it stopped.
+
+    SIGTERM, SIGINT and SIGQUIT stop taking tasks and let those in flight
+    finish (up to each consumer's ``stop_timeout``); SIGUSR2 pauses taking
+    tasks and SIGCONT resumes.
+    """
+    limits = limits or WorkerLimits()
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with running_consumers(app, filename, require_shared=True) as consumers:
+    reason = []
+
+    def stop_on_signal(signum, frame):
+        reason.append(signal.Signals(signum).name)
+        stop.set()
+
+    budget = TaskBudget(limits.max_tasks) if limits.max_tasks else None
+    with running_consumers(app, filename, require_shared=True,
+                           budget=budget) as consumers:
         if not consumers:
             raise ConfigurationError(
                 'no [taskqueue-server] section: nothing to consume', filename)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(signum, stop_on_signal)
+        signal.signal(signal.SIGUSR2, lambda *_: _each(consumers, 'pause'))
+        signal.signal(signal.SIGCONT, lambda *_: _each(consumers, 'resume'))
         log.info('worker running %d consumer(s)', len(consumers))
-        stop.wait()
-    log.info('worker stopped')
+        started = time.monotonic()
+        while not stop.wait(_CHECK_INTERVAL):
+            why = _limit_reached(limits, consumers, started)
+            if why:
+                reason.append(why)
+                break
+    why = reason[0] if reason else 'stopped'
+    log.info('worker stopped: %s', why)
+    return why
+
+
+def _each(consumers, method: str) -> None:
+    for consumer in consumers:
+        getattr(consumer, method)()
+    log.info('worker: consumers %s', 'paused' if method == 'pause'
+             else 'resumed')
+
+
+def _limit_reached(limits: WorkerLimits, consumers, started: float):
+    if limits.runtime is not None and \
+            time.monotonic() - started >= limits.runtime:
+        return f'ran {limits.runtime:g}s (--runtime)'
+    if limits.max_tasks and not any(c.running for c in consumers):
+        return f'dispatched {limits.max_tasks} task(s) (--max-tasks)'
+    if limits.memory_limit and _resident_memory() > limits.memory_limit:
+        return f'resident memory above {limits.memory_limit} bytes ' \
+               f'(--memory-limit)'
+    if limits.once and _drained(consumers):
+        return 'queues drained (--once)'
+    return None
+
+
+def _drained(consumers) -> bool:
+    for consumer in consumers:
+        counts = consumer.backend.counts()
+        if counts['pending'] or counts['processing'].get(consumer.name):
+            return False
+    return True
+
+
+def _resident_memory() -> int:
+    """Resident set size of this process, in bytes."""
+    with open('/proc/self/statm') as statm:
+        return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
 def _exit_on_sigterm() -> None:

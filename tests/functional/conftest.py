@@ -1,7 +1,7 @@
 """Fixtures of the functional tests: example apps served in subprocesses."""
 import pytest
 
-from .harness import Deployment
+from .harness import Deployment, WaitFailed
 
 
 @pytest.fixture
@@ -21,7 +21,19 @@ def serve(request, deployment):
     redis_url = (request.getfixturevalue('redis_url')
                  if request.param == 'redis' else None)
 
-    def serve(folder: str) -> str:
+    def serve_folder(folder: str) -> str:
         return deployment.serve(
             deployment.ini(f'{folder}/{request.param}.ini', redis_url))
-    return serve
+    return serve_folder
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test shows the output of its processes (a WaitFailed has
+    it in its message already)."""
+    report = (yield).get_result()
+    deployment = getattr(item, 'funcargs', {}).get('deployment')
+    if (report.failed and deployment is not None
+            and not call.excinfo.errisinstance(WaitFailed)):
+        report.sections.append(('wsgi-taskqueue processes',
+                                deployment.report()))

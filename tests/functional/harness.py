@@ -28,6 +28,11 @@ STOP_TIMEOUT = 15.0
 OUTPUT_TAIL = 6000
 
 
+class WaitFailed(AssertionError):
+    """A wait timed out, or a process died; the message has the output of
+    every process."""
+
+
 class Process:
     """One ``wsgi-taskqueue`` command in a subprocess.
 
@@ -38,8 +43,9 @@ class Process:
     def __init__(self, command: str, ini: pathlib.Path):
         self.title = f'wsgi-taskqueue {command} {ini.name}'
         self.log_path = ini.with_name(f'{command}-{ini.stem}.log')
-        env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=os.pathsep.join(
-            PYTHONPATH + [os.environ.get('PYTHONPATH', '')]))
+        path = PYTHONPATH + os.environ.get('PYTHONPATH', '').split(os.pathsep)
+        env = dict(os.environ, PYTHONUNBUFFERED='1',
+                   PYTHONPATH=os.pathsep.join(filter(None, path)))
         with open(self.log_path, 'wb') as log:
             self.popen = subprocess.Popen(
                 [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini)],
@@ -72,7 +78,6 @@ class Deployment:
 
     Ini files are copies of the examples with a free port and the test's
     Redis; ``%(here)s`` then puts the apps' SQLite files beside them.
-    Every wait fails with the output of all processes in its message.
     """
 
     def __init__(self, directory: pathlib.Path):
@@ -110,17 +115,22 @@ class Deployment:
 
     def wait_until(self, condition, what: str,
                    timeout: float = WAIT_TIMEOUT) -> None:
-        """Poll ``condition`` until it is true; fail at once if a process
-        died, or after ``timeout`` seconds."""
+        """Poll ``condition`` until it is true; fail at once if it raises
+        or a process died, or after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while not condition():
+        while True:
+            try:
+                if condition():
+                    return
+            except Exception as exc:
+                raise WaitFailed(f'{exc!r} while waiting for {what}\n'
+                                 + self.report()) from exc
             if any(not process.running for process in self.processes):
-                raise AssertionError(
-                    f'a process exited while waiting for {what}\n'
-                    + self.report())
+                raise WaitFailed(f'a process exited while waiting for '
+                                 f'{what}\n' + self.report())
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f'no {what} within {timeout}s\n' + self.report())
+                raise WaitFailed(f'no {what} within {timeout}s\n'
+                                 + self.report())
             time.sleep(0.05)
 
     def report(self) -> str:
