@@ -213,3 +213,54 @@ def test_the_task_votes_before_sqlalchemy_commits_in_its_vote(
         redis_server.start()
     assert sql_session.scalars(sa.select(Row.name)).all() == []
     assert urls(queue) == []
+
+
+class RedisStopper(VetoingResource):
+    """Stops Redis after our vote: in its own vote (then votes no), or in
+    tpc_finish (the transaction commits)."""
+
+    def __init__(self, server, veto):
+        super().__init__()
+        self.server = server
+        self.veto = veto
+
+    def tpc_vote(self, txn):
+        if self.veto:
+            self.server.stop()
+            raise RuntimeError('vote: no')
+
+    def tpc_finish(self, txn):
+        self.server.stop()
+
+
+def test_a_promotion_that_meets_a_stopped_redis_happens_once_it_is_back(
+        redis_server, redis_url):
+    from wsgi_taskqueue.followup import follow_ups
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    transaction.begin()
+    taskqueue.add('/committed')
+    transaction.get().join(RedisStopper(redis_server, veto=False))
+    transaction.commit()  # the promotion fails after commit: no error
+    assert not follow_ups.wait(0.2)
+    redis_server.start()
+    assert follow_ups.wait(10)
+    assert urls(queue) == ['/committed']
+    assert queue.counts()['staged'] == 0
+
+
+def test_a_discard_that_meets_a_stopped_redis_happens_once_it_is_back(
+        redis_server, redis_url):
+    from wsgi_taskqueue.followup import follow_ups
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    transaction.begin()
+    taskqueue.add('/aborted')
+    transaction.get().join(RedisStopper(redis_server, veto=True))
+    with pytest.raises(RuntimeError, match='vote: no'):
+        transaction.commit()
+    transaction.abort()
+    redis_server.start()
+    assert follow_ups.wait(10)
+    assert queue.counts()['staged'] == 0
+    assert urls(queue) == []

@@ -17,12 +17,15 @@ happen before anything becomes irrevocable.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
 import transaction
 from transaction.interfaces import IDataManagerSavepoint, ISavepointDataManager
 from zope.interface import implementer
+
+from .followup import follow_ups
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +83,13 @@ class TaskDataManager:
         for queue in self.staged:
             try:
                 queue.discard(self.batch_id)
-            except Exception:
-                # The recovery sweep will find the batch; better a late
-                # task than an abort that raises.
-                log.exception('could not discard staged batch %s of queue %r',
-                              self.batch_id, queue.name)
+            except Exception as exc:
+                description = (f'discard of staged batch {self.batch_id} of '
+                               f'queue {queue.name!r} (transaction aborted)')
+                log.error('%s failed: %s; retrying in the background',
+                          description, exc)
+                follow_ups.add(description, functools.partial(
+                    queue.discard, self.batch_id))
         self._forget()
 
     def promote(self, committed: bool) -> None:
@@ -94,11 +99,16 @@ class TaskDataManager:
         for queue in self.staged:
             try:
                 queue.promote(self.batch_id)
-            except Exception:
-                log.exception(
-                    'transaction committed, but its staged batch %s of queue '
-                    '%r could not be promoted now; it stays staged until the '
-                    'recovery sweep promotes it', self.batch_id, queue.name)
+            except Exception as exc:
+                description = (f'promotion of staged batch {self.batch_id} '
+                               f'of queue {queue.name!r} (transaction '
+                               f'committed)')
+                log.error('%s failed: %s; retrying in the background, and '
+                          'a consumer\'s sweep promotes it after the grace '
+                          'period if this process stops first',
+                          description, exc)
+                follow_ups.add(description, functools.partial(
+                    queue.promote, self.batch_id))
         self.staged = []
 
     def savepoint(self) -> '_Savepoint':
