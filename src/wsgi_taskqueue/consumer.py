@@ -113,6 +113,11 @@ class Consumer:
             log.warning('%r: requeued %d task(s) its previous run left in '
                         'flight; %d of them dead-lettered after too many '
                         'deliveries', self, requeued + dead, dead)
+        if self.backend.shared and not self.backend.codec.keys:
+            log.warning('%r: queue %r has no secret: its tasks are unsigned, '
+                        'so whoever can write to it can run requests as any '
+                        'user; set `secret` in its [taskqueue] section',
+                        self, self.queue)
         self._heartbeat = threading.Thread(
             target=self._keep_lease, daemon=True,
             name=f'wsgi-taskqueue {self.name} heartbeat')

@@ -6,6 +6,7 @@ temporary directory, and stops it afterwards.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -31,7 +32,7 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
-                 executable: str = 'redis-server'):
+                 executable: str = 'redis-server', tls: bool = False):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -39,16 +40,30 @@ class RedisServer:
                 '(Debian: apt-get install redis-server)')
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.tls = tls
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
         self.process: subprocess.Popen | None = None
+        if tls:
+            self._make_certificates()
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return (f'rediss://127.0.0.1:{self.port}/0'
+                    f'?ssl_ca_certs={self._path("ca.crt")}')
         return f'redis://127.0.0.1:{self.port}/0'
 
     def start(self, timeout: float = 10.0) -> 'RedisServer':
+        if self.tls:
+            listen = ['--port', '0', '--tls-port', str(self.port),
+                      '--tls-cert-file', self._path('server.crt'),
+                      '--tls-key-file', self._path('server.key'),
+                      '--tls-ca-cert-file', self._path('ca.crt'),
+                      '--tls-auth-clients', 'no']
+        else:
+            listen = ['--port', str(self.port)]
         args = [
-            self.executable, '--port', str(self.port), '--bind', '127.0.0.1',
+            self.executable, *listen, '--bind', '127.0.0.1',
             '--dir', self.directory, '--save', '',
             '--appendonly', 'yes' if self.appendonly else 'no',
             '--appendfsync', 'always',
@@ -89,7 +104,7 @@ class RedisServer:
 
     def client(self, **kwargs):
         import redis
-        return redis.Redis(port=self.port, host='127.0.0.1', **kwargs)
+        return redis.Redis.from_url(self.url, **kwargs)
 
     def __enter__(self) -> 'RedisServer':
         return self.start()
@@ -97,12 +112,39 @@ class RedisServer:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def _make_certificates(self) -> None:
+        """A throw-away CA and a server certificate for 127.0.0.1."""
+        def openssl(*args):
+            subprocess.run(['openssl', *args], cwd=self.directory, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=test CA')
+        openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+                'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+        with open(self._path('san.ext'), 'w') as ext:
+            ext.write('subjectAltName=IP:127.0.0.1\n')
+        openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt',
+                '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+                '-extfile', 'san.ext', '-out', 'server.crt')
+
     def _answers(self) -> bool:
+        if self.tls:
+            return self._answers_tls()
         try:
             with socket.create_connection(('127.0.0.1', self.port), 0.5) as s:
                 s.sendall(b'PING\r\n')
                 return s.recv(16).startswith(b'+PONG')
         except OSError:
+            return False
+
+    def _answers_tls(self) -> bool:
+        import redis
+        try:
+            return redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
+        except redis.RedisError:
             return False
 
     def _wait_until(self, condition, timeout: float, what: str) -> None:
