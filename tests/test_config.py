@@ -1,10 +1,13 @@
 """Ini sections: the collective.taskqueue keys, and errors that say where."""
+import os
+import socket
 import textwrap
 
 import pytest
 
 import wsgi_taskqueue
 from wsgi_taskqueue import config
+from wsgi_taskqueue.consumer import default_consumer_name
 from wsgi_taskqueue.errors import ConfigurationError
 from wsgi_taskqueue.registry import queue_names
 
@@ -50,7 +53,15 @@ def test_queues_and_consumers_are_read_with_their_defaults(ini, redis_url):
     consumers = configuration.build_consumers(object())
     assert [(c.name, c.queue, c.concurrent_limit, c.policy.max_count)
             for c in consumers] == [('instance1', 'default', 3, 10),
-                                    ('mail', 'mailhost', 1, 2)]
+                                    (default_consumer_name('mail'),
+                                     'mailhost', 1, 2)]
+
+
+def test_unnamed_consumers_get_names_unique_to_their_process(ini):
+    path = ini('[taskqueue]\n[taskqueue-server]\n')
+    [consumer] = wsgi_taskqueue.configure(path).consumers
+    assert consumer.settings['name'] == (
+        f'default@{socket.gethostname()}:{os.getpid()}')
 
 
 def test_configuring_the_same_file_twice_keeps_the_same_queues(ini):

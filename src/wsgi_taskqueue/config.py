@@ -284,6 +284,6 @@ def _consumer_spec(filename, section, values, known_queues) -> ConsumerSpec:
             f'queues: {", ".join(sorted(known_queues)) or "none"}',
             filename, section, 'queue')
     if settings['name'] is None:
-        settings['name'] = (_suffix(section)
-                            or default_consumer_name(settings['queue']))
+        settings['name'] = default_consumer_name(
+            _suffix(section) or settings['queue'])
     return ConsumerSpec(section, settings)

@@ -10,6 +10,7 @@ requeued when the consumer starts again.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -27,10 +28,12 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger('wsgi_taskqueue.access')
 
 
-def default_consumer_name(queue: str) -> str:
-    """Stable across restarts of the same service on the same host, so a
-    restarted consumer finds and requeues its own leftovers."""
-    return f'{socket.gethostname()}-{queue}'
+def default_consumer_name(label: str) -> str:
+    """Unique to this process, so that any number of processes (a web
+    server with consumers, workers) can run from one ini file.  What a
+    process that died had in flight is recovered by the sweep once its
+    lease runs out; a stable ``name`` recovers it at once on restart."""
+    return f'{label}@{socket.gethostname()}:{os.getpid()}'
 
 
 class Consumer:

@@ -29,12 +29,14 @@ from .followup import follow_ups
 
 log = logging.getLogger(__name__)
 
-def for_transaction(txn) -> 'TaskDataManager':
-    """The data manager of ``txn``, joining one on first use."""
+def for_transaction(transaction_manager) -> 'TaskDataManager':
+    """The data manager of the current transaction of
+    ``transaction_manager``, joining one on first use."""
+    txn = transaction_manager.get()
     try:
         return txn.data(TaskDataManager)
     except KeyError:
-        manager = TaskDataManager(txn)
+        manager = TaskDataManager(txn, transaction_manager)
         txn.join(manager)
         txn.addAfterCommitHook(manager.promote)
         txn.set_data(TaskDataManager, manager)
@@ -45,10 +47,9 @@ def for_transaction(txn) -> 'TaskDataManager':
 class TaskDataManager:
     """The tasks added in one transaction; see the module docstring."""
 
-    transaction_manager = transaction.manager
-
-    def __init__(self, txn):
+    def __init__(self, txn, transaction_manager=transaction.manager):
         self.transaction = txn
+        self.transaction_manager = transaction_manager
         self.batch_id = uuid.uuid4().hex
         #: (queue, message) in the order added.
         self.tasks: list[tuple[object, bytes]] = []

@@ -62,11 +62,22 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
     message = backend.codec.encode(task)
-    manager = datamanager.for_transaction(transaction.get())
+    manager = datamanager.for_transaction(_transaction_manager(environ))
     manager.add(backend, message)
     if request is not None and manager not in request.data_managers:
         request.data_managers.append(manager)
     return task.id
+
+
+def _transaction_manager(environ):
+    """The request's own transaction manager when it has one (pyramid_tm
+    puts it in the environ, and with ``tm.manager_hook`` it is not the
+    thread-local one), else the thread-local ``transaction.manager``."""
+    if environ is not None:
+        manager = environ.get('tm.manager')
+        if manager is not None:
+            return manager
+    return transaction.manager
 
 
 def _checked_url(url) -> str:
