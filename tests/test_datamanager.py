@@ -264,3 +264,34 @@ def test_a_discard_that_meets_a_stopped_redis_happens_once_it_is_back(
     assert follow_ups.wait(10)
     assert queue.counts()['staged'] == 0
     assert urls(queue) == []
+
+
+def commands(queue):
+    """Commands Redis carried out (not those refused, like an EVALSHA of a
+    script it has not loaded yet)."""
+    stats = queue.client.info('commandstats')
+    return {name[len('cmdstat_'):]: value['calls'] - value['failed_calls']
+            for name, value in stats.items()}
+
+
+def test_a_transaction_with_nothing_else_to_commit_pushes_in_one_step(
+        redis_queue):
+    redis_queue.client.config_resetstat()
+    with transaction.manager:
+        taskqueue.add('/one')
+        taskqueue.add('/two')
+    used = commands(redis_queue)
+    assert used.get('lpush') == 1
+    assert 'multi' not in used and 'evalsha' not in used
+    assert urls(redis_queue) == ['/one', '/two']
+
+
+def test_a_transaction_with_other_resources_stages_then_promotes(
+        redis_queue, sql_session):
+    redis_queue.client.config_resetstat()
+    with transaction.manager:
+        sql_session.add(Row(name='x'))
+        taskqueue.add('/one')
+    used = commands(redis_queue)
+    assert used.get('multi') == 1 and used.get('evalsha') == 1
+    assert urls(redis_queue) == ['/one']

@@ -225,37 +225,54 @@ class Consumer:
 
     def _run(self) -> None:
         outage = _Outage(self, self._stopping)
-        while not self._stopping.is_set():
-            if not self._resumed.is_set():
-                self._resumed.wait()
-                continue
-            limit = self.budget.take(self.prefetch) if self.budget \
-                else self.prefetch
-            if not limit:
-                return
-            try:
-                messages = self.backend.reserve(
-                    self.name, limit, self.poll_interval)
-            except BackendUnavailable as exc:
-                outage.wait(exc)
-                continue
-            except Exception:
-                log.exception('%r: reserve failed', self)
-                outage.wait(None)
-                continue
-            outage.over()
-            if self.budget:
-                self.budget.give_back(limit - len(messages))
-            for message in messages:
+        # Finished messages, acknowledged by the next reserve in the same
+        # round trip.
+        done: list[bytes] = []
+        try:
+            while not self._stopping.is_set():
+                if not self._resumed.is_set():
+                    done = self._acknowledge(done)
+                    self._resumed.wait()
+                    continue
+                limit = self.budget.take(self.prefetch) if self.budget \
+                    else self.prefetch
+                if not limit:
+                    return
+                messages = []
                 try:
-                    self.process(message)
-                except Exception:
-                    # The message stays in flight and is requeued at the
-                    # next start; the thread lives on.
-                    log.exception('%r: could not process a message', self)
+                    messages = self.backend.reserve(
+                        self.name, limit, self.poll_interval, done)
+                except Exception as exc:
+                    if not isinstance(exc, BackendUnavailable):
+                        log.exception('%r: reserve failed', self)
+                    outage.wait(exc)
+                    continue
+                finally:
+                    if self.budget:
+                        self.budget.give_back(limit - len(messages))
+                done = []
+                outage.over()
+                for message in messages:
+                    try:
+                        if self.process(message):
+                            done.append(message)
+                    except Exception:
+                        # The message stays in flight and is requeued when
+                        # this consumer is gone; the thread lives on.
+                        log.exception('%r: could not process a message',
+                                      self)
+        finally:
+            self._acknowledge(done)
 
-    def process(self, message: bytes) -> None:
-        """Dispatch one reserved message and settle it."""
+    def _acknowledge(self, done: list[bytes]) -> list[bytes]:
+        if done:
+            self._settle(self.backend.ack, done)
+        return []
+
+    def process(self, message: bytes) -> bool:
+        """Dispatch one reserved message and settle it, except that a
+        finished one is left for the caller to acknowledge: return True
+        for those."""
         try:
             task = self.backend.codec.decode(message)
         except DecodeError as exc:
@@ -263,7 +280,7 @@ class Consumer:
                       self, exc.reason)
             self._settle(self.backend.bury, message, DeadLetter.of(
                 self.queue, message, None, None, exc.reason, 0).encode())
-            return
+            return False
         started = time.perf_counter()
         result = self.dispatch(task)
         elapsed = time.perf_counter() - started
@@ -275,12 +292,12 @@ class Consumer:
                         result.status or 'error', elapsed * 1000,
                         task.attempt)
         if outcome is Outcome.DONE:
-            self._settle(self.backend.ack, [message])
-        elif outcome is Outcome.REDIRECTED:
+            return True
+        if outcome is Outcome.REDIRECTED:
             log.warning('task %s %s answered %s; redirects are not followed',
                         task.id, task.path, result.status)
-            self._settle(self.backend.ack, [message])
-        elif outcome is Outcome.RETRY and self.policy.allows(task.attempt):
+            return True
+        if outcome is Outcome.RETRY and self.policy.allows(task.attempt):
             delay = self.policy.delay_after(task.attempt,
                                             result.header('Retry-After'))
             log.warning('task %s %s failed (%s); retry %d in %.1fs',
@@ -296,6 +313,7 @@ class Consumer:
             self._settle(self.backend.bury, message, DeadLetter.of(
                 self.queue, message, task, result.status,
                 result.error or '', task.attempt).encode())
+        return False
 
     def _settle(self, operation, *args) -> None:
         """Run ``operation`` until the backend takes it, or we stop (the

@@ -73,7 +73,15 @@ class TaskDataManager:
         pass
 
     def tpc_vote(self, txn) -> None:
-        for queue, messages in self._batches().items():
+        batches = self._batches()
+        if len(batches) == 1 and _only_resource(self, txn):
+            # Nothing else commits: once this vote succeeds the commit is
+            # certain, so the tasks can be pending at once, atomically (one
+            # round trip instead of stage and promote).
+            [(queue, messages)] = batches.items()
+            queue.push(messages)
+            return
+        for queue, messages in batches.items():
             queue.stage(self.batch_id, messages)
             self.staged.append(queue)
 
@@ -125,6 +133,13 @@ class TaskDataManager:
         self.tasks = []
         self.staged = []
         self.state = 'aborted'
+
+
+def _only_resource(manager: TaskDataManager, txn) -> bool:
+    """Is ``manager`` the only resource of ``txn``?  (``transaction`` has
+    no public way to ask; without one, stage and promote as usual.)"""
+    resources = getattr(txn, '_resources', None)
+    return resources == [manager]
 
 
 @implementer(IDataManagerSavepoint)

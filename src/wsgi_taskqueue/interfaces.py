@@ -38,11 +38,17 @@ class IQueueBackend(Interface):
     def discard(batch_id):
         """Forget a staged batch (its transaction aborted)."""
 
-    def reserve(consumer, limit, timeout):
-        """Move up to ``limit`` pending messages (retries that fell due
-        first) into ``consumer``'s processing list and return them in
-        queue order; wait up to ``timeout`` seconds when there are none.
-        Return an empty list on timeout or ``interrupt``."""
+    def push(messages):
+        """Make ``messages`` pending at once, atomically and in order: the
+        commit of a transaction that has nothing else to commit."""
+
+    def reserve(consumer, limit, timeout, done=()):
+        """Acknowledge the messages ``done`` (as ``ack``; in the same
+        round trip), then move up to ``limit`` pending messages (retries
+        that fell due first) into ``consumer``'s processing list and
+        return them in queue order; wait up to ``timeout`` seconds when
+        there are none.  Return an empty list on timeout or
+        ``interrupt``."""
 
     def interrupt(consumer):
         """Wake every ``reserve`` of ``consumer`` that is waiting."""

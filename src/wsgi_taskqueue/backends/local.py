@@ -58,9 +58,17 @@ class LocalQueue(QueueBase):
             self._staged.pop(batch_id, None)
             self._staged_at.pop(batch_id, None)
 
-    def reserve(self, consumer, limit, timeout):
+    def push(self, messages):
+        with self._changed:
+            self._pending.extend(messages)
+            self._changed.notify_all()
+
+    def reserve(self, consumer, limit, timeout, done=()):
         deadline = time.monotonic() + timeout
         with self._changed:
+            processing = self._processing[consumer]
+            for message in done:
+                processing.remove(message)
             interruptions = self._interruptions[consumer]
             while True:
                 self._move_due_retries()

@@ -9,8 +9,9 @@ key                      type   written by                           emptied by
 ======================== ====== ==================================== ==========================
 P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
-P:{Q}:pending            list   promote (LPUSH, batch order kept)    reserve (from the right)
-P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack, retry, bury, requeue
+P:{Q}:pending            list   promote, push (LPUSH, order kept)    reserve (from the right)
+P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack (or reserve's done), retry,
+                                                                     bury, requeue
 P:{Q}:consumers          set    reserve, requeue_processing          sweep, once a gone consumer's list is empty
 P:{Q}:leases             zset   acquire: consumer -> lease expiry    release, sweep
 P:{Q}:owners             hash   acquire: consumer -> process token   release, sweep
@@ -70,6 +71,7 @@ return #items
 """
 
 _RESERVE = """
+for i = 4, #ARGV do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
 redis.call('SADD', KEYS[4], ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, 100)
 for i = 1, #due do
@@ -269,7 +271,11 @@ class RedisQueue(QueueBase):
 
     # -- the consumer's side ---------------------------------------------
 
-    def reserve(self, consumer, limit, timeout):
+    def push(self, messages):
+        with _translated_errors(self.where):
+            self.client.lpush(self.pending_key, *messages)
+
+    def reserve(self, consumer, limit, timeout, done=()):
         processing = self.processing_key(consumer)
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(consumer, 0)
@@ -278,7 +284,8 @@ class RedisQueue(QueueBase):
                 taken, next_retry = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
                           self.consumers_key],
-                    args=[limit, time.time(), consumer])
+                    args=[limit, time.time(), consumer, *done])
+                done = ()
                 if taken:
                     return taken
                 wait = deadline - time.monotonic()
