@@ -295,3 +295,38 @@ def test_a_transaction_with_other_resources_stages_then_promotes(
     used = commands(redis_queue)
     assert used.get('multi') == 1 and used.get('evalsha') == 1
     assert urls(redis_queue) == ['/one']
+
+
+def test_several_queues_on_one_redis_take_one_round_trip_each_way(
+        redis_url, sql_session):
+    queues = {name: wsgi_taskqueue.RedisQueue(url=redis_url)
+              for name in ('a', 'b', 'c')}
+    for name, queue in queues.items():
+        wsgi_taskqueue.register_queue(name, queue)
+    assert len({queue.group for queue in queues.values()}) == 1
+    queues['a'].client.config_resetstat()
+    with transaction.manager:
+        sql_session.add(Row(name='x'))
+        for name in ('a', 'b', 'c', 'a'):
+            taskqueue.add(f'/{name}', queue=name)
+    used = commands(queues['a'])
+    assert used.get('multi') == 1  # the stage
+    assert used.get('evalsha') == 1  # the promotions, one script
+    assert [urls(queues[name]) for name in 'abc'] == [
+        ['/a', '/a'], ['/b'], ['/c']]
+
+
+def test_several_queues_alone_in_a_transaction_are_pushed_atomically(
+        redis_url):
+    queues = {name: wsgi_taskqueue.RedisQueue(url=redis_url)
+              for name in ('a', 'b')}
+    for name, queue in queues.items():
+        wsgi_taskqueue.register_queue(name, queue)
+    queues['a'].client.config_resetstat()
+    with transaction.manager:
+        taskqueue.add('/a', queue='a')
+        taskqueue.add('/b', queue='b')
+    used = commands(queues['a'])
+    assert (used.get('multi'), used.get('lpush')) == (1, 2)
+    assert 'evalsha' not in used
+    assert [urls(queues[name]) for name in 'ab'] == [['/a'], ['/b']]

@@ -53,7 +53,8 @@ class TaskDataManager:
         self.batch_id = uuid.uuid4().hex
         #: (queue, message) in the order added.
         self.tasks: list[tuple[object, bytes]] = []
-        self.staged: list = []
+        #: Lists of queues of one group, staged under batch_id.
+        self.staged: list[list] = []
         #: open -> committed | aborted
         self.state = 'open'
 
@@ -73,23 +74,23 @@ class TaskDataManager:
         pass
 
     def tpc_vote(self, txn) -> None:
-        batches = self._batches()
-        if len(batches) == 1 and _only_resource(self, txn):
+        groups = self._groups()
+        if len(groups) == 1 and _only_resource(self, txn):
             # Nothing else commits: once this vote succeeds the commit is
             # certain, so the tasks can be pending at once, atomically (one
             # round trip instead of stage and promote).
-            [(queue, messages)] = batches.items()
-            queue.push(messages)
+            [batches] = groups
+            next(iter(batches)).push_batches(batches)
             return
-        for queue, messages in batches.items():
-            queue.stage(self.batch_id, messages)
-            self.staged.append(queue)
+        for batches in groups:
+            next(iter(batches)).stage_batches(self.batch_id, batches)
+            self.staged.append(list(batches))
 
     def tpc_finish(self, txn) -> None:
         self.state = 'committed'
 
     def tpc_abort(self, txn) -> None:
-        for queue in self.staged:
+        for queue in [queue for queues in self.staged for queue in queues]:
             try:
                 queue.discard(self.batch_id)
             except Exception as exc:
@@ -105,29 +106,34 @@ class TaskDataManager:
         """After-commit hook: make the staged batches pending."""
         if not committed:
             return
-        for queue in self.staged:
+        for queues in self.staged:
+            promote = functools.partial(queues[0].promote_batches,
+                                        self.batch_id, queues)
             try:
-                queue.promote(self.batch_id)
+                promote()
             except Exception as exc:
+                names = ', '.join(repr(queue.name) for queue in queues)
                 description = (f'promotion of staged batch {self.batch_id} '
-                               f'of queue {queue.name!r} (transaction '
+                               f'of queue(s) {names} (transaction '
                                f'committed)')
                 log.error('%s failed: %s; retrying in the background, and '
                           'a consumer\'s sweep promotes it after the grace '
                           'period if this process stops first',
                           description, exc)
-                follow_ups.add(description, functools.partial(
-                    queue.promote, self.batch_id))
+                follow_ups.add(description, promote)
         self.staged = []
 
     def savepoint(self) -> '_Savepoint':
         return _Savepoint(self, len(self.tasks))
 
-    def _batches(self) -> dict:
-        batches: dict = {}
+    def _groups(self) -> list[dict]:
+        """The tasks as {queue: messages}, one dict per group of queues
+        that can be written together."""
+        groups: dict = {}
         for queue, message in self.tasks:
-            batches.setdefault(queue, []).append(message)
-        return batches
+            groups.setdefault(queue.group, {}).setdefault(
+                queue, []).append(message)
+        return list(groups.values())
 
     def _forget(self) -> None:
         self.tasks = []

@@ -24,6 +24,23 @@ class IQueueBackend(Interface):
         'True when other processes can reach the queue (a worker process '
         'may consume it); False for in-process queues.')
 
+    group = Attribute(
+        'Queues whose groups are equal are staged, promoted and pushed '
+        'together by the *_batches methods of any of them, in one round '
+        'trip (the queues of one Redis).')
+
+    def stage_batches(batch_id, batches):
+        """Stage the messages of ``batches`` ({queue: messages}, queues of
+        this group) as ``stage`` does, all or none."""
+
+    def promote_batches(batch_id, queues):
+        """Promote ``batch_id`` in each of ``queues`` (of this group), as
+        ``promote`` does."""
+
+    def push_batches(batches):
+        """Push the messages of ``batches`` ({queue: messages}, queues of
+        this group) as ``push`` does, all or none."""
+
     def stage(batch_id, messages):
         """Store ``messages`` durably under ``batch_id``, invisible to
         consumers.  Raise ``BackendUnavailable`` when that cannot be done

@@ -32,5 +32,20 @@ class QueueBase:
         self.credentials = credentials
         self.codec = Codec(secrets, max_payload_size)
 
+    @property
+    def group(self):
+        """Queues of one group are staged, promoted and pushed together
+        (see IQueueBackend); by default a queue is a group of its own."""
+        return self
+
+    def stage(self, batch_id, messages):
+        self.stage_batches(batch_id, {self: messages})
+
+    def promote(self, batch_id):
+        self.promote_batches(batch_id, [self])
+
+    def push(self, messages):
+        self.push_batches({self: messages})
+
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'

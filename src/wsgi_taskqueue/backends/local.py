@@ -42,26 +42,28 @@ class LocalQueue(QueueBase):
         self._deliveries: collections.Counter = collections.Counter()
         self._sequence = itertools.count()
 
-    def stage(self, batch_id, messages):
+    def stage_batches(self, batch_id, batches):
+        [messages] = batches.values()
         with self._changed:
             self._staged[batch_id] = list(messages)
             self._staged_at[batch_id] = time.time()
 
-    def promote(self, batch_id):
+    def promote_batches(self, batch_id, queues):
         with self._changed:
             self._pending.extend(self._staged.pop(batch_id, ()))
             self._staged_at.pop(batch_id, None)
+            self._changed.notify_all()
+
+    def push_batches(self, batches):
+        [messages] = batches.values()
+        with self._changed:
+            self._pending.extend(messages)
             self._changed.notify_all()
 
     def discard(self, batch_id):
         with self._changed:
             self._staged.pop(batch_id, None)
             self._staged_at.pop(batch_id, None)
-
-    def push(self, messages):
-        with self._changed:
-            self._pending.extend(messages)
-            self._changed.notify_all()
 
     def reserve(self, consumer, limit, timeout, done=()):
         deadline = time.monotonic() + timeout

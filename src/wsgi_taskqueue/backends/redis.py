@@ -2,7 +2,9 @@
 
 Key layout of one queue (``P`` is the key prefix, ``Q`` the queue name; the
 ``{Q}`` hash tag keeps all of a queue's keys in one Redis Cluster slot, so
-every multi-key script below is legal there):
+every script that works on one queue is legal there; the stage, promotion
+and push of a transaction's tasks for several queues of one Redis take one
+round trip for all of them, which a cluster would have to split by slot):
 
 ======================== ====== ==================================== ==========================
 key                      type   written by                           emptied by
@@ -60,14 +62,16 @@ __all__ = ['RedisQueue']
 #: whose commit meets a dead Redis fails within seconds (G6).
 DEFAULT_SOCKET_TIMEOUT = 5.0
 
+# KEYS: (staged batch, pending, staged index) for each queue; ARGV: batch
 _PROMOTE = """
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for i = 1, #items, 1000 do
-  redis.call('LPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+for q = 1, #KEYS, 3 do
+  local items = redis.call('LRANGE', KEYS[q], 0, -1)
+  for i = 1, #items, 1000 do
+    redis.call('LPUSH', KEYS[q + 1], unpack(items, i, math.min(i + 999, #items)))
+  end
+  redis.call('DEL', KEYS[q])
+  redis.call('ZREM', KEYS[q + 2], ARGV[1])
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return #items
 """
 
 _RESERVE = """
@@ -200,15 +204,21 @@ class RedisQueue(QueueBase):
                       # the time a failing vote takes (G6).
                       retry=Retry(NoBackoff(), 1))
         if url:
-            self.pool = redis.ConnectionPool.from_url(url, **common)
+            self.pool = _shared_pool(
+                (url, socket_timeout),
+                lambda: redis.ConnectionPool.from_url(url, **common))
             self.where = _describe_url(url)
         else:
-            self.pool = redis.ConnectionPool(
-                connection_class=(redis.UnixDomainSocketConnection
-                                  if unix_socket_path else redis.Connection),
-                **({'path': unix_socket_path} if unix_socket_path
-                   else {'host': host, 'port': port}),
-                db=db, username=username, password=password, **common)
+            self.pool = _shared_pool(
+                (host, port, db, username, password, unix_socket_path,
+                 socket_timeout),
+                lambda: redis.ConnectionPool(
+                    connection_class=(redis.UnixDomainSocketConnection
+                                      if unix_socket_path
+                                      else redis.Connection),
+                    **({'path': unix_socket_path} if unix_socket_path
+                       else {'host': host, 'port': port}),
+                    db=db, username=username, password=password, **common))
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
         self._promote = self.client.register_script(_PROMOTE)
@@ -249,18 +259,39 @@ class RedisQueue(QueueBase):
 
     # -- the transaction's side ------------------------------------------
 
-    def stage(self, batch_id, messages):
+    @property
+    def group(self):
+        # Queues on one Redis share a pool; what the data manager does for
+        # all of them takes one round trip.
+        return self.pool
+
+    def stage_batches(self, batch_id, batches):
+        now = time.time()
         with _translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
-            pipe.rpush(self.staged_batch_key(batch_id), *messages)
-            pipe.zadd(self.staged_key, {batch_id: time.time()})
+            for queue, messages in batches.items():
+                pipe.rpush(queue.staged_batch_key(batch_id), *messages)
+                pipe.zadd(queue.staged_key, {batch_id: now})
             pipe.execute()
 
-    def promote(self, batch_id):
+    def promote_batches(self, batch_id, queues):
+        keys = []
+        for queue in queues:
+            keys += [queue.staged_batch_key(batch_id), queue.pending_key,
+                     queue.staged_key]
         with _translated_errors(self.where):
-            self._promote(keys=[self.staged_batch_key(batch_id),
-                                self.pending_key, self.staged_key],
-                          args=[batch_id])
+            self._promote(keys=keys, args=[batch_id])
+
+    def push_batches(self, batches):
+        with _translated_errors(self.where):
+            if len(batches) == 1:  # one LPUSH is atomic by itself
+                [(queue, messages)] = batches.items()
+                self.client.lpush(queue.pending_key, *messages)
+                return
+            pipe = self.client.pipeline(transaction=True)
+            for queue, messages in batches.items():
+                pipe.lpush(queue.pending_key, *messages)
+            pipe.execute()
 
     def discard(self, batch_id):
         with _translated_errors(self.where):
@@ -270,10 +301,6 @@ class RedisQueue(QueueBase):
             pipe.execute()
 
     # -- the consumer's side ---------------------------------------------
-
-    def push(self, messages):
-        with _translated_errors(self.where):
-            self.client.lpush(self.pending_key, *messages)
 
     def reserve(self, consumer, limit, timeout, done=()):
         processing = self.processing_key(consumer)
@@ -464,6 +491,18 @@ class _Waiter:
             connection.disconnect()
             self.client_id = None
             raise
+
+
+_pools: dict = {}
+_pools_lock = threading.Lock()
+
+
+def _shared_pool(key: tuple, make) -> redis.ConnectionPool:
+    """One connection pool per Redis (and settings) in a process."""
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = make()
+        return _pools[key]
 
 
 def _describe_url(url: str) -> str:

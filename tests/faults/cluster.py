@@ -1,0 +1,275 @@
+"""Web and worker processes of the fault app, which tests kill.
+
+Built on functional.harness: a Cluster is a Deployment whose ``processes``
+are the ones that must stay up (a wait fails at once if one of them dies);
+processes a test kills or expects to exit move to ``retired``, and every
+process, retired or not, appears in failure reports.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+import signal
+import string
+import subprocess
+import sys
+import time
+import uuid
+
+import requests
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.testing import free_port
+
+from functional.harness import (OUTPUT_TAIL, START_TIMEOUT, WAIT_TIMEOUT,
+                                Deployment, Process, WaitFailed)
+
+from .faultapp import Ledger
+
+__all__ = ['Cluster', 'FaultProcess', 'SECRET', 'WaitFailed', 'cpu_seconds']
+
+HERE = pathlib.Path(__file__).resolve().parent
+TEMPLATE = string.Template((HERE / 'fault.ini.in').read_text())
+
+#: The secret the fault app's queue signs tasks with.
+SECRET = 'fault-secret-1'
+
+#: Consumer settings for quick faults: a consumer is gone one second after
+#: its last heartbeat; sweeps and polls are frequent.
+CONSUMER_DEFAULTS = {
+    'concurrent_limit': 1,
+    'lease_timeout': 1,
+    'poll_interval': 0.5,
+    'retry_delay': 0.2,
+    'staged_grace': 30,
+    'stop_timeout': 10,
+}
+
+#: A short socket timeout: a request meeting a dead Redis fails fast.
+QUEUE_DEFAULTS = {'socket_timeout': 2}
+
+
+class FaultProcess(Process):
+    """A ``wsgi-taskqueue`` command; each start has a log file of its own
+    (a worker restarted under the same name keeps both logs)."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, command: str, ini: pathlib.Path, label: str):
+        number = next(self._numbers)
+        self.label = label
+        self.title = f'#{number} {label}: wsgi-taskqueue {command} {ini.name}'
+        self.log_path = ini.with_name(f'{label}-{number}.log')
+        path = [str(HERE.parent)] + os.environ.get(
+            'PYTHONPATH', '').split(os.pathsep)
+        env = dict(os.environ, PYTHONUNBUFFERED='1',
+                   PYTHONPATH=os.pathsep.join(filter(None, path)))
+        with open(self.log_path, 'wb') as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini)],
+                cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors='replace')
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def report(self) -> str:
+        state = ('running' if self.running
+                 else f'exited with status {self.popen.returncode}')
+        output = self.output()
+        if len(output) > OUTPUT_TAIL:
+            output = '[...]\n' + output[-OUTPUT_TAIL:]
+        return f'--- {self.title}, pid {self.pid} ({state}) ---\n{output}'
+
+
+class Cluster(Deployment):
+    """The processes, ledger and flags of one fault test.
+
+    ``redis_server`` is the suite's RedisServer (tests stop and restart it);
+    ``redis_url`` points at it, flushed.
+    """
+
+    def __init__(self, directory: pathlib.Path, redis_server, redis_url: str):
+        super().__init__(directory)
+        self.redis_server = redis_server
+        self.redis_url = redis_url
+        self.retired: list[FaultProcess] = []
+        self.flags = directory / 'flags'
+        self.flags.mkdir()
+        self.ledger = Ledger(str(directory / 'ledger.sqlite'))
+        self.url: str | None = None
+        self.web_process: FaultProcess | None = None
+        #: The queue as the test process sees it: to enqueue without a web
+        #: process, and to look into Redis.
+        self.queue = wsgi_taskqueue.RedisQueue(
+            url=redis_url, secrets=[SECRET], socket_timeout=5)
+        wsgi_taskqueue.register_queue('default', self.queue)
+
+    # -- processes ---------------------------------------------------------
+
+    def write_ini(self, label: str, consumer: dict | None = None,
+                  **queue_settings) -> pathlib.Path:
+        """An ini for one process; a worker's has a [taskqueue-server]
+        section with ``consumer`` over CONSUMER_DEFAULTS."""
+        settings = dict(QUEUE_DEFAULTS, **queue_settings)
+        text = TEMPLATE.substitute(
+            ledger=self.ledger.path, flags=self.flags,
+            redis_url=self.redis_url, secret=SECRET, port=free_port(),
+            queue_settings=''.join(f'{k} = {v}\n'
+                                   for k, v in settings.items()))
+        if consumer is not None:
+            text += '\n[taskqueue-server]\n' + ''.join(
+                f'{k} = {v}\n'
+                for k, v in dict(CONSUMER_DEFAULTS, **consumer).items())
+        path = self.directory / f'{label}.ini'
+        path.write_text(text)
+        return path
+
+    def web(self, **queue_settings) -> str:
+        """Serve the fault app without consumers; return its URL."""
+        self.url = self.serve(self.write_ini('web', **queue_settings))
+        self.web_process = self.processes[-1]
+        return self.url
+
+    def worker(self, name: str, wait: bool = True, **consumer) -> FaultProcess:
+        """A worker whose consumer is called ``name``; with ``wait``,
+        return once its consumer started and its signal handlers are in
+        place."""
+        ini = self.write_ini(f'worker-{name}', dict(consumer, name=name))
+        process = self._start('worker', ini, label=f'worker-{name}')
+        if wait:
+            self.wait_for_output(process, 'worker running',
+                                 f'worker {name} to start', START_TIMEOUT)
+        return process
+
+    def _start(self, command: str, ini: pathlib.Path,
+               label: str | None = None) -> FaultProcess:
+        process = FaultProcess(command, ini, label or command)
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: FaultProcess) -> None:
+        """kill -9, as the OOM killer or a power cut does."""
+        self.retire(process)
+        process.popen.kill()
+        process.popen.wait()
+
+    def retire(self, process: FaultProcess) -> None:
+        """From now on ``process`` may exit without failing the waits."""
+        if process in self.processes:
+            self.processes.remove(process)
+            self.retired.append(process)
+
+    def wait_for_exit(self, process: FaultProcess,
+                      timeout: float = WAIT_TIMEOUT) -> int:
+        self.retire(process)
+        try:
+            return process.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitFailed(f'{process.title} did not exit within '
+                             f'{timeout}s\n' + self.report()) from None
+
+    def wait_for_output(self, process: FaultProcess, text: str, what: str,
+                        timeout: float = WAIT_TIMEOUT) -> None:
+        self.wait_until(lambda: text in process.output(), what, timeout)
+
+    def report(self) -> str:
+        processes = self.retired + self.processes
+        return '\n'.join(process.report() for process in processes)
+
+    def stop(self) -> None:
+        super().stop()
+        for process in self.retired:
+            if process.running:
+                process.popen.kill()
+                process.popen.wait()
+        self.ledger.close()
+
+    # -- tasks ---------------------------------------------------------------
+
+    def enqueue(self, count: int = 1, name: str | None = None,
+                timeout: float = 30, **params) -> requests.Response:
+        """One enqueue request to the web process; ``name`` is the
+        request's key in the ledger's ``added`` table."""
+        return requests.post(
+            f'{self.url}/enqueue', timeout=timeout, params=dict(
+                params, request=name or uuid.uuid4().hex, count=count))
+
+    def add(self, count: int = 1, **params) -> list[str]:
+        """Enqueue from the test process: one transaction of ``count``
+        tasks; return their ids."""
+        with transaction.manager:
+            return [taskqueue.add('/task', method='POST', payload=None,
+                                  params=params) for _ in range(count)]
+
+    def raise_flag(self, name: str) -> None:
+        (self.flags / name).touch()
+
+    def wait_for_start(self, task_id: str, count: int = 1) -> list[tuple]:
+        """Wait until a blocking task started ``count`` times; return the
+        starts (task_id, attempt, pid)."""
+        self.wait_until(lambda: len(self.ledger.starts(task_id)) >= count,
+                        f'start #{count} of task {task_id}')
+        return self.ledger.starts(task_id)
+
+    def wait_for_runs(self, task_ids, timeout: float = WAIT_TIMEOUT) -> None:
+        """Wait until each of ``task_ids`` ran at least once."""
+        wanted = set(task_ids)
+
+        def all_ran():
+            ran = {run[0] for run in self.ledger.runs()}
+            return wanted <= ran
+        self.wait_until(all_ran, f'runs of {len(wanted)} task(s)', timeout)
+
+    # -- Redis ---------------------------------------------------------------
+
+    def counts(self) -> dict:
+        return self.queue.counts()
+
+    def settled(self) -> bool:
+        """Nothing staged, pending, delayed or in flight: no task can run
+        any more unless someone adds one."""
+        counts = self.counts()
+        return not (counts['staged'] or counts['pending'] or
+                    counts['delayed'] or counts['processing'])
+
+    def dead_letters(self) -> list:
+        return wsgi_taskqueue.dead_letters('default')
+
+    def lease_expired(self, name: str) -> bool:
+        """Whether the consumer ``name`` holds no live lease (by Redis's
+        clock, as the consumers judge it)."""
+        client = self.queue.client
+        expiry = client.zscore(self.queue.leases_key, name)
+        seconds, micros = client.time()
+        return expiry is None or expiry <= seconds + micros / 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from
+    /proc/<pid>/stat."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rpartition(')')[2].split()
+    # Fields 14 and 15 of proc(5), counted from 1; after the command name
+    # (field 2) the list starts at field 3.
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf('SC_CLK_TCK')
+
+
+def wait_for(condition, what: str, timeout: float, report=lambda: '') -> None:
+    """Poll ``condition`` without a cluster's process checks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise WaitFailed(f'no {what} within {timeout}s\n' + report())
+        time.sleep(0.05)

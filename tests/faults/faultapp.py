@@ -1,0 +1,250 @@
+"""The app the fault tests serve and run tasks of, and its ledger.
+
+==============  ==============================================================
+POST /enqueue   adds ``count`` tasks for /task in the request's transaction
+                (the filter manages it: ``manage_transaction = true``);
+                answers ``{"request": ..., "tasks": [ids]}`` only once the
+                transaction committed (a failed commit is a 500).
+                Parameters: ``request`` (the client's name for the request),
+                ``count``, and for the tasks ``block`` (a flag name),
+                ``work`` (seconds) and ``die``; ``join=1`` joins a second
+                resource that does nothing (as an SQL session would: the
+                tasks are then staged in the vote and promoted after the
+                commit, where a transaction of tasks alone pushes them at
+                once); ``crash=1`` SIGKILLs this process after every
+                resource voted yes, before the staged batch is promoted
+                (see CrashAfterVote).
+POST /task      the task; 404 unless it runs as a task.  With ``block`` it
+                records a start, then waits until the test raises the flag
+                (creates the file ``<flags>/<block>``); with ``work`` it
+                works that long; then it records its run.  With ``die=1``
+                it records a start and SIGKILLs the process running it.
+==============  ==============================================================
+
+Everything that happens is counted in a SQLite file (WAL mode) that every
+process of a test shares; see Ledger.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import transaction
+import webob
+import webob.dec
+import webob.exc
+
+from wsgi_taskqueue import current_task, taskqueue
+
+#: How long a blocked task waits for its flag before it gives up (a test
+#: that forgets to raise it fails long before).
+BLOCK_LIMIT = 120.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS added (
+    request TEXT NOT NULL, task_id TEXT NOT NULL, pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS committed (
+    request TEXT NOT NULL, task_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS starts (
+    task_id TEXT NOT NULL, attempt INTEGER NOT NULL, pid INTEGER NOT NULL,
+    at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    task_id TEXT NOT NULL, attempt INTEGER NOT NULL, pid INTEGER NOT NULL,
+    at REAL NOT NULL);
+"""
+
+
+class Ledger:
+    """What happened, in a SQLite file shared by every process of a test.
+
+    ``added``: each task id an enqueue request added, written at once
+    (outside the transaction), so a test knows the ids of a request that
+    died or failed.  ``committed``: written by an after-commit hook, only
+    when the request's transaction committed.  ``starts``: a blocking task
+    began.  ``runs``: a task finished (one row per run, with the pid of the
+    process that ran it).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+        db = self._db()
+        db.execute('PRAGMA journal_mode=WAL')
+        db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, in autocommit mode: each INSERT is a
+        transaction of its own.  A long busy timeout, so that concurrent
+        writers of several processes queue up instead of failing."""
+        db = getattr(self._local, 'db', None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
+            # WAL with NORMAL is durable against a killed process (only an
+            # OS crash may lose the last commits), and much faster.
+            db.execute('PRAGMA synchronous=NORMAL')
+            self._local.db = db
+        return db
+
+    def write(self, sql: str, rows) -> None:
+        db = self._db()
+        db.execute('BEGIN IMMEDIATE')
+        try:
+            db.executemany(sql, rows)
+        except BaseException:
+            db.execute('ROLLBACK')
+            raise
+        db.execute('COMMIT')
+
+    def query(self, sql: str, *args) -> list:
+        return self._db().execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        db = getattr(self._local, 'db', None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- for the tests ---------------------------------------------------
+
+    def added(self, request: str | None = None) -> list[str]:
+        if request is None:
+            return [r[0] for r in self.query('SELECT task_id FROM added')]
+        return [r[0] for r in self.query(
+            'SELECT task_id FROM added WHERE request = ?', request)]
+
+    def committed(self) -> set[str]:
+        return {r[0] for r in self.query('SELECT task_id FROM committed')}
+
+    def runs(self, task_id: str | None = None) -> list[tuple]:
+        """(task_id, attempt, pid) of each run, oldest first."""
+        if task_id is None:
+            return self.query('SELECT task_id, attempt, pid FROM runs'
+                              ' ORDER BY rowid')
+        return self.query('SELECT task_id, attempt, pid FROM runs'
+                          ' WHERE task_id = ? ORDER BY rowid', task_id)
+
+    def starts(self, task_id: str) -> list[tuple]:
+        return self.query('SELECT task_id, attempt, pid FROM starts'
+                          ' WHERE task_id = ? ORDER BY rowid', task_id)
+
+    def ran_count(self) -> int:
+        """How many distinct tasks ran."""
+        return self.query('SELECT COUNT(DISTINCT task_id) FROM runs')[0][0]
+
+
+class Bystander:
+    """A transaction resource that commits nothing, as an SQL session
+    with nothing to write: its presence makes the task data manager stage
+    and promote instead of pushing in its vote."""
+
+    transaction_manager = transaction.manager
+
+    def sortKey(self) -> str:
+        return '~~bystander'
+
+    def abort(self, txn) -> None:
+        pass
+
+    def tpc_begin(self, txn) -> None:
+        pass
+
+    def commit(self, txn) -> None:
+        pass
+
+    def tpc_vote(self, txn) -> None:
+        pass
+
+    def tpc_finish(self, txn) -> None:
+        pass
+
+    def tpc_abort(self, txn) -> None:
+        pass
+
+
+class CrashAfterVote(Bystander):
+    """A transaction resource whose ``tpc_finish`` SIGKILLs the process.
+
+    Its sort key sorts after the task data manager's
+    (``wsgi_taskqueue:<batch>``), so by then every resource voted yes (the
+    tasks are staged in Redis) and finished; the after-commit hook that
+    promotes the staged batch never runs.
+    """
+
+    def sortKey(self) -> str:
+        return '~~crash'
+
+    def tpc_finish(self, txn) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FaultApp:
+
+    def __init__(self, ledger: Ledger, flags: str):
+        self.ledger = ledger
+        self.flags = flags
+
+    @webob.dec.wsgify
+    def __call__(self, request: webob.Request):
+        if request.method == 'POST' and request.path_info == '/enqueue':
+            return self.enqueue(request)
+        if request.method == 'POST' and request.path_info == '/task':
+            return self.task(request)
+        return webob.exc.HTTPNotFound()
+
+    def enqueue(self, request):
+        name = request.GET['request']
+        count = int(request.GET.get('count', '1'))
+        params = {key: request.GET[key] for key in ('block', 'work', 'die')
+                  if key in request.GET}
+        ids = [taskqueue.add('/task', method='POST', payload=None,
+                             params=params) for _ in range(count)]
+        pid = os.getpid()
+        self.ledger.write('INSERT INTO added VALUES (?, ?, ?)',
+                          [(name, task_id, pid) for task_id in ids])
+        txn = transaction.get()
+        # Added after the task data manager's promotion hook: runs after it.
+        txn.addAfterCommitHook(self._committed, args=(name, ids))
+        if request.GET.get('join') == '1':
+            txn.join(Bystander())
+        if request.GET.get('crash') == '1':
+            txn.join(CrashAfterVote())
+        return webob.Response(json_body={'request': name, 'tasks': ids})
+
+    def _committed(self, committed: bool, name: str, ids: list) -> None:
+        if committed:
+            self.ledger.write('INSERT INTO committed VALUES (?, ?)',
+                              [(name, task_id) for task_id in ids])
+
+    def task(self, request):
+        task = current_task(request)
+        if task is None:
+            return webob.exc.HTTPNotFound()
+        row = (task.id, task.attempt, os.getpid(), time.time())
+        if request.GET.get('die') == '1':
+            self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
+            os.kill(os.getpid(), signal.SIGKILL)
+        block = request.GET.get('block')
+        if block:
+            self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
+            flag = os.path.join(self.flags, block)
+            deadline = time.monotonic() + BLOCK_LIMIT
+            while not os.path.exists(flag):
+                if time.monotonic() > deadline:
+                    return webob.exc.HTTPInternalServerError(
+                        f'flag {block} never raised')
+                time.sleep(0.01)
+        work = float(request.GET.get('work', '0'))
+        if work:
+            time.sleep(work)  # the task's "work"
+        self.ledger.write('INSERT INTO runs VALUES (?, ?, ?, ?)',
+                          [(task.id, task.attempt, os.getpid(), time.time())])
+        return webob.Response('done', content_type='text/plain')
+
+
+def app_factory(global_conf, db: str, flags: str):
+    """``paste.app_factory`` (``use = call:faults.faultapp:app_factory``)."""
+    return FaultApp(Ledger(db), flags)

@@ -1,0 +1,169 @@
+"""Redis goes away during commits and during consumption (G1, G2, G6),
+and comes back; a worker waits for it without burning CPU."""
+import collections
+import threading
+import time
+import uuid
+
+import requests
+
+from .cluster import cpu_seconds
+
+#: How long Redis stays down in each outage: a scenario parameter, well
+#: below staged_grace (a staged batch must not be promoted by a sweep while
+#: its web process could still discard it), and long enough for several
+#: requests to fail and for the consumers' backoff to start.
+OUTAGE = 1.0
+STAGED_GRACE = 5
+#: Commits between the outages.
+COMMITS_BETWEEN = 20
+UNAVAILABLE = 'queue backend unavailable'
+
+
+class Burst:
+    """Client threads that send enqueue requests until stopped; every
+    other request has a second transaction resource (tasks staged, then
+    promoted), the others have none (tasks pushed in the vote)."""
+
+    def __init__(self, cluster, clients: int = 4, **params):
+        self.cluster = cluster
+        self.params = params
+        #: name -> (status or None, task ids or None, error or None)
+        self.results: dict[str, tuple] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._client, args=(n,),
+                                         daemon=True)
+                        for n in range(clients)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.done.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def _client(self, number: int) -> None:
+        sent = 0
+        while not self.done.is_set():
+            name = uuid.uuid4().hex
+            join = '1' if (number + sent) % 2 else '0'
+            sent += 1
+            try:
+                response = self.cluster.enqueue(
+                    count=3, name=name, join=join, **self.params)
+            except requests.RequestException as exc:
+                result = (None, None, repr(exc))
+            else:
+                result = (response.status_code,
+                          response.json()['tasks']
+                          if response.status_code == 200 else None, None)
+            with self.lock:
+                self.results[name] = result
+
+    def count(self, status: int) -> int:
+        with self.lock:
+            return sum(1 for result in self.results.values()
+                       if result[0] == status)
+
+    def committed(self) -> set[str]:
+        with self.lock:
+            return {task for status, tasks, _ in self.results.values()
+                    if status == 200 for task in tasks}
+
+    def failed(self) -> list[str]:
+        with self.lock:
+            return [name for name, (status, _, _) in self.results.items()
+                    if status is not None and status != 200]
+
+    def unanswered(self) -> dict[str, str]:
+        with self.lock:
+            return {name: error for name, (status, _, error)
+                    in self.results.items() if status is None}
+
+
+def test_redis_stopped_and_killed_during_commits_and_consumption(
+        cluster, redis_server):
+    cluster.web()
+    workers = [cluster.worker(name, concurrent_limit=2, lease_timeout=2,
+                              staged_grace=STAGED_GRACE)
+               for name in ('w1', 'w2')]
+
+    def outage(stop) -> None:
+        """Stop Redis while requests and tasks flow; start it again."""
+        commits, failures = burst.count(200), burst.count(500)
+        noticed = [w.output().count(UNAVAILABLE) for w in workers]
+        cluster.wait_until(lambda: burst.count(200) >= commits +
+                           COMMITS_BETWEEN, f'{COMMITS_BETWEEN} commits')
+        stop()
+        down = time.monotonic()
+        cluster.wait_until(lambda: burst.count(500) > failures,
+                           'failed commits')
+        cluster.wait_until(lambda: all(
+            w.output().count(UNAVAILABLE) > n
+            for w, n in zip(workers, noticed)), 'both workers to notice')
+        time.sleep(max(0.0, down + OUTAGE - time.monotonic()))  # OUTAGE
+        redis_server.start()
+
+    with Burst(cluster, work='0.005') as burst:
+        outage(redis_server.stop)   # a clean shutdown (SIGTERM)
+        outage(redis_server.kill)   # a crash (SIGKILL), AOF fsynced always
+        cluster.wait_until(lambda: burst.count(200) >= COMMITS_BETWEEN * 3,
+                           'commits after the outages')
+
+    committed = burst.committed()
+    failed = {task for name in burst.failed()
+              for task in cluster.ledger.added(name)}
+    cluster.wait_until(
+        lambda: committed <= {run[0] for run in cluster.ledger.runs()}
+        and cluster.settled(),
+        'every committed task to run and the queue to settle',
+        STAGED_GRACE + 30)
+
+    runs = collections.Counter(run[0] for run in cluster.ledger.runs())
+    summary = (f'{len(burst.results)} requests: {burst.count(200)} '
+               f'committed ({len(committed)} tasks), {len(burst.failed())} '
+               f'failed ({len(failed)} tasks); {sum(runs.values())} runs')
+    print(summary)
+    assert burst.unanswered() == {}, summary
+    assert burst.count(500) == len(burst.failed()) > 0, summary
+    # The fault app's after-commit hook agrees with the HTTP answers.
+    assert cluster.ledger.committed() == committed, summary
+    # G2, and exactly once: no consumer died.
+    assert {task: n for task, n in runs.items() if n != 1} == {}, summary
+    # G1: nothing of a failed request ran, nothing unknown ran.
+    phantoms = sorted(set(runs) & failed)
+    assert phantoms == [], f'{summary}; phantoms: {phantoms}\n' + \
+        cluster.report()
+    assert set(runs) == committed, summary
+    assert all(w.running for w in workers)
+
+
+def test_a_worker_waits_idly_while_redis_is_down_and_resumes(
+        cluster, redis_server):
+    worker = cluster.worker('w1', concurrent_limit=2)
+    cluster.wait_for_runs(cluster.add())
+    noticed = worker.output().count(UNAVAILABLE)
+
+    redis_server.stop()
+    cluster.wait_until(lambda: worker.output().count(UNAVAILABLE) > noticed,
+                       'the worker to notice')
+    before = cpu_seconds(worker.pid)
+    started = time.monotonic()
+    time.sleep(3)  # the outage whose CPU cost is measured
+    used = cpu_seconds(worker.pid) - before
+    down = time.monotonic() - started
+    redis_server.start()
+    restarted = time.monotonic()
+    [task] = cluster.add()
+    cluster.wait_for_runs([task])
+    resumed = time.monotonic() - restarted
+
+    print(f'worker used {used:.2f} CPU-s in {down:.1f}s without Redis; '
+          f'ran a new task {resumed:.1f}s after Redis was back')
+    assert used < 0.5, (used, cluster.report())
+    assert cluster.ledger.runs(task) == [(task, 1, worker.pid)]
+    assert 'queue backend is back' in worker.output()
