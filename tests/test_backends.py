@@ -6,6 +6,10 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from wsgi_taskqueue.interfaces import IQueueBackend
+from wsgi_taskqueue.status import Report
+
+#: For messages that are not tasks: the status log ignores them.
+REPORT = Report('0', 1, '200 OK', 0.001)
 
 
 def promoted(queue, *messages, batch='b1'):
@@ -51,9 +55,9 @@ def test_reserved_messages_stay_in_the_processing_list_until_acked(queue):
     promoted(queue, b'1', b'2')
     queue.reserve('c', 2, 0)
     assert queue.counts()['processing'] == {'c': 2}
-    queue.ack('c', [b'1'])
+    queue.ack('c', [(b'1', REPORT)])
     assert queue.counts()['processing'] == {'c': 1}
-    queue.ack('c', [b'2'])
+    queue.ack('c', [(b'2', REPORT)])
     assert queue.counts()['processing'] == {}
 
 
@@ -94,7 +98,8 @@ def test_interrupt_ends_a_waiting_reserve(queue):
 def test_retried_messages_come_back_when_due(queue):
     promoted(queue, b'first')
     queue.reserve('c', 1, 0)
-    queue.retry('c', b'first', b'first, attempt 2', time.time() + 0.3)
+    queue.retry('c', b'first', b'first, attempt 2', time.time() + 0.3,
+                REPORT)
     assert queue.counts()['delayed'] == 1
     assert queue.counts()['processing'] == {}
     assert queue.reserve('c', 1, 0) == []
@@ -105,7 +110,7 @@ def test_retried_messages_come_back_when_due(queue):
 def test_due_retries_go_ahead_of_pending_messages(queue):
     promoted(queue, b'a', b'b')
     queue.reserve('c', 1, 0)
-    queue.retry('c', b'a', b'a2', time.time() - 1)
+    queue.retry('c', b'a', b'a2', time.time() - 1, REPORT)
     assert queue.reserve('c', 2, 0) == [b'a2', b'b']
 
 
@@ -190,3 +195,93 @@ def test_the_sweep_promotes_staged_batches_older_than_the_grace(queue):
     assert queue.sweep(grace=0.05)['batches'] == ['orphan']
     assert queue.reserve('c', 5, 0) == [b'1']
     assert queue.counts()['staged'] == 0
+
+
+def task_message(queue, **overrides):
+    from test_task import make_task
+    task = make_task(queue=queue.name, **overrides)
+    return task, queue.codec.encode(task)
+
+
+def test_the_status_log_follows_a_task_through_its_life(queue):
+    task, message = task_message(queue)
+    queue.stage('b1', [message])
+    assert queue.task_status(task.id)['state'] == 'staged'
+    queue.promote('b1')
+    status = queue.task_status(task.id)
+    assert (status['state'], status['path'], status['method'],
+            status['user'], status['attempt']) == (
+        'queued', '/view', 'POST', 'alice', 1)
+    assert queue.reserve('w1', 1, 0) == [message]
+    status = queue.task_status(task.id)
+    assert (status['state'], status['consumer']) == ('running', 'w1')
+    retried = queue.codec.encode(task.next_attempt())
+    due = time.time() - 1
+    queue.retry('w1', message, retried,  due,
+                Report(task.id, 1, '503 Busy', 0.25))
+    status = queue.task_status(task.id)
+    assert (status['state'], status['next_attempt']) == ('retrying', due)
+    assert queue.reserve('w2', 1, 0) == [retried]
+    assert queue.task_status(task.id)['attempt'] == 2
+    queue.ack('w2', [(retried, Report(task.id, 2, '200 OK', 0.5))])
+    status = queue.task_status(task.id)
+    assert (status['state'], status['status']) == ('done', '200 OK')
+    assert [(a['attempt'], a['status'], a['duration_ms'])
+            for a in status['attempts']] == [(1, '503 Busy', 250.0),
+                                             (2, '200 OK', 500.0)]
+    assert status['queue'] == queue.name
+
+
+def test_dead_tasks_are_logged_dead_and_requeued_ones_queued(queue):
+    task, message = task_message(queue)
+    promoted(queue, message)
+    queue.reserve('w', 1, 0)
+    queue.bury('w', message, b'record', Report(task.id, 1, '404 Gone', 0))
+    assert queue.task_status(task.id)['state'] == 'dead'
+    assert queue.requeue_dead(b'record', message)
+    assert queue.task_status(task.id)['state'] == 'queued'
+
+
+def test_tasks_lists_the_newest_first_filtered_by_state(queue):
+    tasks = [task_message(queue) for _ in range(5)]
+    for number, (task, message) in enumerate(tasks):
+        promoted(queue, message, batch=f'b{number}')
+    queue.reserve('w', 2, 0)
+    assert [s['id'] for s in queue.tasks()] == [
+        task.id for task, _ in reversed(tasks)]
+    assert {s['id'] for s in queue.tasks(state='running')} == {
+        tasks[0][0].id, tasks[1][0].id}
+    assert [s['id'] for s in queue.tasks(state='queued', start=1, count=1)] \
+        == [tasks[3][0].id]
+
+
+def test_unknown_tasks_have_no_status(queue):
+    assert queue.task_status('0123abcd') is None
+
+
+def test_throughput_counts_outcomes_per_minute(queue):
+    task, message = task_message(queue)
+    promoted(queue, message)
+    queue.reserve('w', 1, 0)
+    queue.ack('w', [(message, Report(task.id, 1, '200 OK', 0.01))])
+    minutes = queue.throughput(5)
+    assert len(minutes) == 5
+    assert minutes[-1].get('done') == 1
+
+
+def test_consumers_are_listed_with_their_heartbeat(queue):
+    queue.acquire('w', 'token', 30, {'host': 'h', 'concurrency': 4})
+    promoted(queue, b'1')
+    queue.reserve('w', 1, 0)
+    [consumer] = queue.consumers()
+    assert (consumer['name'], consumer['host'], consumer['concurrency'],
+            consumer['in_flight'], consumer['alive']) == ('w', 'h', 4, 1, True)
+    assert 0 <= consumer['heartbeat_age'] < 5
+
+
+def test_without_a_status_ttl_nothing_is_logged(queue):
+    queue.status_ttl = 0
+    task, message = task_message(queue)
+    promoted(queue, message)
+    queue.reserve('w', 1, 0)
+    assert queue.task_status(task.id) is None

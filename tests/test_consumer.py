@@ -292,3 +292,21 @@ def test_secrets_never_reach_the_logs(redis_url, consume, caplog):
                    'QUERY-SECRET'):
         assert secret not in caplog.text
     assert 'GET /ok -> 200 OK' in caplog.text
+
+
+def test_taskqueue_status_follows_a_task_as_the_consumer_runs_it(
+        queue, consume):
+    from wsgi_taskqueue.taskqueue import status
+    release = threading.Event()
+    app = RecordingApp(respond=lambda e: release.wait(10) and '200 OK')
+    consume(app, name='watched')
+    # The consumer is idle, waiting: the task wakes it (BLMOVE on Redis).
+    [task_id] = add('/watched')
+    app.wait_for(1)
+    wait_until(lambda: status(task_id)['state'] == 'running')
+    assert status(task_id)['consumer'] == 'watched'
+    release.set()
+    wait_until(lambda: status(task_id)['state'] == 'done')
+    [attempt] = status(task_id)['attempts']
+    assert attempt['status'] == '200 OK'
+    assert status('0123456789abcdef') is None

@@ -23,6 +23,7 @@ from .backends.base import DEFAULT_MAX_PAYLOAD_SIZE
 from .consumer import Consumer, default_consumer_name
 from .errors import ConfigurationError
 from .registry import queue_names, register_queue
+from .status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 
 __all__ = ['configure', 'load', 'Configuration', 'filter_settings']
 
@@ -78,6 +79,8 @@ QUEUE_SETTINGS = {
     # are accepted, so a secret can be rotated without losing tasks.
     'secret': (_lines, []),
     'credentials': (str, 'copy'),
+    'status_ttl': (_at_least(0, int), DEFAULT_STATUS_TTL),
+    'status_max': (_at_least(1, int), DEFAULT_STATUS_MAX),
 }
 
 #: Keys of ``type = redis``, beside QUEUE_SETTINGS.  host, port, db,
@@ -258,7 +261,9 @@ def _build_queue(filename, section, values):
     try:
         queue = factory(name, max_payload_size=common['max_payload_size'],
                         secrets=common['secret'],
-                        credentials=common['credentials'], **options)
+                        credentials=common['credentials'],
+                        status_ttl=common['status_ttl'],
+                        status_max=common['status_max'], **options)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(str(exc), filename, section) from None
     return name, queue

@@ -21,6 +21,7 @@ from .dispatch import Dispatcher
 from .errors import BackendUnavailable, ConsumerNameInUse, DecodeError
 from .outcome import Outcome, RetryPolicy, classify
 from .registry import get_queue
+from .status import Report
 
 __all__ = ['Consumer', 'default_consumer_name']
 
@@ -104,7 +105,7 @@ class Consumer:
         self._stopping.clear()
         self._token = uuid.uuid4().hex
         if not self.backend.acquire(self.name, self._token,
-                                    self.lease_timeout):
+                                    self.lease_timeout, self._info()):
             raise ConsumerNameInUse(
                 f'consumer name {self.name!r} of queue {self.queue!r} is in '
                 f'use by another live process; give each consumer its own '
@@ -187,7 +188,8 @@ class Consumer:
         while not self._stopping.wait(interval):
             try:
                 if not self.backend.acquire(self.name, self._token,
-                                            self.lease_timeout):
+                                            self.lease_timeout,
+                                            self._info()):
                     log.error('%r: another process took over the name; '
                               'stopping', self)
                     self._stopping.set()
@@ -204,6 +206,12 @@ class Consumer:
                 outage.report(exc)
             except Exception:
                 log.exception('%r: heartbeat failed', self)
+
+    def _info(self) -> dict:
+        """What operators see of this consumer beside its lease."""
+        return {'host': socket.gethostname(), 'pid': os.getpid(),
+                'concurrency': self.concurrent_limit,
+                'paused': self.paused, 'processed': self.processed}
 
     def _sweep(self) -> None:
         report = self.backend.sweep(self.staged_grace, self.max_deliveries)
@@ -225,9 +233,9 @@ class Consumer:
 
     def _run(self) -> None:
         outage = _Outage(self, self._stopping)
-        # Finished messages, acknowledged by the next reserve in the same
-        # round trip.
-        done: list[bytes] = []
+        # (message, Report) of finished messages, acknowledged by the next
+        # reserve in the same round trip.
+        done: list[tuple[bytes, Report]] = []
         try:
             while not self._stopping.is_set():
                 if not self._resumed.is_set():
@@ -254,8 +262,9 @@ class Consumer:
                 outage.over()
                 for message in messages:
                     try:
-                        if self.process(message):
-                            done.append(message)
+                        report = self.process(message)
+                        if report is not None:
+                            done.append((message, report))
                     except Exception:
                         # The message stays in flight and is requeued when
                         # this consumer is gone; the thread lives on.
@@ -264,15 +273,15 @@ class Consumer:
         finally:
             self._acknowledge(done)
 
-    def _acknowledge(self, done: list[bytes]) -> list[bytes]:
+    def _acknowledge(self, done: list) -> list:
         if done:
             self._settle(self.backend.ack, done)
         return []
 
-    def process(self, message: bytes) -> bool:
+    def process(self, message: bytes) -> Report | None:
         """Dispatch one reserved message and settle it, except that a
-        finished one is left for the caller to acknowledge: return True
-        for those."""
+        finished one is left for the caller to acknowledge: return its
+        Report."""
         try:
             task = self.backend.codec.decode(message)
         except DecodeError as exc:
@@ -280,23 +289,25 @@ class Consumer:
                       self, exc.reason)
             self._settle(self.backend.bury, message, DeadLetter.of(
                 self.queue, message, None, None, exc.reason, 0).encode())
-            return False
+            return None
         started = time.perf_counter()
         result = self.dispatch(task)
         elapsed = time.perf_counter() - started
         with self._count_lock:
             self.processed += 1
         outcome = classify(result.status_code)
+        report = Report(task.id, task.attempt, result.status or 'exception',
+                        elapsed)
         access_log.info('%s %s %s %s -> %s in %.1fms (attempt %d)',
                         task.queue, task.id, task.method, task.path,
                         result.status or 'error', elapsed * 1000,
                         task.attempt)
         if outcome is Outcome.DONE:
-            return True
+            return report
         if outcome is Outcome.REDIRECTED:
             log.warning('task %s %s answered %s; redirects are not followed',
                         task.id, task.path, result.status)
-            return True
+            return report
         if outcome is Outcome.RETRY and self.policy.allows(task.attempt):
             delay = self.policy.delay_after(task.attempt,
                                             result.header('Retry-After'))
@@ -305,15 +316,15 @@ class Consumer:
                         task.attempt, delay)
             self._settle(self.backend.retry, message,
                          self.backend.codec.encode(task.next_attempt()),
-                         time.time() + delay)
+                         time.time() + delay, report)
         else:
             log.error('task %s %s failed (%s) on attempt %d; dead-lettered',
                       task.id, task.path, result.status or 'exception',
                       task.attempt)
             self._settle(self.backend.bury, message, DeadLetter.of(
                 self.queue, message, task, result.status,
-                result.error or '', task.attempt).encode())
-        return False
+                result.error or '', task.attempt).encode(), report)
+        return None
 
     def _settle(self, operation, *args) -> None:
         """Run ``operation`` until the backend takes it, or we stop (the

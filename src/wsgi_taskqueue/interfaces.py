@@ -60,8 +60,8 @@ class IQueueBackend(Interface):
         commit of a transaction that has nothing else to commit."""
 
     def reserve(consumer, limit, timeout, done=()):
-        """Acknowledge the messages ``done`` (as ``ack``; in the same
-        round trip), then move up to ``limit`` pending messages (retries
+        """Acknowledge ``done`` (as ``ack``, in the same round trip), then
+        move up to ``limit`` pending messages (retries
         that fell due first) into ``consumer``'s processing list and
         return them in queue order; wait up to ``timeout`` seconds when
         there are none.  Return an empty list on timeout or
@@ -70,16 +70,19 @@ class IQueueBackend(Interface):
     def interrupt(consumer):
         """Wake every ``reserve`` of ``consumer`` that is waiting."""
 
-    def ack(consumer, messages):
-        """Remove finished messages from ``consumer``'s processing list."""
+    def ack(consumer, done):
+        """Remove finished messages from ``consumer``'s processing list;
+        ``done`` holds (message, Report) pairs for the status log."""
 
-    def retry(consumer, message, new_message, due):
+    def retry(consumer, message, new_message, due, report):
         """Replace ``message`` in the processing list by ``new_message``
-        among the delayed ones, due at epoch time ``due``; atomically."""
+        among the delayed ones, due at epoch time ``due``; atomically.
+        ``report`` (a Report) goes to the status log."""
 
-    def bury(consumer, message, record):
+    def bury(consumer, message, record, report=None):
         """Replace ``message`` in the processing list by the dead-letter
-        ``record``; atomically."""
+        ``record``; atomically.  ``report`` is None for a message that is
+        not a task."""
 
     def requeue_processing(consumer, max_deliveries=0):
         """Put every message of ``consumer``'s processing list back at the
@@ -88,10 +91,12 @@ class IQueueBackend(Interface):
         (0: no limit) goes to the dead letters instead.  Return the
         numbers (requeued, dead-lettered)."""
 
-    def acquire(consumer, token, ttl):
+    def acquire(consumer, token, ttl, info=None):
         """Take, or renew, the lease on the name ``consumer`` for ``ttl``
-        seconds on behalf of ``token`` (one per running consumer).  Return
-        False when another token holds a lease that has not expired."""
+        seconds on behalf of ``token`` (one per running consumer), and
+        keep ``info`` (a JSON-able dict: host, pid, concurrency) for
+        ``consumers``.  Return False when another token holds a lease that
+        has not expired."""
 
     def release(consumer, token):
         """Give the lease up, if ``token`` holds it."""
@@ -106,6 +111,22 @@ class IQueueBackend(Interface):
     def counts():
         """Return a dict: pending, delayed, dead, staged (ints) and
         processing ({consumer: int})."""
+
+    def consumers():
+        """The consumers holding (or lately holding) a lease: dicts with
+        name, alive, heartbeat_age (seconds), in_flight and their info."""
+
+    def task_status(task_id):
+        """The status record of a task (see ``status.record``), or None
+        when it is unknown or expired."""
+
+    def tasks(state=None, start=0, count=50):
+        """Status records, newest first, of tasks in ``state`` (any if
+        None): ``count`` of them, skipping ``start``."""
+
+    def throughput(minutes=15):
+        """Outcomes per minute over the last ``minutes``: dicts with
+        minute (epoch seconds) and counts of done, retried, dead."""
 
     def dead_letters(start=0, stop=-1):
         """Return dead-letter records, newest first."""

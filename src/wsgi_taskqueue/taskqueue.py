@@ -13,12 +13,12 @@ import webob
 
 from . import context, datamanager
 from .errors import InvalidTask
-from .registry import get_queue
+from .registry import get_queue, queue_names
 from .task import Task
 from .validation import (METHODS, TASK_HEADER_PREFIX, check_header_value,
                          check_method, check_url, environ_key)
 
-__all__ = ['add', 'METHODS']
+__all__ = ['add', 'status', 'METHODS']
 
 #: Headers of the enqueuing request that must not travel: they describe
 #: that one connection (hop-by-hop, RFC 9110 7.6.1), would be a lie on the
@@ -67,6 +67,18 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
     if request is not None and manager not in request.data_managers:
         request.data_managers.append(manager)
     return task.id
+
+
+def status(task_id: str, queue: str | None = None) -> dict | None:
+    """The status record of a task (state, attempts with their status
+    lines, timestamps, user), from ``queue`` or else from every queue;
+    None when it is unknown or its record expired."""
+    names = [queue] if queue is not None else queue_names()
+    for name in names:
+        found = get_queue(name).task_status(task_id)
+        if found is not None:
+            return found
+    return None
 
 
 def _transaction_manager(environ):

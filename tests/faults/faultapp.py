@@ -131,6 +131,11 @@ class Ledger:
         return self.query('SELECT task_id, attempt, pid FROM starts'
                           ' WHERE task_id = ? ORDER BY rowid', task_id)
 
+    def pids_since(self, since: float) -> set[int]:
+        """The processes that finished a task after ``since``."""
+        return {r[0] for r in self.query(
+            'SELECT DISTINCT pid FROM runs WHERE at > ?', since)}
+
     def ran_count(self) -> int:
         """How many distinct tasks ran."""
         return self.query('SELECT COUNT(DISTINCT task_id) FROM runs')[0][0]

@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from .cluster import cpu_seconds
+from .cluster import WaitFailed, cpu_seconds
 
 #: How long Redis stays down in each outage: a scenario parameter, well
 #: below staged_grace (a staged batch must not be promoted by a sweep while
@@ -95,9 +95,12 @@ def test_redis_stopped_and_killed_during_commits_and_consumption(
     def outage(stop) -> None:
         """Stop Redis while requests and tasks flow; start it again."""
         commits, failures = burst.count(200), burst.count(500)
-        noticed = [w.output().count(UNAVAILABLE) for w in workers]
+        since = time.time()
         cluster.wait_until(lambda: burst.count(200) >= commits +
                            COMMITS_BETWEEN, f'{COMMITS_BETWEEN} commits')
+        cluster.wait_until(lambda: cluster.ledger.pids_since(since) == {
+            w.pid for w in workers}, 'both workers to run tasks')
+        noticed = [w.output().count(UNAVAILABLE) for w in workers]
         stop()
         down = time.monotonic()
         cluster.wait_until(lambda: burst.count(500) > failures,
@@ -117,11 +120,18 @@ def test_redis_stopped_and_killed_during_commits_and_consumption(
     committed = burst.committed()
     failed = {task for name in burst.failed()
               for task in cluster.ledger.added(name)}
-    cluster.wait_until(
-        lambda: committed <= {run[0] for run in cluster.ledger.runs()}
-        and cluster.settled(),
-        'every committed task to run and the queue to settle',
-        STAGED_GRACE + 30)
+    def ran() -> set[str]:
+        return {run[0] for run in cluster.ledger.runs()}
+    try:
+        cluster.wait_until(lambda: committed <= ran() and cluster.settled(),
+                           'every committed task to run and the queue to '
+                           'settle', STAGED_GRACE + 30)
+    except WaitFailed as exc:
+        missing = committed - ran()
+        raise WaitFailed(
+            f'{len(missing)} of {len(committed)} committed tasks never ran '
+            f'(e.g. {sorted(missing)[:3]}); queue: {cluster.counts()}; '
+            f'{len(failed)} tasks of failed requests\n{exc}') from None
 
     runs = collections.Counter(run[0] for run in cluster.ledger.runs())
     summary = (f'{len(burst.results)} requests: {burst.count(200)} '

@@ -1,6 +1,7 @@
 """What every queue backend shares: its name, limits and codec."""
 from __future__ import annotations
 
+from ..status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 from ..task import Codec
 
 #: Large enough for form posts and modest uploads; a body larger than this
@@ -19,7 +20,9 @@ class QueueBase:
 
     def __init__(self, name: str = 'default', *,
                  max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
-                 secrets=(), credentials: str = 'copy'):
+                 secrets=(), credentials: str = 'copy',
+                 status_ttl: int = DEFAULT_STATUS_TTL,
+                 status_max: int = DEFAULT_STATUS_MAX):
         if credentials not in CREDENTIALS:
             raise ValueError(f'credentials must be one of '
                              f'{", ".join(CREDENTIALS)}, not {credentials!r}')
@@ -30,6 +33,10 @@ class QueueBase:
         #: signed REMOTE_USER does, so no secret rests in the queue; the
         #: app must then trust REMOTE_USER on task requests.
         self.credentials = credentials
+        #: Seconds a task's status record is kept (0: no status log), and
+        #: how many records a queue keeps at most.
+        self.status_ttl = status_ttl
+        self.status_max = status_max
         self.codec = Codec(secrets, max_payload_size)
 
     @property

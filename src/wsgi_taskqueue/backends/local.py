@@ -18,6 +18,7 @@ from zope.interface import implementer
 from ..deadletter import DeadLetter
 from ..errors import DecodeError
 from ..interfaces import IQueueBackend
+from ..status import MemoryStatusLog
 from ..task import Codec
 from .base import QueueBase
 
@@ -41,6 +42,8 @@ class LocalQueue(QueueBase):
         self._leases: dict[str, tuple[str, float]] = {}
         self._deliveries: collections.Counter = collections.Counter()
         self._sequence = itertools.count()
+        self._info: dict[str, dict] = {}
+        self._log = MemoryStatusLog(self)
 
     def stage_batches(self, batch_id, batches):
         [messages] = batches.values()
@@ -50,15 +53,13 @@ class LocalQueue(QueueBase):
 
     def promote_batches(self, batch_id, queues):
         with self._changed:
-            self._pending.extend(self._staged.pop(batch_id, ()))
+            self._queue(self._staged.pop(batch_id, ()))
             self._staged_at.pop(batch_id, None)
-            self._changed.notify_all()
 
     def push_batches(self, batches):
         [messages] = batches.values()
         with self._changed:
-            self._pending.extend(messages)
-            self._changed.notify_all()
+            self._queue(messages)
 
     def discard(self, batch_id):
         with self._changed:
@@ -69,15 +70,25 @@ class LocalQueue(QueueBase):
         deadline = time.monotonic() + timeout
         with self._changed:
             processing = self._processing[consumer]
-            for message in done:
+            for message, report in done:
                 processing.remove(message)
+                self._log.outcome(report, 'done', 'done',
+                                  finished=time.time())
+            if limit == 0:
+                return []
             interruptions = self._interruptions[consumer]
             while True:
                 self._move_due_retries()
                 if self._pending:
                     count = min(limit, len(self._pending))
                     taken = [self._pending.popleft() for _ in range(count)]
-                    self._processing[consumer].extend(taken)
+                    processing.extend(taken)
+                    for message in taken:
+                        task = _peek(message)
+                        self._log.update(
+                            task and task.id, state='running',
+                            consumer=consumer, started=time.time(),
+                            attempt=task and task.attempt)
                     return taken
                 wait = deadline - time.monotonic()
                 if self._interruptions[consumer] != interruptions or wait <= 0:
@@ -91,40 +102,41 @@ class LocalQueue(QueueBase):
             self._interruptions[consumer] += 1
             self._changed.notify_all()
 
-    def ack(self, consumer, messages):
-        with self._changed:
-            processing = self._processing[consumer]
-            for message in messages:
-                processing.remove(message)
+    def ack(self, consumer, done):
+        self.reserve(consumer, 0, 0, done)
 
-    def retry(self, consumer, message, new_message, due):
+    def retry(self, consumer, message, new_message, due, report):
         with self._changed:
             self._processing[consumer].remove(message)
             heapq.heappush(self._delayed,
                            (due, next(self._sequence), new_message))
+            self._log.outcome(report, 'retrying', 'retried', next=due)
             self._changed.notify_all()
 
-    def bury(self, consumer, message, record):
+    def bury(self, consumer, message, record, report=None):
         with self._changed:
             self._processing[consumer].remove(message)
             self._dead.appendleft(record)
+            self._log.outcome(report, 'dead', 'dead')
 
     def requeue_processing(self, consumer, max_deliveries=0):
         with self._changed:
             return self._requeue(consumer, max_deliveries)
 
-    def acquire(self, consumer, token, ttl):
+    def acquire(self, consumer, token, ttl, info=None):
         with self._changed:
             owner, expiry = self._leases.get(consumer, (None, 0.0))
             if owner not in (None, token) and expiry > time.monotonic():
                 return False
             self._leases[consumer] = (token, time.monotonic() + ttl)
+            self._info[consumer] = dict(info or {}, lease=ttl)
             return True
 
     def release(self, consumer, token):
         with self._changed:
             if self._leases.get(consumer, (None,))[0] == token:
                 del self._leases[consumer]
+                self._info.pop(consumer, None)
 
     def sweep(self, grace, max_deliveries=0):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
@@ -156,6 +168,41 @@ class LocalQueue(QueueBase):
                                in self._processing.items() if messages},
             }
 
+    def consumers(self):
+        now = time.monotonic()
+        with self._changed:
+            result = []
+            for name, (token, expiry) in sorted(self._leases.items()):
+                info = dict(self._info.get(name, {}))
+                lease = info.pop('lease', 0)
+                result.append(dict(
+                    info, name=name, alive=expiry > now,
+                    in_flight=len(self._processing.get(name, ())),
+                    heartbeat_age=max(0.0, now - (expiry - lease))))
+            return result
+
+    def task_status(self, task_id):
+        with self._changed:
+            status = self._log.get(task_id)
+            if status is not None:
+                return status
+            for messages in self._staged.values():
+                for message in messages:
+                    task = _peek(message)
+                    if task is not None and task.id == task_id:
+                        log = MemoryStatusLog(self)
+                        log.new(task, 'staged')
+                        return log.get(task_id)
+        return None
+
+    def tasks(self, state=None, start=0, count=50):
+        with self._changed:
+            return self._log.list(state, start, count)
+
+    def throughput(self, minutes=15):
+        with self._changed:
+            return self._log.throughput(minutes)
+
     def dead_letters(self, start=0, stop=-1):
         with self._changed:
             records = list(self._dead)
@@ -168,6 +215,9 @@ class LocalQueue(QueueBase):
             except ValueError:
                 return False
             self._pending.append(message)
+            task = _peek(message)
+            self._log.update(task and task.id, state='queued', attempt=1,
+                             next='')
             self._changed.notify_all()
             return True
 
@@ -191,14 +241,25 @@ class LocalQueue(QueueBase):
         for message in leftovers:
             self._deliveries[message] += 1
             deliveries = self._deliveries[message]
+            task = _peek(message)
             if max_deliveries and deliveries >= max_deliveries:
                 self._dead.appendleft(_unfinished_record(
-                    self.name, message, deliveries))
+                    self.name, message, task, deliveries))
+                self._log.update(task and task.id, state='dead')
             else:
                 requeued.append(message)
+                self._log.update(task and task.id, state='queued',
+                                 consumer='')
         self._pending.extendleft(reversed(requeued))
         self._changed.notify_all()
         return len(requeued), len(leftovers) - len(requeued)
+
+    def _queue(self, messages):
+        """Make messages pending, each with a new status record."""
+        self._pending.extend(messages)
+        for message in messages:
+            self._log.new(_peek(message), 'queued')
+        self._changed.notify_all()
 
     def _move_due_retries(self):
         now = time.time()
@@ -206,11 +267,20 @@ class LocalQueue(QueueBase):
             self._pending.appendleft(heapq.heappop(self._delayed)[2])
 
 
-def _unfinished_record(queue: str, message: bytes, deliveries: int) -> bytes:
+def _peek(message: bytes):
+    """The task a message claims to be, for the status log; None if it
+    is not a task."""
     try:
-        task = Codec().decode_unverified(message)
+        return _PEEK.decode_unverified(message)
     except DecodeError:
-        task = None
+        return None
+
+
+_PEEK = Codec()
+
+
+def _unfinished_record(queue: str, message: bytes, task,
+                       deliveries: int) -> bytes:
     return DeadLetter.of(
         queue, message, task, None,
         f'delivered {deliveries} times without finishing: its consumer '

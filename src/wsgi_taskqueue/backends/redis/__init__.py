@@ -12,19 +12,26 @@ key                      type   written by                           emptied by
 P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
 P:{Q}:pending            list   promote, push (LPUSH, order kept)    reserve (from the right)
-P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack (or reserve's done), retry,
-                                                                     bury, requeue
-P:{Q}:consumers          set    reserve, requeue_processing          sweep, once a gone consumer's list is empty
-P:{Q}:leases             zset   acquire: consumer -> lease expiry    release, sweep
-P:{Q}:owners             hash   acquire: consumer -> process token   release, sweep
-P:{Q}:deliveries:<id>    string requeue of an unfinished task (INCR)  expires after a day
+P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack (or reserve's done),
+                                                                     retry, bury, requeue
 P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
+P:{Q}:consumers          set    reserve, requeue_processing          sweep, once a gone
+                                                                     consumer's list is empty
+P:{Q}:leases             zset   acquire: consumer -> lease expiry    release, sweep
+P:{Q}:owners             hash   acquire: consumer -> process token   release, sweep
+P:{Q}:info               hash   acquire: consumer -> JSON (host,     release, sweep
+                                pid, concurrency, lease)
+P:{Q}:deliveries:<id>    string requeue of an unfinished task (INCR) expires after a day
+P:{Q}:task:<id>          hash   every move of the task: its status   expires (status_ttl)
+P:{Q}:tasks              zset   status records: id -> time queued    sweep trims it
+P:{Q}:minute:<n>         hash   outcomes of minute n (done, retried, expires after an hour
+                                dead)
 ======================== ====== ==================================== ==========================
 
 A message is never in two places and never in none: every move between
-these keys happens in one Lua script or MULTI, so a crash between two
-commands cannot lose or duplicate it.
+these keys happens in one Lua script (``scripts.py``) or MULTI, so a crash
+between two commands cannot lose or duplicate it.
 
 A consumer holds a lease (renewed by its heartbeat) on its name.  The
 sweep, run by every live consumer, requeues the processing list of every
@@ -43,142 +50,28 @@ wait with CLIENT UNBLOCK.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
-import urllib.parse
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from zope.interface import implementer
 
-from ..errors import BackendUnavailable
-from ..interfaces import IQueueBackend
-from .base import QueueBase
+from ...errors import BackendUnavailable
+from ...interfaces import IQueueBackend
+from ...status import MemoryStatusLog, record
+from ..base import QueueBase
+from . import scripts
+from .connection import (Waiter, describe_url, shared_pool,
+                         translated_errors)
 
 __all__ = ['RedisQueue']
 
 #: Long enough for a loaded Redis to answer, short enough that a request
 #: whose commit meets a dead Redis fails within seconds (G6).
 DEFAULT_SOCKET_TIMEOUT = 5.0
-
-# KEYS: (staged batch, pending, staged index) for each queue; ARGV: batch
-_PROMOTE = """
-for q = 1, #KEYS, 3 do
-  local items = redis.call('LRANGE', KEYS[q], 0, -1)
-  for i = 1, #items, 1000 do
-    redis.call('LPUSH', KEYS[q + 1], unpack(items, i, math.min(i + 999, #items)))
-  end
-  redis.call('DEL', KEYS[q])
-  redis.call('ZREM', KEYS[q + 2], ARGV[1])
-end
-"""
-
-_RESERVE = """
-for i = 4, #ARGV do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
-redis.call('SADD', KEYS[4], ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, 100)
-for i = 1, #due do
-  redis.call('RPUSH', KEYS[1], due[i])
-  redis.call('ZREM', KEYS[3], due[i])
-end
-local taken = {}
-for i = 1, tonumber(ARGV[1]) do
-  local message = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not message then break end
-  taken[i] = message
-end
-if #taken > 0 then return {taken, false} end
-local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-return {taken, next_retry[2] or false}
-"""
-
-_ACQUIRE = """
-local now = redis.call('TIME')
-now = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local owner = redis.call('HGET', KEYS[2], ARGV[1])
-if expiry and tonumber(expiry) > now and owner and owner ~= ARGV[2] then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
-_RELEASE = """
-if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-"""
-
-# KEYS: processing, pending, dead, leases, owners, consumers
-# ARGV: consumer, max deliveries (0: no limit), delivery counter prefix,
-#       queue name, '1' to requeue only if the consumer's lease is gone
-_REQUEUE = """
-local now = redis.call('TIME')
-now = tonumber(now[1]) + tonumber(now[2]) / 1000000
-if ARGV[5] == '1' then
-  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[1])
-  if expiry and tonumber(expiry) > now then return {0, 0} end
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-end
-redis.call('SADD', KEYS[6], ARGV[1])
-local limit = tonumber(ARGV[2])
-local requeued, buried = 0, 0
-while true do
-  local message = redis.call('LPOP', KEYS[1])
-  if not message then break end
-  local header = nil
-  local first = string.find(message, '\\n', 1, true)
-  local second = first and string.find(message, '\\n', first + 1, true)
-  if second then
-    local ok, decoded = pcall(cjson.decode, string.sub(message, first + 1, second - 1))
-    if ok and type(decoded) == 'table' then header = decoded end
-  end
-  local id = header and type(header.id) == 'string' and header.id or nil
-  local counter = ARGV[3] .. (id or redis.sha1hex(message))
-  local deliveries = redis.call('INCR', counter)
-  redis.call('EXPIRE', counter, 86400)
-  if limit > 0 and deliveries >= limit then
-    local function field(name)
-      local value = header and header[name]
-      if type(value) == 'string' or type(value) == 'number' then return value end
-      return cjson.null
-    end
-    local record = cjson.encode({
-      id = id or cjson.null, q = ARGV[4], u = field('u'), m = field('m'),
-      s = cjson.null, a = header and tonumber(header.a) or 0, t = now,
-      e = 'delivered ' .. deliveries .. ' times without finishing: ' ..
-          'its consumer stopped or died each time'})
-    redis.call('LPUSH', KEYS[3], record .. '\\n' .. message)
-    buried = buried + 1
-  else
-    redis.call('RPUSH', KEYS[2], message)
-    requeued = requeued + 1
-  end
-end
-if ARGV[5] == '1' then redis.call('SREM', KEYS[6], ARGV[1]) end
-return {requeued, buried}
-"""
-
-_REQUEUE_DEAD = """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-return 1
-"""
-
-
-@contextlib.contextmanager
-def _translated_errors(where: str):
-    """Turn redis-py's transport errors into BackendUnavailable, naming
-    the server but never its password."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendUnavailable(f'Redis at {where} unavailable: {exc}') from exc
 
 
 @implementer(IQueueBackend)
@@ -204,12 +97,12 @@ class RedisQueue(QueueBase):
                       # the time a failing vote takes (G6).
                       retry=Retry(NoBackoff(), 1))
         if url:
-            self.pool = _shared_pool(
+            self.pool = shared_pool(
                 (url, socket_timeout),
                 lambda: redis.ConnectionPool.from_url(url, **common))
-            self.where = _describe_url(url)
+            self.where = describe_url(url)
         else:
-            self.pool = _shared_pool(
+            self.pool = shared_pool(
                 (host, port, db, username, password, unix_socket_path,
                  socket_timeout),
                 lambda: redis.ConnectionPool(
@@ -221,12 +114,14 @@ class RedisQueue(QueueBase):
                     db=db, username=username, password=password, **common))
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
-        self._promote = self.client.register_script(_PROMOTE)
-        self._reserve = self.client.register_script(_RESERVE)
-        self._acquire = self.client.register_script(_ACQUIRE)
-        self._release = self.client.register_script(_RELEASE)
-        self._requeue = self.client.register_script(_REQUEUE)
-        self._requeue_dead = self.client.register_script(_REQUEUE_DEAD)
+        register = self.client.register_script
+        self._promote = register(scripts.PROMOTE)
+        self._push = register(scripts.PUSH)
+        self._reserve = register(scripts.RESERVE)
+        self._acquire = register(scripts.ACQUIRE)
+        self._release = register(scripts.RELEASE)
+        self._requeue = register(scripts.REQUEUE)
+        self._requeue_dead = register(scripts.REQUEUE_DEAD)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -240,7 +135,7 @@ class RedisQueue(QueueBase):
     def name(self, value: str) -> None:
         # The keys follow the name the queue is registered under.
         self._name = value
-        base = f'{self.key_prefix}:{{{value}}}:'
+        self.base = base = f'{self.key_prefix}:{{{value}}}:'
         self.pending_key = base + 'pending'
         self.staged_key = base + 'staged'
         self.delayed_key = base + 'delayed'
@@ -248,14 +143,17 @@ class RedisQueue(QueueBase):
         self.consumers_key = base + 'consumers'
         self.leases_key = base + 'leases'
         self.owners_key = base + 'owners'
-        self.deliveries_prefix = base + 'deliveries:'
-        self._base = base
+        self.info_key = base + 'info'
+        self.tasks_key = base + 'tasks'
 
     def staged_batch_key(self, batch_id: str) -> str:
-        return f'{self._base}staged:{batch_id}'
+        return f'{self.base}staged:{batch_id}'
 
     def processing_key(self, consumer: str) -> str:
-        return f'{self._base}processing:{consumer}'
+        return f'{self.base}processing:{consumer}'
+
+    def task_key(self, task_id: str) -> str:
+        return f'{self.base}task:{task_id}'
 
     # -- the transaction's side ------------------------------------------
 
@@ -267,7 +165,7 @@ class RedisQueue(QueueBase):
 
     def stage_batches(self, batch_id, batches):
         now = time.time()
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             for queue, messages in batches.items():
                 pipe.rpush(queue.staged_batch_key(batch_id), *messages)
@@ -279,22 +177,22 @@ class RedisQueue(QueueBase):
         for queue in queues:
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
                      queue.staged_key]
-        with _translated_errors(self.where):
-            self._promote(keys=keys, args=[batch_id])
+        with translated_errors(self.where):
+            self._promote(keys=keys, args=[batch_id, *(
+                queue.status_ttl for queue in queues)])
 
     def push_batches(self, batches):
-        with _translated_errors(self.where):
-            if len(batches) == 1:  # one LPUSH is atomic by itself
-                [(queue, messages)] = batches.items()
-                self.client.lpush(queue.pending_key, *messages)
-                return
-            pipe = self.client.pipeline(transaction=True)
-            for queue, messages in batches.items():
-                pipe.lpush(queue.pending_key, *messages)
-            pipe.execute()
+        counts = []
+        messages = []
+        for queue, queued in batches.items():
+            counts += [queue.status_ttl, len(queued)]
+            messages += queued
+        with translated_errors(self.where):
+            self._push(keys=[queue.pending_key for queue in batches],
+                       args=counts + messages)
 
     def discard(self, batch_id):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
@@ -306,14 +204,15 @@ class RedisQueue(QueueBase):
         processing = self.processing_key(consumer)
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(consumer, 0)
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             while True:
                 taken, next_retry = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
                           self.consumers_key],
-                    args=[limit, time.time(), consumer, *done])
+                    args=[limit, consumer, self.status_ttl, len(done),
+                          *_finished(done)])
                 done = ()
-                if taken:
+                if taken or limit == 0:
                     return taken
                 wait = deadline - time.monotonic()
                 if wait <= 0 or interruptions != self._interruptions.get(
@@ -323,7 +222,9 @@ class RedisQueue(QueueBase):
                     # BLMOVE does not wake for a retry falling due.
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
                 message = self._waiter(consumer, timeout).blmove(
-                    self.pending_key, processing, wait, 'RIGHT', 'LEFT')
+                    self.pending_key, processing, wait,
+                    then=('EVAL', scripts.MARK_RUNNING, 1, processing,
+                          consumer, self.status_ttl))
                 if message is not None:
                     return [message]
 
@@ -332,60 +233,56 @@ class RedisQueue(QueueBase):
             self._interruptions[consumer] = (
                 self._interruptions.get(consumer, 0) + 1)
             waiters = list(self._waiting.get(consumer, ()))
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             for waiter in waiters:
                 if waiter.client_id is not None:
                     self.client.client_unblock(waiter.client_id)
 
-    def ack(self, consumer, messages):
-        processing = self.processing_key(consumer)
-        with _translated_errors(self.where):
-            if len(messages) == 1:
-                self.client.lrem(processing, 1, messages[0])
-                return
-            pipe = self.client.pipeline(transaction=False)
-            for message in messages:
-                pipe.lrem(processing, 1, message)
-            pipe.execute()
+    def ack(self, consumer, done):
+        self.reserve(consumer, 0, 0, done)
 
-    def retry(self, consumer, message, new_message, due):
-        with _translated_errors(self.where):
+    def retry(self, consumer, message, new_message, due, report):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.lrem(self.processing_key(consumer), 1, message)
             pipe.zadd(self.delayed_key, {new_message: due})
+            self._record_outcome(pipe, report, 'retrying', 'retried',
+                                 next=due)
             pipe.execute()
 
-    def bury(self, consumer, message, record):
-        with _translated_errors(self.where):
+    def bury(self, consumer, message, record, report=None):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.lrem(self.processing_key(consumer), 1, message)
             pipe.lpush(self.dead_key, record)
+            self._record_outcome(pipe, report, 'dead', 'dead')
             pipe.execute()
 
     def requeue_processing(self, consumer, max_deliveries=0):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             return tuple(self._requeue_list(consumer, max_deliveries, False))
 
-    def acquire(self, consumer, token, ttl):
-        with _translated_errors(self.where):
-            return bool(self._acquire(keys=[self.leases_key, self.owners_key],
-                                      args=[consumer, token, ttl]))
+    def acquire(self, consumer, token, ttl, info=None):
+        with translated_errors(self.where):
+            return bool(self._acquire(
+                keys=[self.leases_key, self.owners_key, self.info_key],
+                args=[consumer, token, ttl,
+                      json.dumps(dict(info or {}, lease=ttl))]))
 
     def release(self, consumer, token):
-        with _translated_errors(self.where):
-            self._release(keys=[self.leases_key, self.owners_key],
-                          args=[consumer, token])
+        with translated_errors(self.where):
+            self._release(keys=[self.leases_key, self.owners_key,
+                                self.info_key], args=[consumer, token])
 
     def sweep(self, grace, max_deliveries=0):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=False)
             pipe.smembers(self.consumers_key)
             pipe.time()
             names, (seconds, micros) = pipe.execute()
             now = seconds + micros / 1e6
-            live = {name for name in self.client.zrangebyscore(
-                self.leases_key, now, '+inf')}
+            live = set(self.client.zrangebyscore(self.leases_key, now, '+inf'))
             for name in sorted(names - live):
                 name = name.decode()
                 requeued, dead = self._requeue_list(name, max_deliveries, True)
@@ -398,20 +295,13 @@ class RedisQueue(QueueBase):
                 batch = batch.decode()
                 self.promote(batch)
                 report['batches'].append(batch)
+            self._trim_status_index(now)
         return report
-
-    def _requeue_list(self, consumer, max_deliveries, only_if_gone):
-        return self._requeue(
-            keys=[self.processing_key(consumer), self.pending_key,
-                  self.dead_key, self.leases_key, self.owners_key,
-                  self.consumers_key],
-            args=[consumer, max_deliveries, self.deliveries_prefix,
-                  self.name, '1' if only_if_gone else '0'])
 
     # -- operations ------------------------------------------------------
 
     def counts(self):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=False)
             pipe.llen(self.pending_key)
             pipe.zcard(self.delayed_key)
@@ -429,18 +319,86 @@ class RedisQueue(QueueBase):
                 'processing': {name: count for name, count
                                in processing.items() if count}}
 
+    def consumers(self):
+        with translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrange(self.leases_key, 0, -1, withscores=True)
+            pipe.hgetall(self.info_key)
+            pipe.time()
+            leases, infos, (seconds, micros) = pipe.execute()
+            now = seconds + micros / 1e6
+            pipe = self.client.pipeline(transaction=False)
+            for name, _ in leases:
+                pipe.llen(self.processing_key(name.decode()))
+            in_flight = pipe.execute()
+        result = []
+        for (name, expiry), tasks in zip(leases, in_flight):
+            info = json.loads(infos.get(name, b'{}'))
+            lease = info.pop('lease', 0)
+            result.append(dict(
+                info, name=name.decode(), in_flight=tasks,
+                alive=expiry > now,
+                heartbeat_age=max(0.0, now - (expiry - lease))))
+        return result
+
+    def task_status(self, task_id):
+        with translated_errors(self.where):
+            fields = self.client.hgetall(self.task_key(task_id))
+            if fields:
+                return record({k.decode(): v.decode()
+                               for k, v in fields.items()}, self.name)
+            needle = f'"id":"{task_id}"'.encode()
+            for batch in self.client.zrange(self.staged_key, 0, -1):
+                for message in self.client.lrange(
+                        self.staged_batch_key(batch.decode()), 0, -1):
+                    if needle in message:
+                        return self._staged_record(message)
+        return None
+
+    def tasks(self, state=None, start=0, count=50):
+        found = []
+        position = 0
+        chunk = max(count, 100)
+        with translated_errors(self.where):
+            while len(found) < start + count:
+                ids = self.client.zrevrange(self.tasks_key, position,
+                                            position + chunk - 1)
+                if not ids:
+                    break
+                position += len(ids)
+                pipe = self.client.pipeline(transaction=False)
+                for task_id in ids:
+                    pipe.hgetall(self.task_key(task_id.decode()))
+                for fields in pipe.execute():
+                    fields = {k.decode(): v.decode() for k, v in fields.items()}
+                    if fields and (state is None or fields['state'] == state):
+                        found.append(record(fields, self.name))
+        return found[start:start + count]
+
+    def throughput(self, minutes=15):
+        with translated_errors(self.where):
+            seconds, _ = self.client.time()
+            current = seconds // 60
+            pipe = self.client.pipeline(transaction=False)
+            for minute in range(current - minutes + 1, current + 1):
+                pipe.hgetall(f'{self.base}minute:{minute}')
+            counts = pipe.execute()
+        return [{'minute': (current - minutes + 1 + i) * 60,
+                 **{k.decode(): int(v) for k, v in fields.items()}}
+                for i, fields in enumerate(counts)]
+
     def dead_letters(self, start=0, stop=-1):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             return self.client.lrange(self.dead_key, start, stop)
 
     def requeue_dead(self, record, message):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             return bool(self._requeue_dead(
                 keys=[self.dead_key, self.pending_key],
-                args=[record, message]))
+                args=[record, message, self.status_ttl]))
 
     def purge_dead(self):
-        with _translated_errors(self.where):
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.llen(self.dead_key)
             pipe.delete(self.dead_key)
@@ -452,62 +410,61 @@ class RedisQueue(QueueBase):
                 self.interrupt(consumer)
         self.pool.disconnect()
 
-    # -- blocking waits --------------------------------------------------
+    # -- helpers ---------------------------------------------------------
 
-    def _waiter(self, consumer: str, timeout: float) -> '_Waiter':
+    def _requeue_list(self, consumer, max_deliveries, only_if_gone):
+        return self._requeue(
+            keys=[self.processing_key(consumer), self.pending_key,
+                  self.dead_key, self.leases_key, self.owners_key,
+                  self.consumers_key, self.info_key],
+            args=[consumer, max_deliveries, self.name,
+                  '1' if only_if_gone else '0', self.status_ttl])
+
+    def _record_outcome(self, pipe, report, state, outcome, next=''):
+        """Queue the status writes of a retry or burial on ``pipe``."""
+        now = time.time()
+        minute = f'{self.base}minute:{int(now // 60)}'
+        pipe.hincrby(minute, outcome, 1)
+        pipe.expire(minute, 3600)
+        if report is None or not self.status_ttl:
+            return
+        key = self.task_key(report.task_id)
+        entry = f'{report.status}\t{now}\t{report.duration * 1000:.1f}'
+        pipe.hset(key, mapping={
+            'state': state, 'status': report.status, 'updated': now,
+            'next': next, f'a{report.attempt}': entry})
+        pipe.expire(key, self.status_ttl)
+
+    def _trim_status_index(self, now):
+        """Keep the index of status records within status_ttl and
+        status_max (the records expire by themselves)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zremrangebyscore(self.tasks_key, '-inf', now - self.status_ttl)
+        pipe.zremrangebyrank(self.tasks_key, 0, -self.status_max - 1)
+        pipe.execute()
+
+    def _staged_record(self, message):
+        log = MemoryStatusLog(self)
+        task = self.codec.decode_unverified(message)
+        log.new(task, 'staged')
+        return log.get(task.id)
+
+    def _waiter(self, consumer: str, timeout: float) -> Waiter:
         """This thread's blocking connection for ``consumer``."""
         mine = self._waiters.__dict__.setdefault('by_consumer', {})
         waiter = mine.get(consumer)
         if waiter is None:
-            waiter = mine[consumer] = _Waiter(
+            waiter = mine[consumer] = Waiter(
                 self.pool, self.socket_timeout + timeout)
-            waiter.connection.connect()
             with self._waiting_lock:
                 self._waiting.setdefault(consumer, set()).add(waiter)
         return waiter
 
 
-class _Waiter:
-    """A connection of its own for BLMOVE, which knows its CLIENT ID so
-    that another thread can end the wait."""
-
-    def __init__(self, pool: redis.ConnectionPool, socket_timeout: float):
-        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout)
-        self.connection = pool.connection_class(**kwargs)
-        self.connection.register_connect_callback(self._learn_id)
-        self.client_id: int | None = None
-
-    def _learn_id(self, connection) -> None:
-        connection.send_command('CLIENT', 'ID')
-        self.client_id = connection.read_response()
-
-    def blmove(self, source, destination, timeout, src, dest):
-        connection = self.connection
-        try:
-            connection.send_command('BLMOVE', source, destination, src, dest,
-                                    timeout)
-            return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()
-            self.client_id = None
-            raise
-
-
-_pools: dict = {}
-_pools_lock = threading.Lock()
-
-
-def _shared_pool(key: tuple, make) -> redis.ConnectionPool:
-    """One connection pool per Redis (and settings) in a process."""
-    with _pools_lock:
-        if key not in _pools:
-            _pools[key] = make()
-        return _pools[key]
-
-
-def _describe_url(url: str) -> str:
-    """host:port/db of a redis URL, without credentials."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or parts.path or 'localhost'
-    port = f':{parts.port}' if parts.port else ''
-    return f'{parts.scheme}://{host}{port}{parts.path if parts.hostname else ""}'
+def _finished(done):
+    """The RESERVE script's arguments for finished messages."""
+    for message, report in done:
+        yield message
+        yield report.attempt
+        yield report.status
+        yield f'{report.duration * 1000:.1f}'

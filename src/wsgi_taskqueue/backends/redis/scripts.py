@@ -1,0 +1,244 @@
+"""The Lua scripts of the Redis queue: every move of a message is one of
+them (or a MULTI), so it is atomic.
+
+Conventions: keys of one queue start with its base ``P:{Q}:`` (see the
+package docstring); the status log of a queue is written by the same
+script that moves the message, so it costs no extra round trip.  A status
+TTL of 0 turns the status log off.
+"""
+
+#: Helpers shared by the scripts below.
+PRELUDE = r"""
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- The JSON header of a message (second line), or nil.
+local function header(message)
+  local first = string.find(message, '\n', 1, true)
+  local second = first and string.find(message, '\n', first + 1, true)
+  if not second then return nil end
+  local ok, decoded = pcall(cjson.decode,
+                            string.sub(message, first + 1, second - 1))
+  if ok and type(decoded) == 'table' then return decoded end
+  return nil
+end
+
+-- The task id and attempt of a message, cheaply (the encoder writes them
+-- first), or nil.
+local function id_of(message)
+  return string.match(message, '^[^\n]*\n{"v":1,"id":"(%x+)"')
+end
+local function attempt_of(message)
+  return string.match(message, '^[^\n]*\n{[^\n]-"a":(%d+)')
+end
+
+local function set_status(base, ttl, t, id, ...)
+  if ttl <= 0 or not id then return end
+  local key = base .. 'task:' .. id
+  redis.call('HSET', key, 'updated', t, ...)
+  redis.call('EXPIRE', key, ttl)
+end
+
+-- A new status record, holding the message's header without its environ
+-- (cookies and credentials must not outlive the task).  String operations
+-- only: the encoder writes "e" after "m" and before "uid", and no unescaped
+-- quote can occur inside a JSON string.
+local function new_status(base, ttl, t, message, state)
+  if ttl <= 0 then return end
+  local id = id_of(message)
+  if not id then return end
+  local first = string.find(message, '\n', 1, true)
+  local second = string.find(message, '\n', first + 1, true)
+  local environ = string.find(message, ',"e":', first, true)
+  local user = environ and string.find(message, ',"uid":', environ, true)
+  if not second or not user or user > second then return end
+  set_status(base, ttl, t, id, 'id', id, 'state', state, 'header',
+             string.sub(message, first + 1, environ - 1) ..
+             string.sub(message, user, second - 1))
+  redis.call('ZADD', base .. 'tasks', t, id)
+end
+
+-- Outcomes per minute, for throughput charts; kept an hour.
+local function count(base, t, outcome, n)
+  if n == 0 then return end
+  local key = base .. 'minute:' .. math.floor(t / 60)
+  redis.call('HINCRBY', key, outcome, n)
+  redis.call('EXPIRE', key, 3600)
+end
+
+local function base_of(pending_key)
+  return string.sub(pending_key, 1, #pending_key - #'pending')
+end
+"""
+
+#: Make staged batches pending.
+#: KEYS: (staged batch, pending, staged index) per queue.
+#: ARGV: batch id, then the status TTL of each queue.
+PROMOTE = PRELUDE + r"""
+local t = now()
+for q = 1, #KEYS, 3 do
+  local ttl = tonumber(ARGV[1 + (q + 2) / 3])
+  local base = base_of(KEYS[q + 1])
+  local items = redis.call('LRANGE', KEYS[q], 0, -1)
+  for i = 1, #items, 1000 do
+    redis.call('LPUSH', KEYS[q + 1],
+               unpack(items, i, math.min(i + 999, #items)))
+  end
+  for i = 1, #items do new_status(base, ttl, t, items[i], 'queued') end
+  redis.call('DEL', KEYS[q])
+  redis.call('ZREM', KEYS[q + 2], ARGV[1])
+end
+"""
+
+#: Make messages pending at once (a transaction with nothing else to
+#: commit).  KEYS: pending of each queue.  ARGV: per queue its status TTL
+#: and message count, then all messages in queue order.
+PUSH = PRELUDE + r"""
+local t = now()
+local pos = 2 * #KEYS + 1
+for q = 1, #KEYS do
+  local ttl, n = tonumber(ARGV[2 * q - 1]), tonumber(ARGV[2 * q])
+  local base = base_of(KEYS[q])
+  for i = pos, pos + n - 1, 1000 do
+    redis.call('LPUSH', KEYS[q],
+               unpack(ARGV, i, math.min(i + 999, pos + n - 1)))
+  end
+  for i = pos, pos + n - 1 do new_status(base, ttl, t, ARGV[i], 'queued') end
+  pos = pos + n
+end
+"""
+
+#: Acknowledge finished messages, then take up to a limit.
+#: KEYS: pending, processing, delayed, consumers.
+#: ARGV: limit, consumer, status TTL, count of finished messages, then per
+#: finished message: message, attempt, status line, duration (ms).
+#: Returns {taken, due time of the next retry or false}.
+RESERVE = PRELUDE + r"""
+local t = now()
+local base = base_of(KEYS[1])
+local ttl = tonumber(ARGV[3])
+local finished = tonumber(ARGV[4])
+for i = 5, 4 + 4 * finished, 4 do
+  local message = ARGV[i]
+  redis.call('LREM', KEYS[2], 1, message)
+  set_status(base, ttl, t, id_of(message), 'state', 'done',
+             'status', ARGV[i + 2], 'finished', t,
+             'a' .. ARGV[i + 1], ARGV[i + 2] .. '\t' .. t .. '\t' .. ARGV[i + 3])
+end
+count(base, t, 'done', finished)
+redis.call('SADD', KEYS[4], ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', t, 'LIMIT', 0, 100)
+for i = 1, #due do
+  redis.call('RPUSH', KEYS[1], due[i])
+  redis.call('ZREM', KEYS[3], due[i])
+end
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local message = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not message then break end
+  taken[i] = message
+  set_status(base, ttl, t, id_of(message), 'state', 'running',
+             'consumer', ARGV[2], 'started', t, 'attempt', attempt_of(message))
+end
+if #taken > 0 then return {taken, false} end
+local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {taken, next_retry[2] or false}
+"""
+
+#: Mark the message a BLMOVE just put in a processing list as running;
+#: sent right behind the BLMOVE.  KEYS: processing.  ARGV: consumer, TTL.
+MARK_RUNNING = PRELUDE + r"""
+local message = redis.call('LINDEX', KEYS[1], 0)
+if not message then return end
+local t = now()
+set_status(string.match(KEYS[1], '^(.*:)processing:'), tonumber(ARGV[2]), t,
+           id_of(message), 'state', 'running', 'consumer', ARGV[1],
+           'started', t, 'attempt', attempt_of(message))
+"""
+
+#: Take or renew the lease on a consumer name.
+#: KEYS: leases, owners, consumer info.  ARGV: name, token, ttl, info JSON.
+ACQUIRE = PRELUDE + r"""
+local t = now()
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if expiry and tonumber(expiry) > t and owner and owner ~= ARGV[2] then
+  return 0
+end
+redis.call('ZADD', KEYS[1], t + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+return 1
+"""
+
+#: KEYS: leases, owners, consumer info.  ARGV: name, token.
+RELEASE = r"""
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+"""
+
+#: Put a consumer's unfinished messages back at the head of pending,
+#: counting deliveries; bury those delivered too often.
+#: KEYS: processing, pending, dead, leases, owners, consumers, info.
+#: ARGV: consumer, max deliveries (0: no limit), queue name, '1' to act only
+#: if the consumer's lease is gone, status TTL.
+REQUEUE = PRELUDE + r"""
+local t = now()
+local base = base_of(KEYS[2])
+local ttl = tonumber(ARGV[5])
+if ARGV[4] == '1' then
+  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if expiry and tonumber(expiry) > t then return {0, 0} end
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[7], ARGV[1])
+end
+redis.call('SADD', KEYS[6], ARGV[1])
+local limit = tonumber(ARGV[2])
+local requeued, buried = 0, 0
+while true do
+  local message = redis.call('LPOP', KEYS[1])
+  if not message then break end
+  local h = header(message)
+  local id = h and type(h.id) == 'string' and h.id or nil
+  local counter = base .. 'deliveries:' .. (id or redis.sha1hex(message))
+  local deliveries = redis.call('INCR', counter)
+  redis.call('EXPIRE', counter, 86400)
+  if limit > 0 and deliveries >= limit then
+    local function field(name)
+      local value = h and h[name]
+      if type(value) == 'string' or type(value) == 'number' then return value end
+      return cjson.null
+    end
+    local reason = 'delivered ' .. deliveries .. ' times without ' ..
+                   'finishing: its consumer stopped or died each time'
+    local record = cjson.encode({
+      id = id or cjson.null, q = ARGV[3], u = field('u'), m = field('m'),
+      s = cjson.null, a = h and tonumber(h.a) or 0, t = t, e = reason})
+    redis.call('LPUSH', KEYS[3], record .. '\n' .. message)
+    set_status(base, ttl, t, id, 'state', 'dead', 'status', reason)
+    count(base, t, 'dead', 1)
+    buried = buried + 1
+  else
+    redis.call('RPUSH', KEYS[2], message)
+    set_status(base, ttl, t, id, 'state', 'queued', 'consumer', '')
+    requeued = requeued + 1
+  end
+end
+if ARGV[4] == '1' then redis.call('SREM', KEYS[6], ARGV[1]) end
+return {requeued, buried}
+"""
+
+#: KEYS: dead, pending.  ARGV: record, message, status TTL.
+REQUEUE_DEAD = PRELUDE + r"""
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+set_status(base_of(KEYS[2]), tonumber(ARGV[3]), now(), id_of(ARGV[2]),
+           'state', 'queued', 'attempt', '1', 'next', '')
+return 1
+"""

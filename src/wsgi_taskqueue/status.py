@@ -1,0 +1,134 @@
+"""The status log: what became of each task, kept for operators.
+
+Each task has a record — its state (staged, queued, running, done,
+retrying, dead), who runs it, the status line of each attempt, timestamps
+and the enqueuing user — written by the backend in the same round trip
+that moves the task, kept ``status_ttl`` seconds and at most
+``status_max`` records per queue.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import time
+
+__all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
+           'record', 'MemoryStatusLog']
+
+STATES = ('staged', 'queued', 'running', 'done', 'retrying', 'dead')
+
+#: A day: long enough to answer "did my task run last night?".
+DEFAULT_STATUS_TTL = 86400
+#: About 50 MB of Redis memory at most, per queue.
+DEFAULT_STATUS_MAX = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What one delivery of a task came to, for its status record."""
+
+    task_id: str
+    attempt: int
+    #: The status line, or what went wrong instead ('exception').
+    status: str
+    #: Seconds the app took.
+    duration: float
+
+
+def record(fields: dict, queue: str) -> dict:
+    """A status record as the API shows it, from the stored fields
+    (strings: the task's header, without its environ, and what happened
+    since); attempts in order."""
+    header = json.loads(fields.get('header') or '{}')
+    attempts = []
+    for key, value in fields.items():
+        if key[:1] == 'a' and key[1:].isdigit():
+            status, at, duration = (value.split('\t') + ['', ''])[:3]
+            attempts.append({'attempt': int(key[1:]), 'status': status,
+                             'at': _number(at),
+                             'duration_ms': _number(duration)})
+    attempts.sort(key=lambda entry: entry['attempt'])
+    return {
+        'id': fields.get('id'), 'queue': queue, 'state': fields.get('state'),
+        'method': header.get('m'),
+        'path': (header.get('u') or '').partition('?')[0],
+        'user': header.get('uid'),
+        'created': header.get('t'),
+        'updated': _number(fields.get('updated')),
+        'consumer': fields.get('consumer') or None,
+        'attempt': int(fields.get('attempt') or header.get('a') or 1),
+        'next_attempt': _number(fields.get('next')),
+        'status': fields.get('status') or None,
+        'attempts': attempts,
+    }
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+class MemoryStatusLog:
+    """The status log of an in-process queue, in the form Redis keeps it
+    (string fields), so both render through ``record``."""
+
+    def __init__(self, queue):
+        self.queue = queue
+        self._records: collections.OrderedDict = collections.OrderedDict()
+        self._minutes: dict[int, collections.Counter] = {}
+
+    def new(self, task, state: str) -> None:
+        """A record for ``task`` (None: not a task, nothing to record)."""
+        if task is None or not self.queue.status_ttl:
+            return
+        self._records.pop(task.id, None)
+        self._records[task.id] = {
+            'id': task.id, 'state': state, 'updated': str(time.time()),
+            'header': json.dumps({'m': task.method, 'u': task.path,
+                                  'uid': task.user_id, 't': task.created_at,
+                                  'a': task.attempt})}
+        while len(self._records) > self.queue.status_max:
+            self._records.popitem(last=False)
+
+    def update(self, task_id: str | None, **fields) -> None:
+        fields_now = self._records.get(task_id)
+        if fields_now is not None:
+            fields_now.update({k: str(v) for k, v in fields.items()},
+                              updated=str(time.time()))
+
+    def outcome(self, report: Report | None, state: str, outcome: str,
+                **fields) -> None:
+        """Record how a delivery ended, and count it for its minute."""
+        now = time.time()
+        minute = int(now // 60)
+        self._minutes.setdefault(minute, collections.Counter())[outcome] += 1
+        for old in [m for m in self._minutes if m < minute - 60]:
+            del self._minutes[old]
+        if report is not None:
+            self.update(report.task_id, state=state, status=report.status,
+                        **{f'a{report.attempt}': f'{report.status}\t{now}\t'
+                           f'{report.duration * 1000:.1f}'}, **fields)
+
+    def get(self, task_id: str) -> dict | None:
+        fields = self._records.get(task_id)
+        if fields is None or self._expired(fields):
+            return None
+        return record(fields, self.queue.name)
+
+    def list(self, state=None, start=0, count=50) -> list[dict]:
+        found = [record(fields, self.queue.name)
+                 for fields in reversed(self._records.values())
+                 if not self._expired(fields)
+                 and (state is None or fields['state'] == state)]
+        return found[start:start + count]
+
+    def throughput(self, minutes: int) -> list[dict]:
+        current = int(time.time() // 60)
+        return [{'minute': minute * 60, **self._minutes.get(minute, {})}
+                for minute in range(current - minutes + 1, current + 1)]
+
+    def _expired(self, fields: dict) -> bool:
+        return float(fields['updated']) < time.time() - self.queue.status_ttl
