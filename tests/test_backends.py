@@ -285,3 +285,36 @@ def test_without_a_status_ttl_nothing_is_logged(queue):
     promoted(queue, message)
     queue.reserve('w', 1, 0)
     assert queue.task_status(task.id) is None
+
+
+def test_purge_deletes_pending_and_delayed_tasks_only(queue):
+    promoted(queue, b'1', b'2', b'3', b'4')
+    queue.reserve('w', 2, 0)
+    queue.retry('w', b'1', b'1 again', time.time() + 60, REPORT)
+    queue.bury('w', b'2', b'record')
+    assert queue.purge() == 3  # 3 and 4 pending, '1 again' delayed
+    counts = queue.counts()
+    assert (counts['pending'], counts['delayed'], counts['dead']) == (0, 0, 1)
+
+
+def test_requeue_delayed_makes_waiting_retries_pending_now(queue):
+    promoted(queue, b'a', b'b')
+    queue.reserve('w', 1, 0)
+    queue.retry('w', b'a', b'a again', time.time() + 60, REPORT)
+    assert queue.requeue_delayed() == 1
+    assert queue.reserve('w', 5, 0) == [b'a again', b'b']
+
+
+def test_reset_forgets_everything_of_the_queue(queue):
+    task, message = task_message(queue)
+    promoted(queue, message, b'2', b'3')
+    queue.stage('orphan', [b'4'])
+    queue.acquire('w', 'token', 30)
+    queue.reserve('w', 1, 0)
+    queue.bury('w', message, b'record')
+    queue.reset()
+    assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
+                              'staged': 0, 'processing': {}}
+    assert queue.task_status(task.id) is None
+    assert queue.consumers() == []
+    assert queue.acquire('w', 'other-token', 30)

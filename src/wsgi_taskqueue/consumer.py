@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+from . import metrics
 from .deadletter import DeadLetter
 from .dispatch import Dispatcher
 from .errors import BackendUnavailable, ConsumerNameInUse, DecodeError
@@ -298,6 +299,10 @@ class Consumer:
         outcome = classify(result.status_code)
         report = Report(task.id, task.attempt, result.status or 'exception',
                         elapsed)
+        metrics.recorder.dispatched(
+            task.queue, outcome.value,
+            time.time() - task.created_at - elapsed if task.attempt == 1
+            else None, elapsed)
         access_log.info('%s %s %s %s -> %s in %.1fms (attempt %d)',
                         task.queue, task.id, task.method, task.path,
                         result.status or 'error', elapsed * 1000,

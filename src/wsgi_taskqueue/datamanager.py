@@ -25,6 +25,7 @@ import transaction
 from transaction.interfaces import IDataManagerSavepoint, ISavepointDataManager
 from zope.interface import implementer
 
+from . import metrics
 from .followup import follow_ups
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class TaskDataManager:
             # round trip instead of stage and promote).
             [batches] = groups
             next(iter(batches)).push_batches(batches)
+            self._count_enqueued()
             return
         for batches in groups:
             next(iter(batches)).stage_batches(self.batch_id, batches)
@@ -106,6 +108,7 @@ class TaskDataManager:
         """After-commit hook: make the staged batches pending."""
         if not committed:
             return
+        self._count_enqueued()
         for queues in self.staged:
             promote = functools.partial(queues[0].promote_batches,
                                         self.batch_id, queues)
@@ -122,6 +125,13 @@ class TaskDataManager:
                           description, exc)
                 follow_ups.add(description, promote)
         self.staged = []
+
+    def _count_enqueued(self) -> None:
+        counts: dict = {}
+        for queue, _ in self.tasks:
+            counts[queue.name] = counts.get(queue.name, 0) + 1
+        for name, count in counts.items():
+            metrics.recorder.enqueued(name, count)
 
     def savepoint(self) -> '_Savepoint':
         return _Savepoint(self, len(self.tasks))

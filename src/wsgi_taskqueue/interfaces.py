@@ -138,5 +138,17 @@ class IQueueBackend(Interface):
     def purge_dead():
         """Delete every dead letter; return how many there were."""
 
+    def purge():
+        """Delete every pending and delayed task (not those in flight, not
+        the dead letters); return how many there were."""
+
+    def requeue_delayed():
+        """Make every task waiting for a retry pending now; return how
+        many."""
+
+    def reset():
+        """Delete everything of this queue: tasks in every state, dead
+        letters, staged batches, leases, the status log."""
+
     def close():
         """Release connections and wake waiters; the backend is done."""

@@ -227,6 +227,29 @@ class LocalQueue(QueueBase):
             self._dead.clear()
             return count
 
+    def purge(self):
+        with self._changed:
+            count = len(self._pending) + len(self._delayed)
+            self._pending.clear()
+            self._delayed.clear()
+            return count
+
+    def requeue_delayed(self):
+        with self._changed:
+            due = [message for _, _, message in sorted(self._delayed)]
+            self._delayed.clear()
+            self._pending.extendleft(reversed(due))
+            self._changed.notify_all()
+            return len(due)
+
+    def reset(self):
+        with self._changed:
+            for collection in (self._staged, self._staged_at, self._pending,
+                               self._processing, self._delayed, self._dead,
+                               self._leases, self._info, self._deliveries):
+                collection.clear()
+            self._log = MemoryStatusLog(self)
+
     def close(self):
         with self._changed:
             for consumer in list(self._interruptions):

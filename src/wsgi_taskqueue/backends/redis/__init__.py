@@ -122,6 +122,7 @@ class RedisQueue(QueueBase):
         self._release = register(scripts.RELEASE)
         self._requeue = register(scripts.REQUEUE)
         self._requeue_dead = register(scripts.REQUEUE_DEAD)
+        self._requeue_delayed = register(scripts.REQUEUE_DELAYED)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -404,6 +405,27 @@ class RedisQueue(QueueBase):
             pipe.delete(self.dead_key)
             return pipe.execute()[0]
 
+    def purge(self):
+        with translated_errors(self.where):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.llen(self.pending_key)
+            pipe.zcard(self.delayed_key)
+            pipe.delete(self.pending_key, self.delayed_key)
+            pending, delayed, _ = pipe.execute()
+        return pending + delayed
+
+    def requeue_delayed(self):
+        with translated_errors(self.where):
+            return self._requeue_delayed(
+                keys=[self.delayed_key, self.pending_key])
+
+    def reset(self):
+        with translated_errors(self.where):
+            keys = list(self.client.scan_iter(
+                match=_glob_escape(self.base) + '*', count=1000))
+            for start in range(0, len(keys), 1000):
+                self.client.delete(*keys[start:start + 1000])
+
     def close(self):
         for consumer in list(self._waiting):
             with contextlib.suppress(BackendUnavailable):
@@ -468,3 +490,8 @@ def _finished(done):
         yield report.attempt
         yield report.status
         yield f'{report.duration * 1000:.1f}'
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return ''.join('\\' + c if c in '*?[]\\' else c for c in text)

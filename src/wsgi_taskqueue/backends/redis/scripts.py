@@ -242,3 +242,12 @@ set_status(base_of(KEYS[2]), tonumber(ARGV[3]), now(), id_of(ARGV[2]),
            'state', 'queued', 'attempt', '1', 'next', '')
 return 1
 """
+
+#: Every task waiting for a retry, pending now (at the head: next).
+#: KEYS: delayed, pending.
+REQUEUE_DELAYED = r"""
+local messages = redis.call('ZRANGE', KEYS[1], 0, -1)
+for i = 1, #messages do redis.call('RPUSH', KEYS[2], messages[i]) end
+redis.call('DEL', KEYS[1])
+return #messages
+"""
