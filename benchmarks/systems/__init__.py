@@ -1,28 +1,33 @@
-"""The systems the harness compares, one module each.
+"""The systems the harness compares, one module per row.
 
-Every module ``systems.<name>`` exposes the same three functions, all
-against the Redis named by :func:`systems.measure.redis_url`:
+A module ``systems.<name>`` says how to use one system, against the Redis
+named by :func:`systems.server.url`; :mod:`systems.measure` does the
+measuring, the same way for all. It defines what it can of:
 
-``enqueue(n) -> float``
-    seconds the system's own per-job enqueue API takes for ``n`` no-op jobs
-    (no worker running).
-``drain(n) -> (float, int)``
-    enqueue ``n`` no-op jobs, then start one worker process with one thread;
-    seconds from the first job to the last job, as stamped inside the jobs,
-    and how many job executions there were (``n`` when each ran once).
-``latency(m, idle) -> list[float]``
-    with a worker running, enqueue ``m`` jobs one at a time, each ``idle``
-    seconds after the previous one ran; milliseconds from enqueue to job
-    start. A module without this function gets no latency rows.
-
-:mod:`systems.measure` implements the three for any system that can enqueue
-one job and start a worker; :mod:`systems.probe` is what the jobs call.
-Our own queue plugs in as ``systems/ours.py`` with the same functions.
+``push(n)``
+    enqueue jobs ``0 .. n-1`` through the system's own API: the enqueue
+    and memory rows, and how a drain's jobs are queued.
+``send(i, sent)``
+    enqueue job ``i`` carrying its enqueue time ``sent``: latency rows.
+``WORKER``
+    a :class:`systems.workers.Worker`, how to start one worker process
+    with one thread, whose jobs call :func:`systems.probe.record`: drain
+    rows (and the server's commands and CPU per job), and with ``send``
+    latency rows.
+``burst(n)``
+    make ``n`` jobs pending at once: with ``WORKER``, the scaling rows
+    (drains by several worker processes started before the burst).
+``web(requests)``
+    ours only: seconds per web request that adds 0, 1 and 10 tasks.
+``MEASURES``
+    the measurements the row takes part in, when not all that the above
+    allow (a variant that differs from its system on one side only).
 """
 
 #: Bare redis-py baselines: what the hardware and Redis allow at best.
 FLOORS = ('floor', 'floor_pipelined')
 #: The task queues we measure ourselves against.
 PEERS = ('huey', 'dramatiq', 'dramatiq_prefetch100', 'celery', 'rq')
-#: Our queue; optional until its module exists.
-OURS = 'ours'
+#: Our queue and its variants.
+OURS = ('ours', 'ours_txn100', 'ours_sqlite', 'ours_sqlite_txn100',
+        'ours_prefetch100', 'ours_web')

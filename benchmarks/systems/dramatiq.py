@@ -11,9 +11,10 @@ import sys
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from systems import measure, probe
+from systems import measure, probe, server
+from systems.workers import Worker
 
-dramatiq.set_broker(RedisBroker(url=measure.redis_url(), namespace='bench'))
+dramatiq.set_broker(RedisBroker(url=server.url(), namespace='bench'))
 
 
 @dramatiq.actor(queue_name='bench')
@@ -21,24 +22,13 @@ def noop(i: int, sent: float) -> None:
     probe.record(i, sent)
 
 
-def worker(**env: str) -> measure.Worker:
+def worker(**env: str) -> Worker:
     """The worker command; ``env`` sets its ``dramatiq_*`` tunables."""
-    return measure.Worker([
+    return Worker([
         sys.executable, '-m', 'dramatiq', '--processes', '1', '--threads', '1',
         'systems.dramatiq'], env)
 
 
+send = noop.send
+push = measure.one_by_one(send)
 WORKER = worker()
-push = measure.one_by_one(noop.send)
-
-
-def enqueue(n: int) -> float:
-    return measure.enqueue(push, n)
-
-
-def drain(n: int) -> tuple[float, int]:
-    return measure.drain(WORKER, push, n)
-
-
-def latency(m: int, idle: float) -> list[float]:
-    return measure.latency(WORKER, noop.send, m, idle)

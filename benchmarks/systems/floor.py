@@ -14,12 +14,13 @@ import sys
 
 import redis
 
-from systems import measure, probe
+from systems import measure, probe, server
+from systems.workers import Worker
 
 QUEUE = 'floor:queue'
 PROCESSING = 'floor:processing'
 
-client = redis.Redis.from_url(measure.redis_url())
+client = redis.Redis.from_url(server.url())
 
 
 def encode(i: int, sent: float) -> bytes:
@@ -28,6 +29,11 @@ def encode(i: int, sent: float) -> bytes:
 
 def send(i: int, sent: float) -> None:
     client.lpush(QUEUE, encode(i, sent))
+
+
+def burst(n: int) -> None:
+    """All ``n`` jobs in one ``LPUSH``."""
+    client.lpush(QUEUE, *(encode(i, 0.0) for i in range(n)))
 
 
 def run(message: bytes) -> None:
@@ -55,20 +61,8 @@ def consume(batch: int) -> None:
         remove.execute()
 
 
-WORKER = measure.Worker([sys.executable, '-m', 'systems.floor', '1'])
 push = measure.one_by_one(send)
-
-
-def enqueue(n: int) -> float:
-    return measure.enqueue(push, n)
-
-
-def drain(n: int) -> tuple[float, int]:
-    return measure.drain(WORKER, push, n)
-
-
-def latency(m: int, idle: float) -> list[float]:
-    return measure.latency(WORKER, send, m, idle)
+WORKER = Worker([sys.executable, '-m', 'systems.floor', '1'])
 
 
 if __name__ == '__main__':

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from systems import floor, measure
+from systems import floor
+from systems.workers import Worker
 
 BATCH = 100
 
-WORKER = measure.Worker([sys.executable, '-m', 'systems.floor', str(BATCH)])
+WORKER = Worker([sys.executable, '-m', 'systems.floor', str(BATCH)])
 
 
 def push(n: int) -> None:
@@ -20,11 +21,3 @@ def push(n: int) -> None:
         for i in range(start, min(start + BATCH, n)):
             pipe.lpush(floor.QUEUE, floor.encode(i, 0.0))
         pipe.execute()
-
-
-def enqueue(n: int) -> float:
-    return measure.enqueue(push, n)
-
-
-def drain(n: int) -> tuple[float, int]:
-    return measure.drain(WORKER, push, n)

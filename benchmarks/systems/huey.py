@@ -9,9 +9,10 @@ import sys
 
 from huey import RedisHuey
 
-from systems import measure, probe
+from systems import measure, probe, server
+from systems.workers import Worker
 
-huey = RedisHuey('bench', url=measure.redis_url(), results=False)
+huey = RedisHuey('bench', url=server.url(), results=False)
 
 
 @huey.task()
@@ -19,19 +20,8 @@ def noop(i: int, sent: float) -> None:
     probe.record(i, sent)
 
 
-WORKER = measure.Worker([
+send = noop
+push = measure.one_by_one(send)
+WORKER = Worker([
     sys.executable, '-m', 'huey.bin.huey_consumer', 'systems.huey.huey',
     '--workers', '1', '--worker-type', 'thread', '--quiet'])
-push = measure.one_by_one(noop)
-
-
-def enqueue(n: int) -> float:
-    return measure.enqueue(push, n)
-
-
-def drain(n: int) -> tuple[float, int]:
-    return measure.drain(WORKER, push, n)
-
-
-def latency(m: int, idle: float) -> list[float]:
-    return measure.latency(WORKER, noop, m, idle)

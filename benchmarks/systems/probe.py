@@ -53,6 +53,14 @@ class Probe:
         """How many distinct jobs have run at least once."""
         return self.size - self.runs.tolist().count(0)
 
+    def check_once(self) -> None:
+        """Raise unless every job ran exactly once."""
+        wrong = [(i, runs) for i, runs in enumerate(self.runs) if runs != 1]
+        if wrong:
+            i, runs = wrong[0]
+            raise RuntimeError(f'{len(wrong)} of {self.size} jobs did not run '
+                               f'exactly once (job {i} ran {runs} times)')
+
     def close(self) -> None:
         self.stamps.release()
         self.runs.release()

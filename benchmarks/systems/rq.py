@@ -10,9 +10,10 @@ import sys
 import redis
 from rq import Queue
 
-from systems import measure, probe
+from systems import measure, probe, server
+from systems.workers import Worker
 
-queue = Queue('bench', connection=redis.Redis.from_url(measure.redis_url()))
+queue = Queue('bench', connection=redis.Redis.from_url(server.url()))
 
 
 def noop(i: int, sent: float) -> None:
@@ -23,20 +24,8 @@ def send(i: int, sent: float) -> None:
     queue.enqueue(noop, i, sent)
 
 
-WORKER = measure.Worker([
+push = measure.one_by_one(send)
+WORKER = Worker([
     sys.executable, '-m', 'rq.cli', 'worker', '--quiet',
     '--worker-class', 'rq.worker.SimpleWorker',
-    '--url', measure.redis_url(), 'bench'])
-push = measure.one_by_one(send)
-
-
-def enqueue(n: int) -> float:
-    return measure.enqueue(push, n)
-
-
-def drain(n: int) -> tuple[float, int]:
-    return measure.drain(WORKER, push, n)
-
-
-def latency(m: int, idle: float) -> list[float]:
-    return measure.latency(WORKER, send, m, idle)
+    '--url', server.url(), 'bench'])

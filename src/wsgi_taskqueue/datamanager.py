@@ -106,8 +106,8 @@ class TaskDataManager:
 
     def promote(self, committed: bool) -> None:
         """After-commit hook: make the staged batches pending."""
-        if not committed:
-            return
+        if not committed or not self.staged:
+            return  # aborted, or pushed in the vote
         self._count_enqueued()
         for queues in self.staged:
             promote = functools.partial(queues[0].promote_batches,
