@@ -2,7 +2,6 @@
 import threading
 import time
 
-import pytest
 from zope.interface.verify import verifyObject
 
 from wsgi_taskqueue.interfaces import IQueueBackend
@@ -174,7 +173,7 @@ def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(queue):
     from test_task import make_task
     message = codec.encode(make_task())
     promoted(queue, message)
-    for delivery in (1, 2):
+    for _ in range(2):
         assert queue.reserve('w', 1, 0) == [message]
         assert queue.requeue_processing('w', max_deliveries=3) == (1, 0)
     queue.reserve('w', 1, 0)
@@ -244,7 +243,7 @@ def test_dead_tasks_are_logged_dead_and_requeued_ones_queued(queue):
 
 def test_tasks_lists_the_newest_first_filtered_by_state(queue):
     tasks = [task_message(queue) for _ in range(5)]
-    for number, (task, message) in enumerate(tasks):
+    for number, (_, message) in enumerate(tasks):
         promoted(queue, message, batch=f'b{number}')
     queue.reserve('w', 2, 0)
     assert [s['id'] for s in queue.tasks()] == [

@@ -10,12 +10,17 @@ from . import taskqueue  # noqa: E402
 from .backends import LocalQueue, RedisQueue  # noqa: E402
 from .config import configure  # noqa: E402
 from .consumer import Consumer  # noqa: E402
-from .deadletter import (DeadLetter, dead_letters, purge_dead,  # noqa: E402
-                         requeue_dead)
+from .deadletter import DeadLetter, dead_letters, purge_dead, requeue_dead  # noqa: E402
 from .dispatch import ENVIRON_KEY  # noqa: E402
-from .errors import (BackendUnavailable, ConfigurationError,  # noqa: E402
-                     ConsumerNameInUse, DecodeError, InvalidTask,
-                     TaskQueueError, UnknownQueue)
+from .errors import (  # noqa: E402
+                         BackendUnavailable,
+                         ConfigurationError,
+                         ConsumerNameInUse,
+                         DecodeError,
+                         InvalidTask,
+                         TaskQueueError,
+                         UnknownQueue,
+)
 from .guard import current_task, is_task  # noqa: E402
 from .registry import get_queue, register_queue, unregister_queue  # noqa: E402
 from .task import Task  # noqa: E402

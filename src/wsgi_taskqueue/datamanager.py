@@ -30,7 +30,7 @@ from .followup import follow_ups
 
 log = logging.getLogger(__name__)
 
-def for_transaction(transaction_manager) -> 'TaskDataManager':
+def for_transaction(transaction_manager) -> TaskDataManager:
     """The data manager of the current transaction of
     ``transaction_manager``, joining one on first use."""
     txn = transaction_manager.get()
@@ -133,7 +133,7 @@ class TaskDataManager:
         for name, count in counts.items():
             metrics.recorder.enqueued(name, count)
 
-    def savepoint(self) -> '_Savepoint':
+    def savepoint(self) -> _Savepoint:
         return _Savepoint(self, len(self.tasks))
 
     def _groups(self) -> list[dict]:

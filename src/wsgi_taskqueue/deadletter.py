@@ -41,7 +41,7 @@ class DeadLetter:
         return header + b'\n' + self.message
 
     @classmethod
-    def decode(cls, record: bytes) -> 'DeadLetter':
+    def decode(cls, record: bytes) -> DeadLetter:
         header, _, message = record.partition(b'\n')
         fields = json.loads(header)
         return cls(task_id=fields['id'], queue=fields['q'], url=fields['u'],
@@ -51,7 +51,7 @@ class DeadLetter:
 
     @classmethod
     def of(cls, queue: str, message: bytes, task, status, error,
-           attempt: int) -> 'DeadLetter':
+           attempt: int) -> DeadLetter:
         return cls(task_id=task and task.id, queue=queue,
                    url=task and task.url, method=task and task.method,
                    status=status, error=error, attempt=attempt,

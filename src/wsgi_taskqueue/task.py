@@ -18,8 +18,7 @@ import time
 import uuid
 
 from .errors import DecodeError, InvalidTask
-from .validation import (check_environ, check_header_value, check_method,
-                         check_url)
+from .validation import check_environ, check_header_value, check_method, check_url
 
 __all__ = ['Task', 'Codec']
 
@@ -52,7 +51,7 @@ class Task:
     url_scheme: str = 'http'
 
     @classmethod
-    def new(cls, **fields) -> 'Task':
+    def new(cls, **fields) -> Task:
         return cls(id=uuid.uuid4().hex, created_at=time.time(), **fields)
 
     @property
@@ -63,10 +62,10 @@ class Task:
     def query_string(self) -> str:
         return self.url.partition('?')[2]
 
-    def next_attempt(self) -> 'Task':
+    def next_attempt(self) -> Task:
         return dataclasses.replace(self, attempt=self.attempt + 1)
 
-    def first_attempt(self) -> 'Task':
+    def first_attempt(self) -> Task:
         return dataclasses.replace(self, attempt=1)
 
 
@@ -142,7 +141,7 @@ def _parse(body: bytes, message: bytes) -> Task:
     try:
         fields = json.loads(header)
     except ValueError as exc:
-        raise DecodeError(f'task header is not JSON: {exc}', message)
+        raise DecodeError(f'task header is not JSON: {exc}', message) from None
     if not isinstance(fields, dict) or fields.get('v') != FORMAT_VERSION:
         raise DecodeError('unknown task format version', message)
     try:
@@ -153,7 +152,7 @@ def _parse(body: bytes, message: bytes) -> Task:
             attempt=fields['a'], script_name=fields['sn'],
             url_scheme=fields['s'])
     except KeyError as exc:
-        raise DecodeError(f'task header lacks field {exc}', message)
+        raise DecodeError(f'task header lacks field {exc}', message) from None
 
 
 def _check_decoded(task: Task, max_payload_size: int | None) -> None:

@@ -15,8 +15,14 @@ from . import context, datamanager
 from .errors import InvalidTask
 from .registry import get_queue, queue_names
 from .task import Task
-from .validation import (METHODS, TASK_HEADER_PREFIX, check_header_value,
-                         check_method, check_url, environ_key)
+from .validation import (
+    METHODS,
+    TASK_HEADER_PREFIX,
+    check_header_value,
+    check_method,
+    check_url,
+    environ_key,
+)
 
 __all__ = ['add', 'status', 'METHODS']
 

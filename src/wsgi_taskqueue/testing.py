@@ -53,7 +53,7 @@ class RedisServer:
                     f'?ssl_ca_certs={self._path("ca.crt")}')
         return f'redis://127.0.0.1:{self.port}/0'
 
-    def start(self, timeout: float = 10.0) -> 'RedisServer':
+    def start(self, timeout: float = 10.0) -> RedisServer:
         if self.tls:
             listen = ['--port', '0', '--tls-port', str(self.port),
                       '--tls-cert-file', self._path('server.crt'),
@@ -106,7 +106,7 @@ class RedisServer:
         import redis
         return redis.Redis.from_url(self.url, **kwargs)
 
-    def __enter__(self) -> 'RedisServer':
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

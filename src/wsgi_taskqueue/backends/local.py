@@ -172,7 +172,7 @@ class LocalQueue(QueueBase):
         now = time.monotonic()
         with self._changed:
             result = []
-            for name, (token, expiry) in sorted(self._leases.items()):
+            for name, (_, expiry) in sorted(self._leases.items()):
                 info = dict(self._info.get(name, {}))
                 lease = info.pop('lease', 0)
                 result.append(dict(

@@ -64,8 +64,7 @@ from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
 from ..base import QueueBase
 from . import scripts
-from .connection import (Waiter, describe_url, shared_pool,
-                         translated_errors)
+from .connection import Waiter, describe_url, shared_pool, translated_errors
 
 __all__ = ['RedisQueue']
 
@@ -314,7 +313,7 @@ class RedisQueue(QueueBase):
             pipe = self.client.pipeline(transaction=False)
             for name in names:
                 pipe.llen(self.processing_key(name))
-            processing = dict(zip(names, pipe.execute()))
+            processing = dict(zip(names, pipe.execute(), strict=True))
         return {'pending': pending, 'delayed': delayed, 'dead': dead,
                 'staged': staged,
                 'processing': {name: count for name, count
@@ -333,7 +332,7 @@ class RedisQueue(QueueBase):
                 pipe.llen(self.processing_key(name.decode()))
             in_flight = pipe.execute()
         result = []
-        for (name, expiry), tasks in zip(leases, in_flight):
+        for (name, expiry), tasks in zip(leases, in_flight, strict=True):
             info = json.loads(infos.get(name, b'{}'))
             lease = info.pop('lease', 0)
             result.append(dict(
