@@ -317,3 +317,37 @@ def test_reset_forgets_everything_of_the_queue(queue):
     assert queue.task_status(task.id) is None
     assert queue.consumers() == []
     assert queue.acquire('w', 'other-token', 30)
+
+
+def test_retries_that_fall_due_together_run_earliest_first(queue):
+    promoted(queue, b'a', b'b', b'c')
+    queue.reserve('w', 2, 0)
+    now = time.time()
+    queue.retry('w', b'b', b'b2', now - 1, REPORT)
+    queue.retry('w', b'a', b'a2', now - 2, REPORT)
+    assert queue.reserve('w', 3, 0) == [b'a2', b'b2', b'c']
+
+
+def test_purged_and_requeued_tasks_say_so_in_the_status_log(queue):
+    (first, one), (second, two) = task_message(queue), task_message(queue)
+    promoted(queue, one, two)
+    queue.reserve('w', 1, 0)
+    queue.retry('w', one, one, time.time() + 60, REPORT)
+    assert queue.requeue_delayed() == 1
+    assert queue.task_status(first.id)['state'] == 'queued'
+    assert queue.purge() == 2
+    assert {queue.task_status(task.id)['state']
+            for task in (first, second)} == {'purged'}
+
+
+def test_staged_tasks_are_listed_by_state(queue):
+    task, message = task_message(queue)
+    queue.stage('b1', [message])
+    assert [s['id'] for s in queue.tasks(state='staged')] == [task.id]
+
+
+def test_the_tasks_of_one_batch_are_listed_in_the_order_added(queue):
+    added = [task_message(queue) for _ in range(3)]
+    promoted(queue, *[message for _, message in added])
+    assert [s['id'] for s in queue.tasks()] == [
+        task.id for task, _ in reversed(added)]

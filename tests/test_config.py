@@ -113,6 +113,8 @@ def test_a_queue_class_by_dotted_name(ini):
     ('[taskqueue]\ntype = no.such.Module\n', 'taskqueue', 'type',
      'cannot import'),
     ('[taskqueue]\nhost = x\n', 'taskqueue', 'host', 'unknown key'),
+    ('[taskqueue]\ntype = redis\nsecrets = x\n', 'taskqueue', 'secrets',
+     'known keys: .*secret,'),
     ('[taskqueue]\ntype = redis\nport = many\n', 'taskqueue', 'port',
      'bad value'),
     ('[taskqueue]\ntype = redis\nport = 0\n', 'taskqueue', 'port',

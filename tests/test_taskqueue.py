@@ -184,3 +184,9 @@ def test_with_credentials_user_id_only_the_user_id_travels():
 def test_an_unknown_credentials_mode_is_refused():
     with pytest.raises(ValueError, match='credentials must be one of'):
         wsgi_taskqueue.LocalQueue(credentials='some')
+
+
+def test_a_remote_user_that_cannot_travel_is_refused_at_add_time(local_queue):
+    with serving(environ={'REMOTE_USER': 'alice\r\nX-Admin: 1'}), \
+            pytest.raises(InvalidTask, match='REMOTE_USER'):
+        taskqueue.add('/task')

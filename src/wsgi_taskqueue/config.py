@@ -122,14 +122,17 @@ FILTER_SETTINGS = {
 }
 
 
-def convert(table: dict, values: dict, filename=None, section=None) -> dict:
+def convert(table: dict, values: dict, filename=None, section=None,
+            known=()) -> dict:
     """Check ``values`` against ``table``; return converted values with
-    defaults filled in."""
+    defaults filled in.  ``known``: more keys the section accepts (named
+    in the error about an unknown key)."""
     result = {key: default for key, (_, default) in table.items()}
     for key, value in values.items():
         if key not in table:
+            keys = sorted({*table, *known})
             raise ConfigurationError(
-                f'unknown key; known keys: {", ".join(sorted(table))}',
+                f'unknown key; known keys: {", ".join(keys)}',
                 filename, section, key)
         converter = table[key][0]
         try:
@@ -248,7 +251,8 @@ def _build_queue(filename, section, values):
     kind = common['type']
     if kind in BACKEND_SETTINGS:
         factory = BACKEND_TYPES[kind]
-        options = convert(BACKEND_SETTINGS[kind], own, filename, section)
+        options = convert(BACKEND_SETTINGS[kind], own, filename, section,
+                          known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
     elif '.' in kind:
         factory = _resolve(kind, filename, section)

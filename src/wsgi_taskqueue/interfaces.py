@@ -129,7 +129,9 @@ class IQueueBackend(Interface):
         minute (epoch seconds) and counts of done, retried, dead."""
 
     def dead_letters(start=0, stop=-1):
-        """Return dead-letter records, newest first."""
+        """Return dead-letter records, newest first, from index ``start``
+        to ``stop`` inclusive (negative indices count from the oldest end,
+        as in Python and LRANGE)."""
 
     def requeue_dead(record, message):
         """Remove ``record`` from the dead letters and make ``message``

@@ -63,7 +63,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         environ=_task_environ(environ, headers, copy_body=payload is COPY,
                               copy_credentials=backend.credentials == 'copy'),
         payload=_checked_payload(payload, environ, backend.max_payload_size),
-        user_id=environ.get('REMOTE_USER') if environ else None,
+        user_id=_checked_user(environ),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
@@ -102,6 +102,14 @@ def _checked_url(url) -> str:
     check_url(url)
     # Non-ASCII paths are legal in views; they travel percent-encoded.
     return urllib.parse.quote(url, safe="/?&=%:@!$'()*+,;~-._")
+
+
+def _checked_user(environ) -> str | None:
+    """The enqueuing user, who the task will run as."""
+    user = environ.get('REMOTE_USER') if environ else None
+    if user is not None:
+        check_header_value('REMOTE_USER', user)
+    return user
 
 
 def _with_params(url: str, params) -> str:

@@ -197,6 +197,12 @@ class LocalQueue(QueueBase):
 
     def tasks(self, state=None, start=0, count=50):
         with self._changed:
+            if state == 'staged':
+                staged = MemoryStatusLog(self)
+                for messages in self._staged.values():
+                    for message in messages:
+                        staged.new(_peek(message), 'staged')
+                return staged.list(start=start, count=count)
             return self._log.list(state, start, count)
 
     def throughput(self, minutes=15):
@@ -229,16 +235,22 @@ class LocalQueue(QueueBase):
 
     def purge(self):
         with self._changed:
-            count = len(self._pending) + len(self._delayed)
+            purged = [*self._pending, *(m for _, _, m in self._delayed)]
             self._pending.clear()
             self._delayed.clear()
-            return count
+            for message in purged:
+                task = _peek(message)
+                self._log.update(task and task.id, state='purged', next='')
+            return len(purged)
 
     def requeue_delayed(self):
         with self._changed:
             due = [message for _, _, message in sorted(self._delayed)]
             self._delayed.clear()
             self._pending.extendleft(reversed(due))
+            for message in due:
+                task = _peek(message)
+                self._log.update(task and task.id, state='queued', next='')
             self._changed.notify_all()
             return len(due)
 
@@ -285,9 +297,13 @@ class LocalQueue(QueueBase):
         self._changed.notify_all()
 
     def _move_due_retries(self):
+        """Retries that fell due go to the head of the line, earliest due
+        first."""
         now = time.time()
+        due = []
         while self._delayed and self._delayed[0][0] <= now:
-            self._pending.appendleft(heapq.heappop(self._delayed)[2])
+            due.append(heapq.heappop(self._delayed)[2])
+        self._pending.extendleft(reversed(due))
 
 
 def _peek(message: bytes):

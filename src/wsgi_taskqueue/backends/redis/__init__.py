@@ -59,7 +59,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from zope.interface import implementer
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, DecodeError
 from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
 from ..base import QueueBase
@@ -122,6 +122,8 @@ class RedisQueue(QueueBase):
         self._requeue = register(scripts.REQUEUE)
         self._requeue_dead = register(scripts.REQUEUE_DEAD)
         self._requeue_delayed = register(scripts.REQUEUE_DELAYED)
+        self._purge = register(scripts.PURGE)
+        self._trim_status = register(scripts.TRIM_STATUS)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -347,15 +349,14 @@ class RedisQueue(QueueBase):
             if fields:
                 return record({k.decode(): v.decode()
                                for k, v in fields.items()}, self.name)
-            needle = f'"id":"{task_id}"'.encode()
-            for batch in self.client.zrange(self.staged_key, 0, -1):
-                for message in self.client.lrange(
-                        self.staged_batch_key(batch.decode()), 0, -1):
-                    if needle in message:
-                        return self._staged_record(message)
+        for status in self._staged_records():
+            if status['id'] == task_id:
+                return status
         return None
 
     def tasks(self, state=None, start=0, count=50):
+        if state == 'staged':
+            return self._staged_records()[start:start + count]
         found = []
         position = 0
         chunk = max(count, 100)
@@ -406,17 +407,14 @@ class RedisQueue(QueueBase):
 
     def purge(self):
         with translated_errors(self.where):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.llen(self.pending_key)
-            pipe.zcard(self.delayed_key)
-            pipe.delete(self.pending_key, self.delayed_key)
-            pending, delayed, _ = pipe.execute()
-        return pending + delayed
+            return self._purge(keys=[self.pending_key, self.delayed_key],
+                               args=[self.status_ttl])
 
     def requeue_delayed(self):
         with translated_errors(self.where):
             return self._requeue_delayed(
-                keys=[self.delayed_key, self.pending_key])
+                keys=[self.delayed_key, self.pending_key],
+                args=[self.status_ttl])
 
     def reset(self):
         with translated_errors(self.where):
@@ -457,18 +455,22 @@ class RedisQueue(QueueBase):
         pipe.expire(key, self.status_ttl)
 
     def _trim_status_index(self, now):
-        """Keep the index of status records within status_ttl and
-        status_max (the records expire by themselves)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zremrangebyscore(self.tasks_key, '-inf', now - self.status_ttl)
-        pipe.zremrangebyrank(self.tasks_key, 0, -self.status_max - 1)
-        pipe.execute()
+        """Keep the status log within status_ttl and status_max."""
+        self._trim_status(keys=[self.tasks_key],
+                          args=[now - self.status_ttl, self.status_max])
 
-    def _staged_record(self, message):
+    def _staged_records(self):
+        """Records of the tasks in staged batches (they have none in the
+        status log until promoted), newest batch first."""
         log = MemoryStatusLog(self)
-        task = self.codec.decode_unverified(message)
-        log.new(task, 'staged')
-        return log.get(task.id)
+        with translated_errors(self.where):
+            for batch in self.client.zrange(self.staged_key, 0, -1):
+                for message in self.client.lrange(
+                        self.staged_batch_key(batch.decode()), 0, -1):
+                    with contextlib.suppress(DecodeError):
+                        log.new(self.codec.decode_unverified(message),
+                                'staged')
+        return log.list(count=self.status_max)
 
     def _waiter(self, consumer: str, timeout: float) -> Waiter:
         """This thread's blocking connection for ``consumer``."""

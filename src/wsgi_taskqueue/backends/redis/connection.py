@@ -38,6 +38,11 @@ def translated_errors(where: str):
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BackendUnavailable(f'Redis at {where} unavailable: {exc}') from exc
+    except redis.exceptions.NoPermissionError as exc:
+        # A user whose ACL lacks a key or command the queue needs: no
+        # task can go through, as when Redis is down.
+        raise BackendUnavailable(
+            f'Redis at {where} refused a command: {exc}') from exc
 
 
 class Waiter:

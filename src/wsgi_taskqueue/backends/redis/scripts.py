@@ -86,7 +86,9 @@ for q = 1, #KEYS, 3 do
     redis.call('LPUSH', KEYS[q + 1],
                unpack(items, i, math.min(i + 999, #items)))
   end
-  for i = 1, #items do new_status(base, ttl, t, items[i], 'queued') end
+  for i = 1, #items do
+    new_status(base, ttl, t + i / 1000000, items[i], 'queued')
+  end
   redis.call('DEL', KEYS[q])
   redis.call('ZREM', KEYS[q + 2], ARGV[1])
 end
@@ -105,7 +107,9 @@ for q = 1, #KEYS do
     redis.call('LPUSH', KEYS[q],
                unpack(ARGV, i, math.min(i + 999, pos + n - 1)))
   end
-  for i = pos, pos + n - 1 do new_status(base, ttl, t, ARGV[i], 'queued') end
+  for i = pos, pos + n - 1 do
+    new_status(base, ttl, t + (i - pos) / 1000000, ARGV[i], 'queued')
+  end
   pos = pos + n
 end
 """
@@ -129,8 +133,9 @@ for i = 5, 4 + 4 * finished, 4 do
 end
 count(base, t, 'done', finished)
 redis.call('SADD', KEYS[4], ARGV[2])
+-- Retries that fell due go to the head of the line, earliest due first.
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', t, 'LIMIT', 0, 100)
-for i = 1, #due do
+for i = #due, 1, -1 do
   redis.call('RPUSH', KEYS[1], due[i])
   redis.call('ZREM', KEYS[3], due[i])
 end
@@ -245,9 +250,51 @@ return 1
 
 #: Every task waiting for a retry, pending now (at the head: next).
 #: KEYS: delayed, pending.
-REQUEUE_DELAYED = r"""
+#: Keep the status log within its bounds: forget index entries older than
+#: the TTL (their records expired) and delete the oldest records beyond
+#: the maximum.  KEYS: the status index.  ARGV: oldest time kept, maximum.
+TRIM_STATUS = r"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if excess <= 0 then return 0 end
+local base = string.sub(KEYS[1], 1, #KEYS[1] - #'tasks')
+local ids = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+for i = 1, #ids, 1000 do
+  local keys = {}
+  for j = i, math.min(i + 999, #ids) do keys[#keys + 1] = base .. 'task:' .. ids[j] end
+  redis.call('DEL', unpack(keys))
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+return excess
+"""
+
+#: ARGV: status TTL.
+REQUEUE_DELAYED = PRELUDE + r"""
+local t = now()
+local base = base_of(KEYS[2])
 local messages = redis.call('ZRANGE', KEYS[1], 0, -1)
-for i = 1, #messages do redis.call('RPUSH', KEYS[2], messages[i]) end
+for i = #messages, 1, -1 do
+  redis.call('RPUSH', KEYS[2], messages[i])
+  set_status(base, tonumber(ARGV[1]), t, id_of(messages[i]),
+             'state', 'queued', 'next', '')
+end
 redis.call('DEL', KEYS[1])
 return #messages
+"""
+
+#: Delete every pending and delayed task, marking them purged.
+#: KEYS: pending, delayed.  ARGV: status TTL.
+PURGE = PRELUDE + r"""
+local t = now()
+local base = base_of(KEYS[1])
+local ttl = tonumber(ARGV[1])
+local pending = redis.call('LRANGE', KEYS[1], 0, -1)
+local delayed = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, list in ipairs({pending, delayed}) do
+  for i = 1, #list do
+    set_status(base, ttl, t, id_of(list[i]), 'state', 'purged', 'next', '')
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return #pending + #delayed
 """
