@@ -1,4 +1,11 @@
-"""The ``wsgi-taskqueue`` command."""
+"""The ``wsgi-taskqueue`` command: serve, work, and operate the queues of
+an ini file.
+
+Every command reads the ``[taskqueue*]`` sections of ``CONFIG`` (only
+``serve`` and ``worker`` load the app too).  The queue operations are
+``admin``'s and the presentation is ``console``'s; this module parses,
+calls and maps errors to exit codes (``EXIT_CODES``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,29 +13,66 @@ import logging
 import os
 import sys
 
-from .errors import TaskQueueError
+from .commands import (
+    INTERRUPTED,
+    NOT_DONE,
+    OK,
+    OPERATIONS,
+    UNAVAILABLE,
+    USAGE,
+    UsageError,
+    selected_queues,
+)
+from .errors import BackendUnavailable, TaskQueueError
+from .status import STATES
 
-__all__ = ['main']
+__all__ = ['main', 'build_parser', 'EXIT_CODES']
+
+#: Where ``dashboard`` finds its API key when --api-key is not given
+#: (an option shows in ``ps``; the environment does not).
+API_KEY_ENV = 'WSGI_TASKQUEUE_API_KEY'
+
+EXIT_CODES = f"""\
+exit codes:
+  {OK}    done
+  {NOT_DONE}    not found, or nothing done (confirmation declined,
+       status --check found a queue without a live consumer)
+  {USAGE}    usage or configuration error
+  {UNAVAILABLE}    the queue backend is unreachable or refused
+  {INTERRUPTED}  interrupted (Ctrl-C)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='wsgi-taskqueue',
-        description='Transaction-aware task queue for WSGI applications.')
+        prog='wsgi-taskqueue', epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Transaction-aware task queue for WSGI applications. '
+                    'Every command reads the [taskqueue*] sections of the '
+                    'ini file CONFIG.')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log debug messages')
-    commands = parser.add_subparsers(dest='command', required=True)
+    commands = parser.add_subparsers(dest='command', required=True,
+                                     metavar='COMMAND')
 
-    serve = commands.add_parser(
-        'serve', help='serve the app and run its consumers')
-    serve.add_argument('config', help='the PasteDeploy ini file')
+    def command(name, help, *options, parent=commands):
+        sub = parent.add_parser(name, help=help, description=help,
+                                epilog=EXIT_CODES, formatter_class=
+                                argparse.RawDescriptionHelpFormatter)
+        sub.add_argument('config', metavar='CONFIG',
+                         help='the PasteDeploy ini file')
+        for option in options:
+            option(sub)
+        sub.set_defaults(handler=name if parent is commands
+                         else f'dead {name}')
+        return sub
+
+    serve = command('serve', 'serve the app and run its consumers')
     serve.add_argument('--app', default='main', help='app section name')
-    serve.add_argument('--server', default='main',
-                       help='server section name')
+    serve.add_argument('--server', default='main', help='server section name')
 
-    worker = commands.add_parser(
-        'worker', help='run only the consumers (the app is called in-process)')
-    worker.add_argument('config', help='the PasteDeploy ini file')
+    worker = command(
+        'worker', 'run only the consumers (the app is called in-process)')
     worker.add_argument('--app', default='main', help='app section name')
     worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
                         help='stop after this many seconds')
@@ -39,7 +83,102 @@ def build_parser() -> argparse.ArgumentParser:
                              '(suffixes K, M, G allowed)')
     worker.add_argument('--once', action='store_true',
                         help='stop once nothing is pending or in flight')
+
+    dashboard = command('dashboard', 'serve the management app (JSON API '
+                        'and dashboard) with waitress', _queues)
+    dashboard.add_argument('--listen', default='127.0.0.1:6544',
+                           metavar='HOST:PORT',
+                           help='where to listen (default: %(default)s)')
+    dashboard.add_argument('--api-key', help=f'the key API clients send '
+                           f'(default: ${API_KEY_ENV})')
+
+    status = command('status', 'counts, consumers and recent outcomes of '
+                     'each queue', _queues, _json)
+    status.add_argument('--check', action='store_true',
+                        help=f'exit {NOT_DONE} when a queue has no live '
+                             f'consumer')
+
+    show = command('show', 'one task: state, attempts, error', _queues,
+                   _json)
+    show.add_argument('task_id', metavar='TASK_ID')
+
+    command('tasks', 'the tasks of the status log, newest first', _queues,
+            _state, _page, _json)
+
+    dead = commands.add_parser('dead', help='list, requeue or purge dead '
+                               'letters').add_subparsers(
+        dest='dead_command', required=True, metavar='ACTION')
+    command('list', 'the dead letters, newest first', _queues, _page, _json,
+            parent=dead)
+    dead_requeue = command(
+        'requeue', 'run dead tasks again, from attempt 1', _queues, _yes,
+        _json, parent=dead)
+    which = dead_requeue.add_mutually_exclusive_group()
+    which.add_argument('task_ids', metavar='TASK_ID', nargs='*', default=[],
+                       help='the tasks to requeue')
+    which.add_argument('--all', action='store_true',
+                       help='every dead letter of the queues (asks first)')
+    command('purge', 'delete the dead letters (asks first)', _queues, _yes,
+            _json, parent=dead)
+
+    for name, help in (
+            ('requeue', 'run the delayed tasks and the dead letters of '
+                        'QUEUE now (asks first)'),
+            ('purge', 'delete the pending and delayed tasks of QUEUE '
+                      '(asks first)'),
+            ('reset', 'delete everything of QUEUE (asks first)')):
+        command(name, help, _queue_argument, _yes, _json)
+
+    add = command('add', 'enqueue a request to the app, in a transaction '
+                  'of its own', _json)
+    add.add_argument('url', metavar='URL', help="a path in the app ('/x?y=1')")
+    add.add_argument('-q', '--queue', help='default: the first queue')
+    add.add_argument('-X', '--method', type=str.upper,
+                     help='HTTP method (default: GET, or POST with a body)')
+    add.add_argument('-p', '--param', action='append', type=_key_value,
+                     default=[], metavar='KEY=VALUE',
+                     help='a query parameter (repeatable)')
+    add.add_argument('-H', '--header', action='append', type=_header,
+                     default=[], metavar="'NAME: VALUE'",
+                     help='a request header (repeatable)')
+    body = add.add_mutually_exclusive_group()
+    body.add_argument('-d', '--data', help='the request body')
+    body.add_argument('--data-file', metavar='PATH',
+                      help="read the request body from PATH ('-': stdin)")
+    add.add_argument('--user', help="the task's REMOTE_USER")
     return parser
+
+
+def _queues(parser) -> None:
+    parser.add_argument('-q', '--queue', action='append', metavar='QUEUE',
+                        help='only this queue (repeatable; default: every '
+                             'queue of CONFIG)')
+
+
+def _queue_argument(parser) -> None:
+    parser.add_argument('queue', metavar='QUEUE')
+
+
+def _json(parser) -> None:
+    parser.add_argument('--json', action='store_true',
+                        help='print JSON for scripts')
+
+
+def _yes(parser) -> None:
+    parser.add_argument('-y', '--yes', action='store_true',
+                        help='do not ask for confirmation')
+
+
+def _state(parser) -> None:
+    parser.add_argument('--state', choices=STATES,
+                        help='only tasks in this state')
+
+
+def _page(parser) -> None:
+    parser.add_argument('--limit', type=_positive_int, default=50,
+                        metavar='N', help='show N (default: %(default)s)')
+    parser.add_argument('--offset', type=_natural_int, default=0,
+                        metavar='N', help='skip the newest N')
 
 
 def _positive_float(text: str) -> float:
@@ -56,6 +195,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _natural_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be at least 0: {text}')
+    return value
+
+
 def _byte_size(text: str) -> int:
     units = {'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3}
     number, unit = text.upper(), 1
@@ -68,16 +214,54 @@ def _byte_size(text: str) -> int:
             f'not a size in bytes: {text!r} (e.g. 500M)') from None
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition('=')
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE: {text!r}')
+    return key, value
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(':')
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value': {text!r}")
+    return name.strip(), value.strip()
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse printed
+        return exc.code if isinstance(exc.code, int) else USAGE
+    quiet = args.handler not in ('serve', 'worker', 'dashboard')
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose
+        else logging.WARNING if quiet else logging.INFO,
         format='%(asctime)s %(levelname)s [%(name)s] %(message)s')
     try:
-        return COMMANDS[args.command](args)
-    except TaskQueueError as exc:
-        print(f'wsgi-taskqueue: {exc}', file=sys.stderr)
-        return 2
+        code = COMMANDS[args.handler](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BackendUnavailable as exc:
+        return _fail(exc, UNAVAILABLE)
+    except (UsageError, TaskQueueError) as exc:
+        return _fail(exc, USAGE)
+    except KeyboardInterrupt:
+        return _fail('interrupted', INTERRUPTED)
+    except BrokenPipeError:
+        # `wsgi-taskqueue tasks app.ini | head`: the reader had enough.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+    except Exception as exc:
+        import redis
+        if isinstance(exc, redis.RedisError):  # e.g. NOPERM, WRONGPASS
+            return _fail(f'Redis refused: {exc}', UNAVAILABLE)
+        raise
+
+
+def _fail(error, code: int) -> int:
+    print(f'wsgi-taskqueue: {error}', file=sys.stderr)
+    return code
 
 
 def _serve(args) -> int:
@@ -95,7 +279,7 @@ def _serve(args) -> int:
         # Another server: the consumers run beside it in this process.
         with running_consumers(app, args.config):
             server.create()(app)
-    return 0
+    return OK
 
 
 def _worker(args) -> int:
@@ -107,11 +291,27 @@ def _worker(args) -> int:
     run_worker(app, args.config, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,
         memory_limit=args.memory_limit, once=args.once))
-    return 0
+    return OK
 
 
 def _abspath(path: str) -> str:
     return os.path.abspath(path)
 
 
-COMMANDS = {'serve': _serve, 'worker': _worker}
+def _dashboard(args) -> int:
+    api_key = args.api_key or os.environ.get(API_KEY_ENV)
+    if not api_key:
+        raise UsageError(f'no API key: pass --api-key or set {API_KEY_ENV}')
+    names = selected_queues(args.config, args.queue)
+    try:
+        from .management import make_app
+    except ImportError as exc:
+        raise UsageError(
+            f'the management app cannot be loaded: {exc}') from exc
+    import waitress
+    waitress.serve(make_app(api_key, queues=names), listen=args.listen)
+    return OK
+
+
+COMMANDS = {'serve': _serve, 'worker': _worker, 'dashboard': _dashboard,
+            **OPERATIONS}
