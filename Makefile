@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test redis-server benchmark
+.PHONY: demo test redis-server chromium benchmark
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 
-test: $(BIN)/python redis-server
+# The dashboard's browser test drives Debian's Chromium through Playwright
+# (the `test` extra); Playwright's own browser downloads are never used.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: $(BIN)/python redis-server chromium
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/pytest
 

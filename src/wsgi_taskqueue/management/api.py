@@ -1,0 +1,260 @@
+"""The JSON operations of the management app (see ``openapi.yaml``).
+
+Each route's function takes the app (which knows the queues it shows) and
+a WebOb request and returns a JSON-able value, or raises ``APIError``.  The
+dashboard reads through ``queue_status`` and ``letter_id`` too.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+
+import transaction
+
+from .. import context, taskqueue
+from ..deadletter import DeadLetter, requeue_dead
+from ..errors import InvalidTask
+from ..status import STATES
+from ..validation import METHODS
+
+__all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
+           'add_task', 'list_dead_letters', 'requeue_letter',
+           'purge_letters', 'letter_json', 'letter_id']
+
+#: How many records one page of GET /tasks or /dead-letters may hold.
+MAX_COUNT = 500
+#: Deeper than any status log or dead-letter list is long.
+MAX_START = 1_000_000
+#: Fields of a POST /tasks body.
+TASK_FIELDS = frozenset(['url', 'method', 'params', 'headers', 'payload',
+                         'payload_base64', 'queue'])
+
+
+class APIError(Exception):
+    """Answer ``status`` with ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- reading ---------------------------------------------------------------
+
+def status(app, request) -> dict:
+    minutes = _int_param(request, 'minutes', 15, 1, 60)
+    return {'time': time.time(),
+            'queues': [queue_status(app.backend(name), minutes)
+                       for name in app.queue_names()]}
+
+
+def queue_status(backend, minutes: int = 15) -> dict:
+    """Counts, consumers and outcomes per minute of one queue."""
+    counts = backend.counts()
+    in_flight = counts.pop('processing')
+    counts['processing'] = sum(in_flight.values())
+    return {
+        'name': backend.name,
+        'counts': counts,
+        'in_flight': in_flight,
+        'consumers': backend.consumers(),
+        'throughput': [
+            {'minute': entry['minute'], 'done': entry.get('done', 0),
+             'retried': entry.get('retried', 0), 'dead': entry.get('dead', 0)}
+            for entry in backend.throughput(minutes)],
+    }
+
+
+def list_tasks(app, request) -> dict:
+    state = request.GET.get('state')
+    if state is not None and state not in STATES:
+        raise APIError(400, f'state must be one of {", ".join(STATES)}, '
+                            f'not {state!r}')
+    start = _int_param(request, 'start', 0, 0, MAX_START)
+    count = _int_param(request, 'count', 50, 1, MAX_COUNT)
+    found = []
+    for name in _queues_asked(app, request):
+        found += app.backend(name).tasks(state, 0, start + count)
+    found.sort(key=lambda entry: entry.get('updated') or 0, reverse=True)
+    return {'tasks': found[start:start + count]}
+
+
+def get_task(app, request, task_id: str) -> dict:
+    for name in _queues_asked(app, request):
+        found = app.backend(name).task_status(task_id)
+        if found is not None:
+            return found
+    raise APIError(404, f'unknown task {task_id!r} (never queued here, or '
+                        f'its status record expired)')
+
+
+def list_dead_letters(app, request) -> dict:
+    start = _int_param(request, 'start', 0, 0, MAX_START)
+    count = _int_param(request, 'count', 50, 1, MAX_COUNT)
+    letters = []
+    for name in _queues_asked(app, request):
+        letters += [letter_json(DeadLetter.decode(record)) for record
+                    in app.backend(name).dead_letters(0, start + count - 1)]
+    letters.sort(key=lambda letter: letter['dead_at'], reverse=True)
+    return {'dead_letters': letters[start:start + count]}
+
+
+def letter_id(record: bytes) -> str:
+    """A dead letter's handle in URLs: records carry no id of their own
+    (a message that is not a task has none), so a digest of the record."""
+    return hashlib.sha256(record).hexdigest()[:32]
+
+
+def letter_json(letter: DeadLetter) -> dict:
+    return {'id': letter_id(letter.record), 'queue': letter.queue,
+            'task_id': letter.task_id, 'method': letter.method,
+            'url': letter.url, 'status': letter.status,
+            'error': letter.error, 'attempt': letter.attempt,
+            'dead_at': letter.dead_at}
+
+
+# -- acting ----------------------------------------------------------------
+
+def add_task(app, request) -> tuple[dict, str]:
+    """Enqueue the task a JSON body describes; return the answer and the
+    task's id."""
+    fields = _json_body(request)
+    unknown = sorted(set(fields) - TASK_FIELDS)
+    if unknown:
+        raise APIError(400, f'unknown field(s) {", ".join(unknown)}; known '
+                            f'fields: {", ".join(sorted(TASK_FIELDS))}')
+    if 'url' not in fields:
+        raise APIError(400, 'url is required')
+    method = fields.get('method')
+    name = fields.get('queue')
+    if name is not None and not isinstance(name, str):
+        raise APIError(400, 'queue must be a string')
+    if method is not None and (not isinstance(method, str)
+                               or method not in METHODS):
+        # Stricter than add(), which upper-cases: HTTP methods are
+        # case-sensitive, and the OpenAPI document lists these.
+        raise APIError(400, f'invalid task: method must be one of '
+                            f'{", ".join(sorted(METHODS))}, not {method!r}')
+    backend = app.backend(name if name is not None else app.default_queue(),
+                          status=400)
+    try:
+        task_id = enqueue(
+            fields['url'], method=method if method is not None else 'GET',
+            params=_params(fields.get('params')), headers=fields.get('headers'),
+            payload=_payload(fields), queue=backend.name)
+    except InvalidTask as exc:
+        raise APIError(400, f'invalid task: {exc}') from None
+    return {'id': task_id, 'queue': backend.name}, task_id
+
+
+def enqueue(url, **arguments) -> str:
+    """``taskqueue.add`` in a transaction of its own, with nothing copied
+    from the request being served: an API caller's headers (its API key
+    among them) and JSON body are not the task's."""
+    manager = transaction.TransactionManager(explicit=True)
+    # A bare environ: no headers or body to copy, and ``add`` joins this
+    # manager's transaction rather than whatever the thread has open.
+    _, token = context.bind({'tm.manager': manager})
+    try:
+        with manager:
+            return taskqueue.add(url, **arguments)
+    finally:
+        context.unbind(token)
+
+
+def requeue_letter(app, request, queue: str, letter: str) -> dict:
+    backend = app.backend(queue)
+    found = _find_letter(backend, letter)
+    if found is None or not requeue_dead(found, backend.name):
+        raise APIError(404, 'no such dead letter (requeued or purged '
+                            'meanwhile?)')
+    return {'requeued': True, 'task_id': found.task_id}
+
+
+def purge_letters(app, request, queue: str) -> dict:
+    return {'purged': app.backend(queue).purge_dead()}
+
+
+# -- helpers ---------------------------------------------------------------
+
+def _find_letter(backend, wanted: str, chunk: int = 500):
+    start = 0
+    while True:
+        records = backend.dead_letters(start, start + chunk - 1)
+        for record in records:
+            if letter_id(record) == wanted:
+                return DeadLetter.decode(record)
+        if len(records) < chunk:
+            return None
+        start += chunk
+
+
+def _queues_asked(app, request) -> list[str]:
+    name = request.GET.get('queue')
+    if name is None:
+        return app.queue_names()
+    app.backend(name)
+    return [name]
+
+
+def _int_param(request, name: str, default: int, low: int,
+               high: int) -> int:
+    text = request.GET.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise APIError(400, f'{name} must be an integer, not {text!r}') \
+            from None
+    if not low <= value <= high:
+        raise APIError(400, f'{name} must be between {low} and {high}, '
+                            f'not {value}')
+    return value
+
+
+def _json_body(request) -> dict:
+    try:
+        fields = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, f'the body must be a JSON object: {exc}') \
+            from None
+    if not isinstance(fields, dict):
+        raise APIError(400, 'the body must be a JSON object')
+    return fields
+
+
+def _params(params):
+    """JSON params: values are strings, numbers or lists of them (a list
+    repeats the key)."""
+    if not isinstance(params, dict):
+        return params  # None, or let add() name the wrong type
+    for key, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, (str, int, float))
+                   and not isinstance(item, bool) for item in values):
+            raise APIError(400, f'params[{key!r}] must be a string, a number '
+                                f'or a list of them')
+    return params
+
+
+def _payload(fields):
+    if 'payload_base64' in fields and fields['payload_base64'] is not None:
+        if fields.get('payload') is not None:
+            raise APIError(400, 'give payload or payload_base64, not both')
+        encoded = fields['payload_base64']
+        if not isinstance(encoded, str):
+            raise APIError(400, 'payload_base64 must be a string')
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise APIError(400, f'payload_base64 is not base64: {exc}') \
+                from None
+    payload = fields.get('payload')
+    if payload is not None and not isinstance(payload, str):
+        raise APIError(400, 'payload must be a string (sent as UTF-8) or '
+                            'null; binary bodies go in payload_base64')
+    return payload

@@ -1,0 +1,179 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by
+Playwright: an app, its consumer and the management app served by waitress
+in a subprocess on the test Redis.
+
+Screenshots are kept in tests/artifacts/.  ``make test`` installs Chromium
+when it is missing; without it this test fails, saying so.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from playwright import sync_api as playwright
+
+from wsgi_taskqueue.testing import free_port
+
+HERE = pathlib.Path(__file__).resolve().parent
+ARTIFACTS = HERE.parent / 'artifacts'
+CHROMIUM = os.environ.get('CHROMIUM') or shutil.which('chromium') \
+    or shutil.which('chromium-browser')
+#: A browser that never talks to the network on its own (this machine has
+#: none) and runs as root in a container.  Playwright gives it a fresh
+#: profile (--user-data-dir) of its own.
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu',
+                 '--disable-dev-shm-usage', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync']
+API_KEY = 'browser-test-key-0123456789'
+#: Generous for a loaded two-core machine; the waits end as soon as the
+#: page shows what they wait for.
+TIMEOUT_MS = 20_000
+START_TIMEOUT = 30.0
+
+if CHROMIUM is None:
+    pytest.fail('chromium is not installed: `make test` installs it '
+                '(apt-get install chromium)', pytrace=False)
+
+
+class Site:
+    """``server.py`` in a subprocess; its output goes to a file."""
+
+    def __init__(self, redis_url: str, directory: pathlib.Path):
+        self.port = free_port()
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.log_path = directory / 'server.log'
+        with open(self.log_path, 'wb') as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(HERE / 'server.py'), redis_url,
+                 str(self.port), API_KEY],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED='1'))
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                requests.get(self.url + '/runs', timeout=1)
+                return
+            except requests.ConnectionError:
+                if self.process.poll() is not None or \
+                        time.monotonic() > deadline:
+                    raise AssertionError('the server did not start:\n'
+                                         + self.output()) from None
+                time.sleep(0.05)
+
+    def add(self, url: str) -> str:
+        """Enqueue a task as another service would: over the HTTP API."""
+        response = requests.post(self.url + '/manage/tasks', json={'url': url},
+                                 headers={'X-API-Key': API_KEY}, timeout=10)
+        assert response.status_code == 201, response.text
+        return response.json()['id']
+
+    def runs(self) -> list[dict]:
+        return requests.get(self.url + '/runs', timeout=10).json()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors='replace')[-6000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def site(redis_url, tmp_path):
+    site = Site(redis_url, tmp_path)
+    try:
+        site.wait_until_serving()
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture
+def page():
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM,
+                                         args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
+    expect = playwright.expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    # Anything the page logs as an error (a script error, a refused
+    # Content-Security-Policy) fails the test.
+    errors = []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    page.on('console', lambda message: message.type == 'error'
+            and errors.append(f'{message.text} {message.location}'))
+
+    # The key opens a session, and leaves the address bar.
+    page.goto(f'{site.url}/manage?key={API_KEY}')
+    assert page.url == f'{site.url}/manage/'
+    queue = page.locator('table[data-panel=queues] tr[data-queue=default]')
+    pending = queue.locator('[data-count=pending]')
+    running = queue.locator('[data-count=processing]')
+    dead = queue.locator('[data-count=dead]')
+    done = queue.locator('[data-count=done]')
+    expect(pending).to_have_text('0')
+    expect(page.locator('tr[data-consumer=browser-test]')).to_contain_text(
+        'alive')
+
+    # Five tasks: the consumer holds one at the gate, four wait.
+    for _ in range(5):
+        site.add('/job')
+    expect(pending).to_have_text('4')
+    expect(running).to_have_text('1')
+    expect(page.locator('tr[data-consumer=browser-test] '
+                        '[data-count=in_flight]')).to_have_text('1')
+
+    # Open the gate: all five run.
+    requests.get(site.url + '/open', timeout=10)
+    expect(pending).to_have_text('0')
+    expect(running).to_have_text('0')
+    expect(done).to_have_text('5')
+
+    # A task the app refuses (410) is dead at once.
+    task_id = site.add('/fail-once')
+    letter = page.locator(f'table[data-panel=letters] tr[data-task="{task_id}"]')
+    expect(letter).to_have_count(1)
+    expect(dead).to_have_text('1')
+    expect(letter).to_contain_text('410 Gone')
+    expect(page.locator(f'table[data-panel=failures] tr[data-task="{task_id}"]'
+                        )).to_have_attribute('data-state', 'dead')
+    page.screenshot(path=str(ARTIFACTS / 'dashboard-dead-letter.png'),
+                    full_page=True)
+    # The app's answer is shown as text, not markup.
+    letter.locator('summary').click()
+    expect(letter.locator('pre')).to_contain_text('<b>for now</b>')
+
+    # Requeue it from the page: it runs again, and is done.
+    letter.get_by_role('button', name='Requeue').click()
+    expect(page.locator('#message')).to_contain_text(f'Requeued task {task_id}')
+    expect(letter).to_have_count(0)
+    expect(dead).to_have_text('0')
+    expect(done).to_have_text('6')
+    expect(page.locator(f'table[data-panel=tasks] tr[data-task="{task_id}"]')
+           ).to_have_attribute('data-state', 'done')
+    assert [run['attempt'] for run in site.runs()
+            if run['task'] == task_id] == [1, 1]
+    page.screenshot(path=str(ARTIFACTS / 'dashboard.png'), full_page=True)
+    assert errors == []

@@ -1,0 +1,75 @@
+"""The status log stays bounded: whatever passes through a queue, it keeps
+at most ``status_max`` records (after a sweep, for Redis)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+
+from dummies import wait_until
+
+TASKS = 10_000
+STATUS_MAX = 1_000
+#: Records written between the last trim and the check.
+SLACK = 100
+
+
+class CountingApp:
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self.count += 1
+        start_response('200 OK', [])
+        return [b'']
+
+
+def _queue(kind, request):
+    if kind == 'local':
+        return wsgi_taskqueue.LocalQueue(status_max=STATUS_MAX)
+    return wsgi_taskqueue.RedisQueue(url=request.getfixturevalue('redis_url'),
+                                     status_max=STATUS_MAX)
+
+
+def _records(queue) -> int:
+    """Status records the backend holds, whether indexed or not."""
+    if isinstance(queue, wsgi_taskqueue.LocalQueue):
+        return len(queue._log._records)
+    return sum(1 for _ in queue.client.scan_iter(
+        match=queue.base.replace('{', '\\{').replace('}', '\\}') + 'task:*',
+        count=1000))
+
+
+def _run_tasks_through(kind, request):
+    """A queue keeping STATUS_MAX records, after TASKS tasks ran and a
+    sweep."""
+    queue = _queue(kind, request)
+    wsgi_taskqueue.register_queue('default', queue)
+    app = CountingApp()
+    consumer = wsgi_taskqueue.Consumer(app, name='bounded', prefetch=100,
+                                       concurrent_limit=2, poll_interval=0.1)
+    consumer.start()
+    try:
+        for _ in range(TASKS // 1000):
+            with transaction.manager:
+                for _ in range(1000):
+                    taskqueue.add('/t', payload=None)
+        wait_until(lambda: app.count == TASKS, timeout=60)
+        wait_until(lambda: queue.counts()['processing'] == {})
+    finally:
+        consumer.stop(10)
+    queue.sweep(grace=60)
+    return queue
+
+
+@pytest.mark.parametrize('kind', ['local', 'redis'])
+def test_ten_thousand_tasks_leave_at_most_status_max_records(kind, request):
+    queue = _run_tasks_through(kind, request)
+    assert len(queue.tasks(None, 0, TASKS)) <= STATUS_MAX + SLACK
+    assert _records(queue) <= STATUS_MAX + SLACK
