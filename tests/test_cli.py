@@ -6,10 +6,12 @@ for a consumer thread.
 """
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import types
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from wsgi_taskqueue import console, taskqueue
 from wsgi_taskqueue.cli import main
 from wsgi_taskqueue.testing import free_port
 
-from dummies import RecordingApp
+from dummies import RecordingApp, wait_until
 
 
 def app_factory(global_conf, **settings):
@@ -503,3 +505,30 @@ def test_script_confirmation_without_a_terminal_is_a_no(ini):
     assert counts()['pending'] == 1
     accepted = cli('purge', ini, 'default', input='y\n')
     assert accepted.returncode == 0 and counts()['pending'] == 0
+
+
+def test_a_worker_serves_its_metrics(ini):
+    for _ in range(3):
+        add('/ok')
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    worker = subprocess.Popen(
+        [sys.executable, '-m', 'wsgi_taskqueue', 'worker', ini,
+         '--metrics', f'127.0.0.1:{port}'], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def scrape():
+        try:
+            with urllib.request.urlopen(
+                    f'http://127.0.0.1:{port}/metrics', timeout=1) as page:
+                return page.read().decode()
+        except OSError:
+            assert worker.poll() is None, worker.stderr.read().decode()
+            return ''
+
+    try:
+        wait_until(lambda: 'wsgi_taskqueue_dispatched_total{outcome="done",'
+                   'queue="default"} 3.0' in scrape(), timeout=20)
+    finally:
+        worker.terminate()
+        worker.wait(10)

@@ -155,3 +155,25 @@ def test_make_wsgi_app_serves_the_enabled_registry(local_queue, registry):
     text = webtest.TestApp(metrics.make_wsgi_app()).get('/').text
     assert 'wsgi_taskqueue_queue_depth' in text
     assert metrics.recorder.registry is registry
+
+
+def test_a_task_out_of_retries_counts_as_dead_not_retry(local_queue):
+    recorded = []
+
+    class Recorder(metrics.NullRecorder):
+        def dispatched(self, queue, outcome, latency, duration):
+            recorded.append(outcome)
+
+    original, metrics.recorder = metrics.recorder, Recorder()
+    consumer = wsgi_taskqueue.Consumer(RecordingApp('500 Oops'), name='m',
+                                       retry_max_count=1, retry_delay=0.01,
+                                       poll_interval=0.1)
+    consumer.start()
+    try:
+        with transaction.manager:
+            taskqueue.add('/fails')
+        wait_until(lambda: len(recorded) == 2)
+    finally:
+        consumer.stop(5)
+        metrics.recorder = original
+    assert recorded == ['retry', 'dead']

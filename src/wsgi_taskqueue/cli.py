@@ -67,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
                          else f'dead {name}')
         return sub
 
-    serve = command('serve', 'serve the app and run its consumers')
+    serve = command('serve', 'serve the app and run its consumers',
+                    _metrics)
     serve.add_argument('--app', default='main', help='app section name')
     serve.add_argument('--server', default='main', help='server section name')
 
     worker = command(
-        'worker', 'run only the consumers (the app is called in-process)')
+        'worker', 'run only the consumers (the app is called in-process)',
+        _metrics)
     worker.add_argument('--app', default='main', help='app section name')
     worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
                         help='stop after this many seconds')
@@ -147,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read the request body from PATH ('-': stdin)")
     add.add_argument('--user', help="the task's REMOTE_USER")
     return parser
+
+
+def _metrics(parser) -> None:
+    parser.add_argument('--metrics', metavar='HOST:PORT',
+                        help='serve Prometheus metrics of this process '
+                             'there (needs prometheus_client)')
 
 
 def _queues(parser) -> None:
@@ -264,6 +272,15 @@ def _fail(error, code: int) -> int:
     return code
 
 
+def _serve_metrics(args) -> None:
+    if args.metrics:
+        from . import metrics
+        try:
+            metrics.serve(args.metrics)
+        except (ImportError, ValueError) as exc:
+            raise UsageError(f'--metrics: {exc}') from exc
+
+
 def _serve(args) -> int:
     from paste.deploy import loadapp
     from paste.deploy.loadwsgi import SERVER, loadcontext
@@ -272,6 +289,7 @@ def _serve(args) -> int:
 
     url = f'config:{_abspath(args.config)}'
     app = loadapp(url, name=args.app)
+    _serve_metrics(args)
     server = loadcontext(SERVER, url, name=args.server)
     if server.object is server_runner:
         server.create()(app)
@@ -288,6 +306,7 @@ def _worker(args) -> int:
     from .serve import WorkerLimits, run_worker
 
     app = loadapp(f'config:{_abspath(args.config)}', name=args.app)
+    _serve_metrics(args)
     run_worker(app, args.config, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,
         memory_limit=args.memory_limit, once=args.once))

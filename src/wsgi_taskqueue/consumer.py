@@ -297,6 +297,8 @@ class Consumer:
         with self._count_lock:
             self.processed += 1
         outcome = classify(result.status_code)
+        if outcome is Outcome.RETRY and not self.policy.allows(task.attempt):
+            outcome = Outcome.DEAD
         report = Report(task.id, task.attempt, result.status or 'exception',
                         elapsed)
         metrics.recorder.dispatched(
@@ -313,7 +315,7 @@ class Consumer:
             log.warning('task %s %s answered %s; redirects are not followed',
                         task.id, task.path, result.status)
             return report
-        if outcome is Outcome.RETRY and self.policy.allows(task.attempt):
+        if outcome is Outcome.RETRY:
             delay = self.policy.delay_after(task.attempt,
                                             result.header('Retry-After'))
             log.warning('task %s %s failed (%s); retry %d in %.1fs',

@@ -182,6 +182,18 @@ def exposition(accept: str | None = None) -> tuple[bytes, str] | None:
     return encoder(current.registry), content_type
 
 
+def serve(listen: str) -> None:
+    """Enable the metrics and serve them on ``listen`` (HOST:PORT) from a
+    thread of this process: how a worker, which serves no app, shows
+    them."""
+    host, _, port = listen.rpartition(':')
+    if not host or not port.isdigit():
+        raise ValueError(f'expected HOST:PORT, not {listen!r}')
+    current = enable()
+    _prometheus_client().start_http_server(
+        int(port), addr=host.strip('[]'), registry=current.registry)
+
+
 def make_wsgi_app():
     """A WSGI app serving the metrics (no authentication: bind it where
     only the scraper can reach it)."""
