@@ -2,11 +2,14 @@
 and the management app share.
 
 Plain functions over registered queues (by name).  They return JSON-able
-dicts and lists and never print; the caller presents them.  Long ones take
-a ``progress(done, total)`` callback.
+dicts and lists (or ``DeadLetter`` objects) and never print nor speak HTTP;
+the caller presents them: ``commands`` on a terminal, ``management.api`` as
+the JSON its OpenAPI document describes.  Long ones take a
+``progress(done, total)`` callback.
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 
@@ -19,9 +22,11 @@ from .errors import DecodeError
 from .registry import get_queue, queue_names
 from .validation import check_header_value
 
-__all__ = ['queue_status', 'find_task', 'tasks', 'dead_letters',
-           'requeue_dead', 'requeue_all_dead', 'purge_dead', 'requeue',
-           'purge', 'reset', 'add_task', 'letter_info']
+__all__ = ['queue_snapshot', 'queue_status', 'status_record', 'find_task',
+           'tasks', 'read_dead_letters', 'dead_letters', 'letter_info',
+           'letter_id', 'find_letter', 'requeue_letter', 'requeue_dead',
+           'requeue_all_dead', 'purge_dead', 'requeue', 'purge', 'reset',
+           'add_task']
 
 #: Minutes of outcomes ``queue_status`` sums up.
 THROUGHPUT_MINUTES = 15
@@ -29,23 +34,49 @@ THROUGHPUT_MINUTES = 15
 #: Dead letters read per round trip when scanning or requeueing them all.
 CHUNK = 500
 
+#: What a task's attempt can come to, as ``throughput`` counts them.
+OUTCOMES = ('done', 'retried', 'dead')
+
+#: How ``tasks`` may order what it lists, newest first.
+TASK_ORDERS = ('created', 'updated')
+
+
+def queue_snapshot(name: str, minutes: int = THROUGHPUT_MINUTES) -> dict:
+    """What the backend of ``name`` says of it, as it says it: ``counts``
+    by state (``processing``: tasks in flight by consumer name), its
+    ``consumers`` (those holding or lately holding a lease, with their
+    info) and its outcomes of the last ``minutes``, oldest minute first
+    (``throughput``: dicts of minute, done, retried and dead).
+
+    ``queue_status`` shapes it for the command, ``management.api`` for
+    ``GET /status`` and the dashboard."""
+    backend = get_queue(name)
+    return {
+        'counts': backend.counts(),
+        'consumers': backend.consumers(),
+        'throughput': [
+            {'minute': entry['minute'],
+             **{outcome: entry.get(outcome, 0) for outcome in OUTCOMES}}
+            for entry in backend.throughput(minutes)],
+    }
+
 
 def queue_status(name: str) -> dict:
     """Counts of ``name`` by state, its consumers (live ones, and gone ones
     that still have tasks in flight) and its outcomes of the last
     ``THROUGHPUT_MINUTES`` minutes."""
     backend = get_queue(name)
-    counts = backend.counts()
+    snapshot = queue_snapshot(name)
+    counts = snapshot['counts']
     processing = counts['processing']
     consumers = []
-    for info in backend.consumers():
+    for info in snapshot['consumers']:
         consumers.append(_consumer(info, processing.get(info['name'], 0)))
     known = {consumer['name'] for consumer in consumers}
     for consumer_name, in_flight in sorted(processing.items()):
         if consumer_name not in known:
             consumers.append(_consumer({'name': consumer_name,
                                         'alive': False}, in_flight))
-    minutes = backend.throughput(THROUGHPUT_MINUTES)
     return {
         'queue': name, 'type': _type_name(backend),
         'where': getattr(backend, 'where', 'in-process'),
@@ -55,9 +86,20 @@ def queue_status(name: str) -> dict:
         'live_consumers': sum(1 for c in consumers if c['alive']),
         'consumers': consumers,
         'outcomes': {'minutes': THROUGHPUT_MINUTES, **{
-            outcome: sum(minute.get(outcome, 0) for minute in minutes)
-            for outcome in ('done', 'retried', 'dead')}},
+            outcome: sum(minute[outcome] for minute in snapshot['throughput'])
+            for outcome in OUTCOMES}},
     }
+
+
+def status_record(task_id: str, queues: list[str] | None = None) -> dict | None:
+    """The status record of a task (``taskqueue.status``) in the first of
+    ``queues`` (every queue if None) that has one; None when it is unknown
+    or its record expired."""
+    for name in _names(queues):
+        found = taskqueue.status(task_id, name)
+        if found is not None:
+            return found
+    return None
 
 
 def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
@@ -65,13 +107,12 @@ def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
     letter (``letter_info``) when it is dead; a dead task whose status
     record expired is found among the dead letters.  None if unknown."""
     names = _names(queues)
-    for name in names:
-        found = taskqueue.status(task_id, name)
-        if found is not None:
-            if found['state'] == 'dead':
-                letter = next(_letters_of(name, {task_id}), None)
-                found['dead_letter'] = letter and letter_info(letter)
-            return found
+    found = status_record(task_id, names)
+    if found is not None:
+        if found['state'] == 'dead':
+            letter = next(_letters_of(found['queue'], {task_id}), None)
+            found['dead_letter'] = letter and letter_info(letter)
+        return found
     for name in names:
         letter = next(_letters_of(name, {task_id}), None)
         if letter is not None:
@@ -80,29 +121,49 @@ def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
 
 
 def tasks(queues: list[str] | None = None, state: str | None = None,
-          offset: int = 0, limit: int = 50) -> list[dict]:
+          offset: int = 0, limit: int = 50, *, order: str = 'created'
+          ) -> list[dict]:
     """Status records, newest first, of the tasks of ``queues`` (every
-    queue if None) in ``state`` (any if None)."""
+    queue if None) in ``state`` (any if None): most recently created
+    first, or with ``order='updated'`` most recently updated first (among
+    the ``offset + limit`` most recently created of each queue)."""
+    if order not in TASK_ORDERS:
+        raise ValueError(f'order must be one of {", ".join(TASK_ORDERS)}, '
+                         f'not {order!r}')
     names = _names(queues)
-    if len(names) == 1:
+    if order == 'created' and len(names) == 1:
         return get_queue(names[0]).tasks(state, offset, limit)
     lists = [get_queue(name).tasks(state, 0, offset + limit)
              for name in names]
-    merged = heapq.merge(*lists, key=lambda r: -(r['created'] or 0))
-    return list(itertools.islice(merged, offset, offset + limit))
+    if order == 'created':
+        # Each list is newest first already.
+        ordered = heapq.merge(*lists, key=lambda r: -(r['created'] or 0))
+    else:
+        ordered = sorted(itertools.chain(*lists), reverse=True,
+                         key=lambda r: r.get('updated') or 0)
+    return list(itertools.islice(ordered, offset, offset + limit))
+
+
+def read_dead_letters(queues: list[str] | None = None, offset: int = 0,
+                      limit: int = 50) -> list[DeadLetter]:
+    """The dead letters of ``queues`` (every queue if None), newest first:
+    ``DeadLetter`` objects, for callers that show them their own way."""
+    letters = []
+    for name in _names(queues):
+        records = get_queue(name).dead_letters(0, offset + limit - 1)
+        letters += [DeadLetter.decode(record) for record in records]
+    # Sorted, not merged: two consumers may push their letters in another
+    # order than the one their dead_at says.
+    letters.sort(key=lambda letter: letter.dead_at, reverse=True)
+    return letters[offset:offset + limit]
 
 
 def dead_letters(queues: list[str] | None = None, offset: int = 0,
                  limit: int = 50) -> list[dict]:
     """The dead letters of ``queues`` (every queue if None), newest first,
     as ``letter_info`` dicts."""
-    lists = []
-    for name in _names(queues):
-        records = get_queue(name).dead_letters(0, offset + limit - 1)
-        lists.append([DeadLetter.decode(record) for record in records])
-    merged = heapq.merge(*lists, key=lambda letter: -letter.dead_at)
     return [letter_info(letter)
-            for letter in itertools.islice(merged, offset, offset + limit)]
+            for letter in read_dead_letters(queues, offset, limit)]
 
 
 def letter_info(letter: DeadLetter) -> dict:
@@ -112,6 +173,34 @@ def letter_info(letter: DeadLetter) -> dict:
             'status': letter.status, 'error': letter.error,
             'attempt': letter.attempt, 'dead_at': letter.dead_at,
             'size': len(letter.message)}
+
+
+def letter_id(record: bytes) -> str:
+    """A dead letter's handle (in the management API's URLs and the
+    dashboard's buttons): records carry no id of their own (a message that
+    is not a task has none), so a digest of the record."""
+    return hashlib.sha256(record).hexdigest()[:32]
+
+
+def find_letter(name: str, handle: str, chunk: int = CHUNK
+                ) -> DeadLetter | None:
+    """The dead letter of ``name`` whose ``letter_id`` is ``handle``, read
+    ``chunk`` records per round trip; None if there is none (requeued or
+    purged meanwhile)."""
+    for record in _dead_records(name, chunk):
+        if letter_id(record) == handle:
+            return DeadLetter.decode(record)
+    return None
+
+
+def requeue_letter(name: str, handle: str) -> DeadLetter | None:
+    """Make the dead letter ``handle`` (see ``letter_id``) of ``name``
+    pending again, from attempt 1, and return it; None if there is no such
+    letter (requeued or purged meanwhile)."""
+    letter = find_letter(name, handle)
+    if letter is None or not deadletter.requeue_dead(letter, name):
+        return None
+    return letter
 
 
 def requeue_dead(task_ids, queues: list[str] | None = None,
@@ -186,10 +275,21 @@ def add_task(url: str, *, method: str = 'GET', params: dict | None = None,
     """``taskqueue.add`` in a transaction of its own, committed before
     this returns, outside whatever request or transaction is current: only
     what is given travels (``user`` becomes the task's ``REMOTE_USER``).
-    Return the task id."""
-    manager = transaction.TransactionManager()
-    # A request of our own, without headers, whose transaction manager is
-    # ``manager`` (``add`` takes the one in ``tm.manager``).
+    Return the task id.
+
+    The one place that binds a request context of its own, on purpose:
+    ``add`` copies the headers and body of the request the filter bound
+    (``context.current()``) and joins the current transaction (that
+    request's ``tm.manager``, else the thread's).  The management app may
+    be served behind the filter, so that request can be the API call
+    itself, whose X-API-Key, cookies and JSON body must not become the
+    task's; and neither its transaction nor one the caller left open may
+    decide when (or whether) the task commits.  So for the time of the
+    call we bind an environ without headers or body whose ``tm.manager``
+    is a manager of our own; ``explicit``: nothing joins it outside the
+    ``with`` block.
+    """
+    manager = transaction.TransactionManager(explicit=True)
     environ = {'tm.manager': manager}
     if user is not None:
         environ['REMOTE_USER'] = check_header_value('REMOTE_USER', user)
@@ -207,17 +307,23 @@ def _names(queues) -> list[str]:
     return list(queues) if queues is not None else queue_names()
 
 
+def _dead_records(name: str, chunk: int = CHUNK):
+    """Every dead-letter record of ``name``, newest first, ``chunk`` per
+    round trip."""
+    backend = get_queue(name)
+    for start in itertools.count(0, chunk):
+        records = backend.dead_letters(start, start + chunk - 1)
+        yield from records
+        if len(records) < chunk:
+            return
+
+
 def _letters_of(name: str, task_ids: set):
     """The dead letters of ``name`` whose task id is in ``task_ids``."""
-    backend = get_queue(name)
-    for start in itertools.count(0, CHUNK):
-        records = backend.dead_letters(start, start + CHUNK - 1)
-        for record in records:
-            letter = DeadLetter.decode(record)
-            if letter.task_id in task_ids:
-                yield letter
-        if len(records) < CHUNK:
-            return
+    for record in _dead_records(name):
+        letter = DeadLetter.decode(record)
+        if letter.task_id in task_ids:
+            yield letter
 
 
 def _record_of_letter(letter: DeadLetter, name: str) -> dict:

@@ -2,20 +2,21 @@
 
 Each route's function takes the app (which knows the queues it shows) and
 a WebOb request and returns a JSON-able value, or raises ``APIError``.  The
-dashboard reads through ``queue_status`` and ``letter_id`` too.
+operations themselves are ``admin``'s, shared with the command line; here
+are only the HTTP concerns: parameters and bodies checked, errors as status
+codes, answers in the shapes the OpenAPI document gives.  The dashboard
+reads through ``queue_status`` and ``letter_id`` too.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import time
 
-import transaction
-
-from .. import context, taskqueue
-from ..deadletter import DeadLetter, requeue_dead
+from .. import admin
+from ..admin import letter_id  # the dashboard's handles, too
+from ..deadletter import DeadLetter
 from ..errors import InvalidTask
 from ..status import STATES
 from ..validation import METHODS
@@ -52,19 +53,18 @@ def status(app, request) -> dict:
 
 
 def queue_status(backend, minutes: int = 15) -> dict:
-    """Counts, consumers and outcomes per minute of one queue."""
-    counts = backend.counts()
+    """Counts, consumers and outcomes per minute of one queue: its
+    ``admin.queue_snapshot`` as a QueueStatus of the OpenAPI document."""
+    snapshot = admin.queue_snapshot(backend.name, minutes)
+    counts = dict(snapshot['counts'])
     in_flight = counts.pop('processing')
     counts['processing'] = sum(in_flight.values())
     return {
         'name': backend.name,
         'counts': counts,
         'in_flight': in_flight,
-        'consumers': backend.consumers(),
-        'throughput': [
-            {'minute': entry['minute'], 'done': entry.get('done', 0),
-             'retried': entry.get('retried', 0), 'dead': entry.get('dead', 0)}
-            for entry in backend.throughput(minutes)],
+        'consumers': snapshot['consumers'],
+        'throughput': snapshot['throughput'],
     }
 
 
@@ -75,45 +75,32 @@ def list_tasks(app, request) -> dict:
                             f'not {state!r}')
     start = _int_param(request, 'start', 0, 0, MAX_START)
     count = _int_param(request, 'count', 50, 1, MAX_COUNT)
-    found = []
-    for name in _queues_asked(app, request):
-        found += app.backend(name).tasks(state, 0, start + count)
-    found.sort(key=lambda entry: entry.get('updated') or 0, reverse=True)
-    return {'tasks': found[start:start + count]}
+    return {'tasks': admin.tasks(_queues_asked(app, request), state, start,
+                                 count, order='updated')}
 
 
 def get_task(app, request, task_id: str) -> dict:
-    for name in _queues_asked(app, request):
-        found = app.backend(name).task_status(task_id)
-        if found is not None:
-            return found
-    raise APIError(404, f'unknown task {task_id!r} (never queued here, or '
-                        f'its status record expired)')
+    found = admin.status_record(task_id, _queues_asked(app, request))
+    if found is None:
+        raise APIError(404, f'unknown task {task_id!r} (never queued here, '
+                            f'or its status record expired)')
+    return found
 
 
 def list_dead_letters(app, request) -> dict:
     start = _int_param(request, 'start', 0, 0, MAX_START)
     count = _int_param(request, 'count', 50, 1, MAX_COUNT)
-    letters = []
-    for name in _queues_asked(app, request):
-        letters += [letter_json(DeadLetter.decode(record)) for record
-                    in app.backend(name).dead_letters(0, start + count - 1)]
-    letters.sort(key=lambda letter: letter['dead_at'], reverse=True)
-    return {'dead_letters': letters[start:start + count]}
-
-
-def letter_id(record: bytes) -> str:
-    """A dead letter's handle in URLs: records carry no id of their own
-    (a message that is not a task has none), so a digest of the record."""
-    return hashlib.sha256(record).hexdigest()[:32]
+    letters = admin.read_dead_letters(_queues_asked(app, request), start,
+                                      count)
+    return {'dead_letters': [letter_json(letter) for letter in letters]}
 
 
 def letter_json(letter: DeadLetter) -> dict:
-    return {'id': letter_id(letter.record), 'queue': letter.queue,
-            'task_id': letter.task_id, 'method': letter.method,
-            'url': letter.url, 'status': letter.status,
-            'error': letter.error, 'attempt': letter.attempt,
-            'dead_at': letter.dead_at}
+    """``admin.letter_info`` as a DeadLetter of the OpenAPI document: with
+    its handle for the requeue URL, without its size."""
+    info = admin.letter_info(letter)
+    del info['size']
+    return {'id': letter_id(letter.record), **info}
 
 
 # -- acting ----------------------------------------------------------------
@@ -141,7 +128,9 @@ def add_task(app, request) -> tuple[dict, str]:
     backend = app.backend(name if name is not None else app.default_queue(),
                           status=400)
     try:
-        task_id = enqueue(
+        # Nothing of this request travels with the task: see
+        # admin.add_task.
+        task_id = admin.add_task(
             fields['url'], method=method if method is not None else 'GET',
             params=_params(fields.get('params')), headers=fields.get('headers'),
             payload=_payload(fields), queue=backend.name)
@@ -150,47 +139,19 @@ def add_task(app, request) -> tuple[dict, str]:
     return {'id': task_id, 'queue': backend.name}, task_id
 
 
-def enqueue(url, **arguments) -> str:
-    """``taskqueue.add`` in a transaction of its own, with nothing copied
-    from the request being served: an API caller's headers (its API key
-    among them) and JSON body are not the task's."""
-    manager = transaction.TransactionManager(explicit=True)
-    # A bare environ: no headers or body to copy, and ``add`` joins this
-    # manager's transaction rather than whatever the thread has open.
-    _, token = context.bind({'tm.manager': manager})
-    try:
-        with manager:
-            return taskqueue.add(url, **arguments)
-    finally:
-        context.unbind(token)
-
-
 def requeue_letter(app, request, queue: str, letter: str) -> dict:
-    backend = app.backend(queue)
-    found = _find_letter(backend, letter)
-    if found is None or not requeue_dead(found, backend.name):
+    found = admin.requeue_letter(app.backend(queue).name, letter)
+    if found is None:
         raise APIError(404, 'no such dead letter (requeued or purged '
                             'meanwhile?)')
     return {'requeued': True, 'task_id': found.task_id}
 
 
 def purge_letters(app, request, queue: str) -> dict:
-    return {'purged': app.backend(queue).purge_dead()}
+    return {'purged': admin.purge_dead(app.backend(queue).name)}
 
 
 # -- helpers ---------------------------------------------------------------
-
-def _find_letter(backend, wanted: str, chunk: int = 500):
-    start = 0
-    while True:
-        records = backend.dead_letters(start, start + chunk - 1)
-        for record in records:
-            if letter_id(record) == wanted:
-                return DeadLetter.decode(record)
-        if len(records) < chunk:
-            return None
-        start += chunk
-
 
 def _queues_asked(app, request) -> list[str]:
     name = request.GET.get('queue')
