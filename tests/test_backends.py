@@ -351,3 +351,45 @@ def test_the_tasks_of_one_batch_are_listed_in_the_order_added(queue):
     promoted(queue, *[message for _, message in added])
     assert [s['id'] for s in queue.tasks()] == [
         task.id for task, _ in reversed(added)]
+
+
+def test_a_reserve_that_recovers_hands_back_what_its_slot_holds(queue):
+    promoted(queue, b'1', b'2', b'3')
+    # A reserve whose reply was lost: the thread never saw these two.
+    queue.reserve('w#1', 2, 0)
+    # Its next reserve acknowledges what it finished and recovers.
+    assert queue.reserve('w#1', 3, 0, recover=True) == [b'1', b'2', b'3']
+    assert queue.counts()['processing'] == {'w': 3}
+
+
+def test_the_slots_of_a_consumer_are_one_consumer(queue):
+    promoted(queue, b'1', b'2', b'3')
+    queue.acquire('w', 'token', 30)
+    queue.reserve('w#1', 1, 0)
+    queue.reserve('w#2', 2, 0)
+    assert queue.counts()['processing'] == {'w': 3}
+    assert [c['in_flight'] for c in queue.consumers()] == [3]
+    assert queue.sweep(grace=60)['consumers'] == []  # alive
+    queue.release('w', 'token')
+    assert queue.sweep(grace=60)['consumers'] == ['w']
+    # Each slot's tasks keep their order; slots taken in parallel have none
+    # between them.
+    assert sorted(queue.reserve('x', 5, 0)) == [b'1', b'2', b'3']
+
+
+def test_a_consumer_requeues_the_leftovers_of_all_its_slots(queue):
+    promoted(queue, b'1', b'2')
+    queue.reserve('w#1', 1, 0)
+    queue.reserve('w#2', 1, 0)
+    assert queue.requeue_processing('w') == (2, 0)
+    assert sorted(queue.reserve('x', 5, 0)) == [b'1', b'2']
+
+
+def test_retry_and_bury_of_a_message_no_longer_in_flight_do_nothing(queue):
+    promoted(queue, b'1')
+    queue.reserve('w', 1, 0)
+    queue.requeue_processing('w')  # e.g. a sweep took it back
+    queue.retry('w', b'1', b'1 again', time.time(), REPORT)
+    queue.bury('w', b'1', b'record')
+    counts = queue.counts()
+    assert (counts['pending'], counts['delayed'], counts['dead']) == (1, 0, 0)

@@ -60,9 +60,9 @@ def _positive(value) -> float:
 
 def _name(value) -> str:
     text = str(value).strip()
-    if not text or any(c.isspace() or c in '{}' for c in text):
-        raise ValueError(
-            f'must be a non-empty name without spaces or braces: {value!r}')
+    if not text or any(c.isspace() or c in '{}#' for c in text):
+        raise ValueError(f'must be a non-empty name without spaces, braces '
+                         f'or "#": {value!r}')
     return text
 
 

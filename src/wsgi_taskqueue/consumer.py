@@ -53,6 +53,8 @@ class Consumer:
                  poll_interval: float = 1.0, prefetch: int = 1,
                  lease_timeout: float = 15.0, max_deliveries: int = 5,
                  staged_grace: float = 60.0, stop_timeout: float = 30.0):
+        if name is not None and '#' in name:
+            raise ValueError(f'a consumer name cannot contain "#": {name!r}')
         if concurrent_limit < 1:
             raise ValueError('concurrent_limit must be at least 1')
         if prefetch < 1:
@@ -128,8 +130,9 @@ class Consumer:
             name=f'wsgi-taskqueue {self.name} heartbeat')
         self._heartbeat.start()
         self._threads = [
-            threading.Thread(target=self._run, daemon=True,
-                             name=f'wsgi-taskqueue {self.name} {number}')
+            threading.Thread(target=self._run, args=(f'{self.name}#{number}',),
+                             daemon=True,
+                             name=f'wsgi-taskqueue {self.name}#{number}')
             for number in range(1, self.concurrent_limit + 1)]
         for thread in self._threads:
             thread.start()
@@ -232,15 +235,20 @@ class Consumer:
         except BackendUnavailable:
             pass  # Waiting threads will notice at their next poll.
 
-    def _run(self) -> None:
+    def _run(self, slot: str) -> None:
+        """One thread: reserve into its own processing list (``slot``),
+        dispatch, settle."""
         outage = _Outage(self, self._stopping)
         # (message, Report) of finished messages, acknowledged by the next
         # reserve in the same round trip.
         done: list[tuple[bytes, Report]] = []
+        # After a failed reserve the slot may hold messages whose reply was
+        # lost: the next reserve hands them back.
+        recover = False
         try:
             while not self._stopping.is_set():
                 if not self._resumed.is_set():
-                    done = self._acknowledge(done)
+                    done = self._acknowledge(slot, done)
                     self._resumed.wait()
                     continue
                 limit = self.budget.take(self.prefetch) if self.budget \
@@ -250,20 +258,21 @@ class Consumer:
                 messages = []
                 try:
                     messages = self.backend.reserve(
-                        self.name, limit, self.poll_interval, done)
+                        slot, limit, self.poll_interval, done, recover)
                 except Exception as exc:
                     if not isinstance(exc, BackendUnavailable):
                         log.exception('%r: reserve failed', self)
+                    recover = True
                     outage.wait(exc)
                     continue
                 finally:
                     if self.budget:
                         self.budget.give_back(limit - len(messages))
-                done = []
+                done, recover = [], False
                 outage.over()
                 for message in messages:
                     try:
-                        report = self.process(message)
+                        report = self.process(message, slot)
                         if report is not None:
                             done.append((message, report))
                     except Exception:
@@ -272,23 +281,25 @@ class Consumer:
                         log.exception('%r: could not process a message',
                                       self)
         finally:
-            self._acknowledge(done)
+            self._acknowledge(slot, done)
 
-    def _acknowledge(self, done: list) -> list:
+    def _acknowledge(self, slot: str, done: list) -> list:
         if done:
-            self._settle(self.backend.ack, done)
+            self._settle(self.backend.ack, slot, done)
         return []
 
-    def process(self, message: bytes) -> Report | None:
-        """Dispatch one reserved message and settle it, except that a
-        finished one is left for the caller to acknowledge: return its
-        Report."""
+    def process(self, message: bytes, slot: str | None = None
+                ) -> Report | None:
+        """Dispatch one message reserved into ``slot`` (default: the
+        consumer's name) and settle it, except that a finished one is
+        left for the caller to acknowledge: return its Report."""
+        slot = slot or self.name
         try:
             task = self.backend.codec.decode(message)
         except DecodeError as exc:
             log.error('%r: burying a message that is not a task: %s',
                       self, exc.reason)
-            self._settle(self.backend.bury, message, DeadLetter.of(
+            self._settle(self.backend.bury, slot, message, DeadLetter.of(
                 self.queue, message, None, None, exc.reason, 0).encode())
             return None
         started = time.perf_counter()
@@ -321,25 +332,26 @@ class Consumer:
             log.warning('task %s %s failed (%s); retry %d in %.1fs',
                         task.id, task.path, result.status or 'exception',
                         task.attempt, delay)
-            self._settle(self.backend.retry, message,
+            self._settle(self.backend.retry, slot, message,
                          self.backend.codec.encode(task.next_attempt()),
                          time.time() + delay, report)
         else:
             log.error('task %s %s failed (%s) on attempt %d; dead-lettered',
                       task.id, task.path, result.status or 'exception',
                       task.attempt)
-            self._settle(self.backend.bury, message, DeadLetter.of(
+            self._settle(self.backend.bury, slot, message, DeadLetter.of(
                 self.queue, message, task, result.status,
                 result.error or '', task.attempt).encode(), report)
         return None
 
-    def _settle(self, operation, *args) -> None:
-        """Run ``operation`` until the backend takes it, or we stop (the
-        message then stays in flight and is redelivered: at least once)."""
+    def _settle(self, operation, slot: str, *args) -> None:
+        """Run ``operation`` (idempotent) until the backend takes it, or we
+        stop (the message then stays in flight and is redelivered: at least
+        once)."""
         outage = _Outage(self, self._stopping)
         while True:
             try:
-                operation(self.name, *args)
+                operation(slot, *args)
                 return
             except BackendUnavailable as exc:
                 if self._stopping.is_set():

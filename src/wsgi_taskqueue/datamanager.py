@@ -66,7 +66,9 @@ class TaskDataManager:
         return f'wsgi_taskqueue:{self.batch_id}'
 
     def abort(self, txn) -> None:
-        self._forget()
+        # ``transaction`` calls abort, not tpc_abort, on a resource whose
+        # own vote raised: its stage may have been applied all the same.
+        self.tpc_abort(txn)
 
     def tpc_begin(self, txn) -> None:
         pass
@@ -75,18 +77,12 @@ class TaskDataManager:
         pass
 
     def tpc_vote(self, txn) -> None:
-        groups = self._groups()
-        if len(groups) == 1 and _only_resource(self, txn):
-            # Nothing else commits: once this vote succeeds the commit is
-            # certain, so the tasks can be pending at once, atomically (one
-            # round trip instead of stage and promote).
-            [batches] = groups
-            next(iter(batches)).push_batches(batches)
-            self._count_enqueued()
-            return
-        for batches in groups:
-            next(iter(batches)).stage_batches(self.batch_id, batches)
-            self.staged.append(list(batches))
+        for batches in self._groups():
+            queues = list(batches)
+            # Recorded first: a stage whose reply was lost may have been
+            # applied, and the abort must discard it.
+            self.staged.append(queues)
+            queues[0].stage_batches(self.batch_id, batches)
 
     def tpc_finish(self, txn) -> None:
         self.state = 'committed'
@@ -106,8 +102,8 @@ class TaskDataManager:
 
     def promote(self, committed: bool) -> None:
         """After-commit hook: make the staged batches pending."""
-        if not committed or not self.staged:
-            return  # aborted, or pushed in the vote
+        if not committed:
+            return
         self._count_enqueued()
         for queues in self.staged:
             promote = functools.partial(queues[0].promote_batches,
@@ -149,13 +145,6 @@ class TaskDataManager:
         self.tasks = []
         self.staged = []
         self.state = 'aborted'
-
-
-def _only_resource(manager: TaskDataManager, txn) -> bool:
-    """Is ``manager`` the only resource of ``txn``?  (``transaction`` has
-    no public way to ask; without one, stage and promote as usual.)"""
-    resources = getattr(txn, '_resources', None)
-    return resources == [manager]
 
 
 @implementer(IDataManagerSavepoint)

@@ -11,10 +11,10 @@ class IQueueBackend(Interface):
     A backend moves opaque messages (bytes); it never decodes them. The
     life of a message: staged under a batch id in the transaction's vote,
     promoted to pending after commit (or discarded on abort), reserved by a
-    consumer into that consumer's processing list, then acknowledged,
-    scheduled for retry, or buried among the dead letters. Until one of
-    those three happens the message stays in the processing list, so a
-    consumer that dies loses nothing.
+    consumer's thread into that thread's processing list (its slot), then
+    acknowledged, scheduled for retry, or buried among the dead letters.
+    Until one of those three happens the message stays in the processing
+    list, so a consumer that dies loses nothing.
     """
 
     name = Attribute('The queue name, as registered.')
@@ -25,9 +25,9 @@ class IQueueBackend(Interface):
         'may consume it); False for in-process queues.')
 
     group = Attribute(
-        'Queues whose groups are equal are staged, promoted and pushed '
-        'together by the *_batches methods of any of them, in one round '
-        'trip (the queues of one Redis).')
+        'Queues whose groups are equal are staged and promoted together by '
+        'the *_batches methods of any of them, in one round trip each (the '
+        'queues of one Redis).')
 
     def stage_batches(batch_id, batches):
         """Stage the messages of ``batches`` ({queue: messages}, queues of
@@ -36,10 +36,6 @@ class IQueueBackend(Interface):
     def promote_batches(batch_id, queues):
         """Promote ``batch_id`` in each of ``queues`` (of this group), as
         ``promote`` does."""
-
-    def push_batches(batches):
-        """Push the messages of ``batches`` ({queue: messages}, queues of
-        this group) as ``push`` does, all or none."""
 
     def stage(batch_id, messages):
         """Store ``messages`` durably under ``batch_id``, invisible to
@@ -55,38 +51,43 @@ class IQueueBackend(Interface):
     def discard(batch_id):
         """Forget a staged batch (its transaction aborted)."""
 
-    def push(messages):
-        """Make ``messages`` pending at once, atomically and in order: the
-        commit of a transaction that has nothing else to commit."""
-
-    def reserve(consumer, limit, timeout, done=()):
+    def reserve(slot, limit, timeout, done=(), recover=False):
         """Acknowledge ``done`` (as ``ack``, in the same round trip), then
-        move up to ``limit`` pending messages (retries
-        that fell due first) into ``consumer``'s processing list and
-        return them in queue order; wait up to ``timeout`` seconds when
-        there are none.  Return an empty list on timeout or
-        ``interrupt``."""
+        move up to ``limit`` pending messages (retries that fell due
+        first) into the processing list ``slot`` and return them in queue
+        order; wait up to ``timeout`` seconds when there are none.  Return
+        an empty list on timeout or ``interrupt``.
+
+        A slot is one thread's processing list: ``<consumer>#<n>`` (or the
+        consumer's name alone).  A caller whose earlier reserve failed
+        cannot know what that reserve moved; with ``recover`` every
+        message of the slot but ``done`` first goes back to the head of
+        pending.  Never re-send a reserve blindly."""
 
     def interrupt(consumer):
-        """Wake every ``reserve`` of ``consumer`` that is waiting."""
+        """Wake every waiting ``reserve`` of every slot of ``consumer``."""
 
-    def ack(consumer, done):
-        """Remove finished messages from ``consumer``'s processing list;
-        ``done`` holds (message, Report) pairs for the status log."""
+    def ack(slot, done):
+        """Remove finished messages from the processing list ``slot``;
+        ``done`` holds (message, Report) pairs for the status log.
+        Idempotent, as are stage, promote, discard, retry and bury: after
+        a lost reply, sending them again is safe."""
 
-    def retry(consumer, message, new_message, due, report):
+    def retry(slot, message, new_message, due, report):
         """Replace ``message`` in the processing list by ``new_message``
         among the delayed ones, due at epoch time ``due``; atomically.
-        ``report`` (a Report) goes to the status log."""
+        ``report`` (a Report) goes to the status log.  Nothing happens if
+        ``message`` is no longer in the slot."""
 
-    def bury(consumer, message, record, report=None):
+    def bury(slot, message, record, report=None):
         """Replace ``message`` in the processing list by the dead-letter
         ``record``; atomically.  ``report`` is None for a message that is
-        not a task."""
+        not a task.  Nothing happens if ``message`` is no longer in the
+        slot."""
 
     def requeue_processing(consumer, max_deliveries=0):
-        """Put every message of ``consumer``'s processing list back at the
-        head of the pending list, in order, counting one more unfinished
+        """Put every message of the slots of ``consumer`` back at the head
+        of the pending list, in order, counting one more unfinished
         delivery for each; one found unfinished ``max_deliveries`` times
         (0: no limit) goes to the dead letters instead.  Return the
         numbers (requeued, dead-lettered)."""
@@ -103,8 +104,8 @@ class IQueueBackend(Interface):
 
     def sweep(grace, max_deliveries=0):
         """Recover what crashed processes left behind: requeue (as
-        ``requeue_processing``) the processing list of every consumer
-        without a live lease, and promote staged batches older than
+        ``requeue_processing``) the slots of every consumer without a live
+        lease, and promote staged batches older than
         ``grace`` seconds.  Return a dict: consumers (names recovered),
         requeued, dead (counts) and batches (ids promoted)."""
 

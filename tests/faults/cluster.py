@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
-import signal
 import string
 import subprocess
 import sys
@@ -24,10 +23,15 @@ import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.testing import free_port
 
-from functional.harness import (OUTPUT_TAIL, START_TIMEOUT, WAIT_TIMEOUT,
-                                Deployment, Process, WaitFailed)
-
-from .faultapp import Ledger
+from .faultapp import RELEASE_ALL, Ledger
+from functional.harness import (
+    OUTPUT_TAIL,
+    START_TIMEOUT,
+    WAIT_TIMEOUT,
+    Deployment,
+    Process,
+    WaitFailed,
+)
 
 __all__ = ['Cluster', 'FaultProcess', 'SECRET', 'WaitFailed', 'cpu_seconds']
 
@@ -93,15 +97,11 @@ class FaultProcess(Process):
 
 
 class Cluster(Deployment):
-    """The processes, ledger and flags of one fault test.
+    """The processes, ledger and flags of one fault test, in its
+    ``directory``; ``redis_url`` is the suite's Redis, flushed."""
 
-    ``redis_server`` is the suite's RedisServer (tests stop and restart it);
-    ``redis_url`` points at it, flushed.
-    """
-
-    def __init__(self, directory: pathlib.Path, redis_server, redis_url: str):
+    def __init__(self, directory: pathlib.Path, redis_url: str):
         super().__init__(directory)
-        self.redis_server = redis_server
         self.redis_url = redis_url
         self.retired: list[FaultProcess] = []
         self.flags = directory / 'flags'
@@ -118,13 +118,16 @@ class Cluster(Deployment):
     # -- processes ---------------------------------------------------------
 
     def write_ini(self, label: str, consumer: dict | None = None,
+                  redis_url: str | None = None,
                   **queue_settings) -> pathlib.Path:
         """An ini for one process; a worker's has a [taskqueue-server]
-        section with ``consumer`` over CONSUMER_DEFAULTS."""
+        section with ``consumer`` over CONSUMER_DEFAULTS.  ``redis_url``
+        (a proxy's, say) replaces the test Redis's."""
         settings = dict(QUEUE_DEFAULTS, **queue_settings)
         text = TEMPLATE.substitute(
             ledger=self.ledger.path, flags=self.flags,
-            redis_url=self.redis_url, secret=SECRET, port=free_port(),
+            redis_url=redis_url or self.redis_url, secret=SECRET,
+            port=free_port(),
             queue_settings=''.join(f'{k} = {v}\n'
                                    for k, v in settings.items()))
         if consumer is not None:
@@ -135,17 +138,20 @@ class Cluster(Deployment):
         path.write_text(text)
         return path
 
-    def web(self, **queue_settings) -> str:
+    def web(self, redis_url: str | None = None, **queue_settings) -> str:
         """Serve the fault app without consumers; return its URL."""
-        self.url = self.serve(self.write_ini('web', **queue_settings))
+        self.url = self.serve(self.write_ini('web', None, redis_url,
+                                             **queue_settings))
         self.web_process = self.processes[-1]
         return self.url
 
-    def worker(self, name: str, wait: bool = True, **consumer) -> FaultProcess:
+    def worker(self, name: str, wait: bool = True,
+               redis_url: str | None = None, **consumer) -> FaultProcess:
         """A worker whose consumer is called ``name``; with ``wait``,
         return once its consumer started and its signal handlers are in
         place."""
-        ini = self.write_ini(f'worker-{name}', dict(consumer, name=name))
+        ini = self.write_ini(f'worker-{name}', dict(consumer, name=name),
+                             redis_url)
         process = self._start('worker', ini, label=f'worker-{name}')
         if wait:
             self.wait_for_output(process, 'worker running',
@@ -170,6 +176,31 @@ class Cluster(Deployment):
             self.processes.remove(process)
             self.retired.append(process)
 
+    def wait_until(self, condition, what: str,
+                   timeout: float = WAIT_TIMEOUT, fail: bool = True) -> bool:
+        """Deployment.wait_until, plus ``fail=False``: after ``timeout``,
+        return False instead of failing (the caller's assertions then say
+        what is wrong).  A process that must stay up and died still fails
+        at once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if condition():
+                    return True
+            except Exception as exc:
+                raise WaitFailed(f'{exc!r} while waiting for {what}\n'
+                                 + self.report()) from exc
+            dead = [p.title for p in self.processes if not p.running]
+            if dead:
+                raise WaitFailed(f'{", ".join(dead)} exited while waiting '
+                                 f'for {what}\n' + self.report())
+            if time.monotonic() > deadline:
+                if not fail:
+                    return False
+                raise WaitFailed(f'no {what} within {timeout}s\n'
+                                 + self.report())
+            time.sleep(0.05)
+
     def wait_for_exit(self, process: FaultProcess,
                       timeout: float = WAIT_TIMEOUT) -> int:
         self.retire(process)
@@ -188,6 +219,7 @@ class Cluster(Deployment):
         return '\n'.join(process.report() for process in processes)
 
     def stop(self) -> None:
+        self.raise_flag(RELEASE_ALL)
         super().stop()
         for process in self.retired:
             if process.running:
@@ -265,11 +297,3 @@ def cpu_seconds(pid: int) -> float:
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf('SC_CLK_TCK')
 
-
-def wait_for(condition, what: str, timeout: float, report=lambda: '') -> None:
-    """Poll ``condition`` without a cluster's process checks."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise WaitFailed(f'no {what} within {timeout}s\n' + report())
-        time.sleep(0.05)

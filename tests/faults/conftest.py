@@ -8,7 +8,7 @@ from .cluster import Cluster, WaitFailed
 
 @pytest.fixture
 def cluster(tmp_path, redis_server, redis_url):
-    cluster = Cluster(tmp_path, redis_server, redis_url)
+    cluster = Cluster(tmp_path, redis_url)
     try:
         yield cluster
     finally:

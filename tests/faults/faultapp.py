@@ -7,13 +7,14 @@ POST /enqueue   adds ``count`` tasks for /task in the request's transaction
                 transaction committed (a failed commit is a 500).
                 Parameters: ``request`` (the client's name for the request),
                 ``count``, and for the tasks ``block`` (a flag name),
-                ``work`` (seconds) and ``die``; ``join=1`` joins a second
-                resource that does nothing (as an SQL session would: the
-                tasks are then staged in the vote and promoted after the
-                commit, where a transaction of tasks alone pushes them at
-                once); ``crash=1`` SIGKILLs this process after every
-                resource voted yes, before the staged batch is promoted
-                (see CrashAfterVote).
+                ``work`` (seconds), ``die`` and ``mark`` (ignored: bytes
+                by which proxy.py recognizes the task's message).
+                ``join=1`` joins a second resource that does nothing (as
+                an SQL session would): the tasks are then staged in the
+                vote and promoted after the commit, where a transaction of
+                tasks alone pushes them at once.  ``crash=1`` SIGKILLs
+                this process after every resource voted yes, before the
+                staged batch is promoted (see CrashAfterVote).
 POST /task      the task; 404 unless it runs as a task.  With ``block`` it
                 records a start, then waits until the test raises the flag
                 (creates the file ``<flags>/<block>``); with ``work`` it
@@ -42,6 +43,9 @@ from wsgi_taskqueue import current_task, taskqueue
 #: How long a blocked task waits for its flag before it gives up (a test
 #: that forgets to raise it fails long before).
 BLOCK_LIMIT = 120.0
+#: The flag that releases every blocked task (raised at a test's end, so
+#: that stopping its workers does not wait for tasks nobody released).
+RELEASE_ALL = 'ALL'
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS added (
@@ -203,7 +207,7 @@ class FaultApp:
     def enqueue(self, request):
         name = request.GET['request']
         count = int(request.GET.get('count', '1'))
-        params = {key: request.GET[key] for key in ('block', 'work', 'die')
+        params = {key: request.GET[key] for key in ('block', 'work', 'die', 'mark')
                   if key in request.GET}
         ids = [taskqueue.add('/task', method='POST', payload=None,
                              params=params) for _ in range(count)]
@@ -237,7 +241,8 @@ class FaultApp:
             self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
             flag = os.path.join(self.flags, block)
             deadline = time.monotonic() + BLOCK_LIMIT
-            while not os.path.exists(flag):
+            while not (os.path.exists(flag) or os.path.exists(
+                    os.path.join(self.flags, RELEASE_ALL))):
                 if time.monotonic() > deadline:
                     return webob.exc.HTTPInternalServerError(
                         f'flag {block} never raised')

@@ -65,7 +65,9 @@ def test_a_task_that_keeps_killing_its_worker_is_dead_lettered(cluster):
         assert status == -signal.SIGKILL, cluster.report()
         cluster.wait_until(lambda: cluster.lease_expired('w1'),
                            "the dead w1's lease to lapse")
-        worker = cluster.worker('w1', **settings)
+        # The second worker takes the pill at once and dies: no waiting
+        # for it to report that it runs.
+        worker = cluster.worker('w1', wait=delivery == 2, **settings)
     [task] = cluster.add()
     cluster.wait_for_runs([task])
 

@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from .cluster import WaitFailed, cpu_seconds
+from .cluster import cpu_seconds
 
 #: How long Redis stays down in each outage: a scenario parameter, well
 #: below staged_grace (a staged batch must not be promoted by a sweep while
@@ -30,6 +30,10 @@ class Burst:
         self.params = params
         #: name -> (status or None, task ids or None, error or None)
         self.results: dict[str, tuple] = {}
+        #: The names of the requests with a second resource.
+        self.joined: set[str] = set()
+        #: The longest a request took.
+        self.slowest = 0.0
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.threads = [threading.Thread(target=self._client, args=(n,),
@@ -52,6 +56,10 @@ class Burst:
             name = uuid.uuid4().hex
             join = '1' if (number + sent) % 2 else '0'
             sent += 1
+            if join == '1':
+                with self.lock:
+                    self.joined.add(name)
+            started = time.monotonic()
             try:
                 response = self.cluster.enqueue(
                     count=3, name=name, join=join, **self.params)
@@ -63,6 +71,7 @@ class Burst:
                           if response.status_code == 200 else None, None)
             with self.lock:
                 self.results[name] = result
+                self.slowest = max(self.slowest, time.monotonic() - started)
 
     def count(self, status: int) -> int:
         with self.lock:
@@ -87,6 +96,16 @@ class Burst:
 
 def test_redis_stopped_and_killed_during_commits_and_consumption(
         cluster, redis_server):
+    """Four clients commit tasks without pause, two workers run them;
+    Redis is stopped (SIGTERM), started, killed (SIGKILL), started, each
+    time for OUTAGE seconds.  Every request that answered 200 must have
+    its tasks run exactly once, no task of a request that failed may run,
+    no request may hang.
+
+    Commands in flight when Redis goes away may be applied without their
+    reply reaching the client: test_lost_replies makes each such case
+    happen on cue; this test meets them by chance.
+    """
     cluster.web()
     workers = [cluster.worker(name, concurrent_limit=2, lease_timeout=2,
                               staged_grace=STAGED_GRACE)
@@ -105,52 +124,66 @@ def test_redis_stopped_and_killed_during_commits_and_consumption(
         down = time.monotonic()
         cluster.wait_until(lambda: burst.count(500) > failures,
                            'failed commits')
-        cluster.wait_until(lambda: all(
-            w.output().count(UNAVAILABLE) > n
-            for w, n in zip(workers, noticed)), 'both workers to notice')
+        cluster.wait_until(
+            lambda: all(w.output().count(UNAVAILABLE) > n
+                        for w, n in zip(workers, noticed, strict=True)),
+            'both workers to notice')
         time.sleep(max(0.0, down + OUTAGE - time.monotonic()))  # OUTAGE
         redis_server.start()
 
     with Burst(cluster, work='0.005') as burst:
-        import os
-        for kind in os.environ.get('KINDS', 'stop,kill').split(','):
-            outage(getattr(redis_server, kind))
+        outage(redis_server.stop)   # a clean shutdown (SIGTERM)
+        outage(redis_server.kill)   # a crash (SIGKILL); AOF fsyncs always
         cluster.wait_until(lambda: burst.count(200) >= COMMITS_BETWEEN * 3,
                            'commits after the outages')
 
     committed = burst.committed()
-    failed = {task for name in burst.failed()
-              for task in cluster.ledger.added(name)}
-    def ran() -> set[str]:
-        return {run[0] for run in cluster.ledger.runs()}
-    try:
-        cluster.wait_until(lambda: committed <= ran() and cluster.settled(),
-                           'every committed task to run and the queue to '
-                           'settle', STAGED_GRACE + 30)
-    except WaitFailed as exc:
-        missing = committed - ran()
-        raise WaitFailed(
-            f'{len(missing)} of {len(committed)} committed tasks never ran '
-            f'(e.g. {sorted(missing)[:3]}); queue: {cluster.counts()}; '
-            f'{len(failed)} tasks of failed requests\n{exc}') from None
+    failed = {name: cluster.ledger.added(name) for name in burst.failed()}
+    cluster.wait_until(
+        lambda: committed <= ran(cluster) and cluster.settled(),
+        'every committed task to run and the queue to settle (the '
+        'assertions below say what is wrong)',
+        STAGED_GRACE + 15, fail=False)
 
     runs = collections.Counter(run[0] for run in cluster.ledger.runs())
     summary = (f'{len(burst.results)} requests: {burst.count(200)} '
-               f'committed ({len(committed)} tasks), {len(burst.failed())} '
-               f'failed ({len(failed)} tasks); {sum(runs.values())} runs')
+               f'committed ({len(committed)} tasks), {len(failed)} failed '
+               f'({sum(map(len, failed.values()))} tasks); '
+               f'{sum(runs.values())} runs; queue now: {cluster.counts()}; '
+               f'slowest request {burst.slowest:.2f}s')
     print(summary)
     assert burst.unanswered() == {}, summary
-    assert burst.count(500) == len(burst.failed()) > 0, summary
+    # G6: a request meeting a dead Redis fails fast (socket_timeout = 2).
+    assert burst.slowest < 5, summary
+    assert burst.count(500) == len(failed) > 0, summary
     # The fault app's after-commit hook agrees with the HTTP answers.
     assert cluster.ledger.committed() == committed, summary
-    # G2, and exactly once: no consumer died.
-    assert {task: n for task, n in runs.items() if n != 1} == {}, summary
-    # G1: nothing of a failed request ran, nothing unknown ran.
-    phantoms = sorted(set(runs) & failed)
-    assert phantoms == [], f'{summary}; phantoms: {phantoms}\n' + \
-        cluster.report()
-    assert set(runs) == committed, summary
+    # G2, and exactly once: no consumer died.  G1: nothing of a failed
+    # request ran.
+    anomalies = {
+        'committed, never ran': sorted(committed - set(runs)),
+        'committed, ran more than once': sorted(
+            task for task in committed if runs[task] > 1),
+        'failed, ran anyway (tasks pushed in the vote)': sorted(
+            task for name, tasks in failed.items()
+            if name not in burst.joined for task in tasks if runs[task]),
+        'failed, ran anyway (tasks staged in the vote)': sorted(
+            task for name, tasks in failed.items()
+            if name in burst.joined for task in tasks if runs[task]),
+        'ran, never added': sorted(set(runs) - committed - {
+            task for tasks in failed.values() for task in tasks}),
+    }
+    anomalies = {k: v for k, v in anomalies.items() if v}
+    assert anomalies == {}, (
+        f'{summary}\n' + ''.join(f'{kind}: {len(tasks)} task(s), e.g. '
+                                 f'{tasks[:3]}\n'
+                                 for kind, tasks in anomalies.items())
+        + cluster.report())
     assert all(w.running for w in workers)
+
+
+def ran(cluster) -> set[str]:
+    return {run[0] for run in cluster.ledger.runs()}
 
 
 def test_a_worker_waits_idly_while_redis_is_down_and_resumes(

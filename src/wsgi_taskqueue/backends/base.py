@@ -9,6 +9,13 @@ from ..task import Codec
 DEFAULT_MAX_PAYLOAD_SIZE = 8 * 1024 * 1024
 
 
+def owner_of(slot: str) -> str:
+    """The consumer a processing list belongs to: each thread of consumer
+    ``w`` has its own, its slot ``w#1``, ``w#2``, ... so that a thread that
+    lost a reply can tell what its list holds (all but what it finished)."""
+    return slot.partition('#')[0]
+
+
 #: What the enqueuing request's credentials become in a task.
 CREDENTIALS = ('copy', 'user-id')
 
@@ -50,9 +57,6 @@ class QueueBase:
 
     def promote(self, batch_id):
         self.promote_batches(batch_id, [self])
-
-    def push(self, messages):
-        self.push_batches({self: messages})
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'

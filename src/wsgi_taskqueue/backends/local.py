@@ -20,7 +20,7 @@ from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
 from ..task import Codec
-from .base import QueueBase
+from .base import QueueBase, owner_of
 
 __all__ = ['LocalQueue']
 
@@ -56,27 +56,27 @@ class LocalQueue(QueueBase):
             self._queue(self._staged.pop(batch_id, ()))
             self._staged_at.pop(batch_id, None)
 
-    def push_batches(self, batches):
-        [messages] = batches.values()
-        with self._changed:
-            self._queue(messages)
-
     def discard(self, batch_id):
         with self._changed:
             self._staged.pop(batch_id, None)
             self._staged_at.pop(batch_id, None)
 
-    def reserve(self, consumer, limit, timeout, done=()):
+    def reserve(self, slot, limit, timeout, done=(), recover=False):
         deadline = time.monotonic() + timeout
+        owner = owner_of(slot)
         with self._changed:
-            processing = self._processing[consumer]
+            processing = self._processing[slot]
             for message, report in done:
-                processing.remove(message)
-                self._log.outcome(report, 'done', 'done',
-                                  finished=time.time())
+                if message in processing:
+                    processing.remove(message)
+                    self._log.outcome(report, 'done', 'done',
+                                      finished=time.time())
+            if recover:
+                self._pending.extendleft(reversed(processing))
+                processing.clear()
             if limit == 0:
                 return []
-            interruptions = self._interruptions[consumer]
+            interruptions = self._interruptions[owner]
             while True:
                 self._move_due_retries()
                 if self._pending:
@@ -87,11 +87,11 @@ class LocalQueue(QueueBase):
                         task = _peek(message)
                         self._log.update(
                             task and task.id, state='running',
-                            consumer=consumer, started=time.time(),
+                            consumer=slot, started=time.time(),
                             attempt=task and task.attempt)
                     return taken
                 wait = deadline - time.monotonic()
-                if self._interruptions[consumer] != interruptions or wait <= 0:
+                if self._interruptions[owner] != interruptions or wait <= 0:
                     return []
                 if self._delayed:
                     wait = min(wait, self._delayed[0][0] - time.time())
@@ -102,26 +102,33 @@ class LocalQueue(QueueBase):
             self._interruptions[consumer] += 1
             self._changed.notify_all()
 
-    def ack(self, consumer, done):
-        self.reserve(consumer, 0, 0, done)
+    def ack(self, slot, done):
+        self.reserve(slot, 0, 0, done)
 
-    def retry(self, consumer, message, new_message, due, report):
+    def retry(self, slot, message, new_message, due, report):
         with self._changed:
-            self._processing[consumer].remove(message)
+            if not self._take_back(slot, message):
+                return
             heapq.heappush(self._delayed,
                            (due, next(self._sequence), new_message))
             self._log.outcome(report, 'retrying', 'retried', next=due)
             self._changed.notify_all()
 
-    def bury(self, consumer, message, record, report=None):
+    def bury(self, slot, message, record, report=None):
         with self._changed:
-            self._processing[consumer].remove(message)
+            if not self._take_back(slot, message):
+                return
             self._dead.appendleft(record)
             self._log.outcome(report, 'dead', 'dead')
 
     def requeue_processing(self, consumer, max_deliveries=0):
+        requeued = dead = 0
         with self._changed:
-            return self._requeue(consumer, max_deliveries)
+            for slot in [s for s in self._processing if owner_of(s) == consumer]:
+                moved, buried = self._requeue(slot, max_deliveries)
+                requeued += moved
+                dead += buried
+        return requeued, dead
 
     def acquire(self, consumer, token, ttl, info=None):
         with self._changed:
@@ -142,12 +149,14 @@ class LocalQueue(QueueBase):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
         with self._changed:
             now = time.monotonic()
-            for consumer in sorted(self._processing):
+            for slot in sorted(self._processing):
+                consumer = owner_of(slot)
                 if self._leases.get(consumer, (None, 0.0))[1] > now:
                     continue
-                requeued, dead = self._requeue(consumer, max_deliveries)
+                requeued, dead = self._requeue(slot, max_deliveries)
                 if requeued or dead:
-                    report['consumers'].append(consumer)
+                    if consumer not in report['consumers']:
+                        report['consumers'].append(consumer)
                     report['requeued'] += requeued
                     report['dead'] += dead
             old = time.time() - grace
@@ -164,20 +173,21 @@ class LocalQueue(QueueBase):
                 'delayed': len(self._delayed),
                 'dead': len(self._dead),
                 'staged': len(self._staged),
-                'processing': {name: len(messages) for name, messages
-                               in self._processing.items() if messages},
+                'processing': {name: count for name, count
+                               in self._in_flight().items() if count},
             }
 
     def consumers(self):
         now = time.monotonic()
         with self._changed:
+            in_flight = self._in_flight()
             result = []
             for name, (_, expiry) in sorted(self._leases.items()):
                 info = dict(self._info.get(name, {}))
                 lease = info.pop('lease', 0)
                 result.append(dict(
                     info, name=name, alive=expiry > now,
-                    in_flight=len(self._processing.get(name, ())),
+                    in_flight=in_flight.get(name, 0),
                     heartbeat_age=max(0.0, now - (expiry - lease))))
             return result
 
@@ -268,10 +278,26 @@ class LocalQueue(QueueBase):
                 self._interruptions[consumer] += 1
             self._changed.notify_all()
 
-    def _requeue(self, consumer, max_deliveries):
-        """Put ``consumer``'s unfinished messages back at the head of the
+    def _take_back(self, slot, message) -> bool:
+        """Remove a message from its slot; False if it was not there (a
+        sweep requeued it meanwhile)."""
+        processing = self._processing[slot]
+        if message not in processing:
+            return False
+        processing.remove(message)
+        return True
+
+    def _in_flight(self) -> dict:
+        totals: dict = {}
+        for slot, messages in self._processing.items():
+            totals[owner_of(slot)] = totals.get(owner_of(slot), 0) + len(
+                messages)
+        return totals
+
+    def _requeue(self, slot, max_deliveries):
+        """Put the unfinished messages of a slot back at the head of the
         line, burying those found unfinished ``max_deliveries`` times."""
-        leftovers = self._processing.pop(consumer, [])
+        leftovers = self._processing.pop(slot, [])
         requeued = []
         for message in leftovers:
             self._deliveries[message] += 1

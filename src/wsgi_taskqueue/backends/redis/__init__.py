@@ -2,22 +2,24 @@
 
 Key layout of one queue (``P`` is the key prefix, ``Q`` the queue name; the
 ``{Q}`` hash tag keeps all of a queue's keys in one Redis Cluster slot, so
-every script that works on one queue is legal there; the stage, promotion
-and push of a transaction's tasks for several queues of one Redis take one
-round trip for all of them, which a cluster would have to split by slot):
+every script that works on one queue is legal there; the stage and the
+promotion of a transaction's tasks for several queues of one Redis take one
+round trip each for all of them, which a cluster would have to split by
+slot).  Each thread of a consumer ``w`` has a processing list of its own,
+its slot ``w#1``, ``w#2``, ...:
 
 ======================== ====== ==================================== ==========================
 key                      type   written by                           emptied by
 ======================== ====== ==================================== ==========================
 P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
-P:{Q}:pending            list   promote, push (LPUSH, order kept)    reserve (from the right)
-P:{Q}:processing:<name>  list   reserve (LMOVE from pending)         ack (or reserve's done),
+P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right)
+P:{Q}:processing:<slot>  list   reserve (LMOVE from pending)         ack (or reserve's done),
                                                                      retry, bury, requeue
 P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
-P:{Q}:consumers          set    reserve, requeue_processing          sweep, once a gone
-                                                                     consumer's list is empty
+P:{Q}:consumers          set    reserve: slots                       sweep, once a gone
+                                                                     consumer's slot is empty
 P:{Q}:leases             zset   acquire: consumer -> lease expiry    release, sweep
 P:{Q}:owners             hash   acquire: consumer -> process token   release, sweep
 P:{Q}:info               hash   acquire: consumer -> JSON (host,     release, sweep
@@ -31,7 +33,11 @@ P:{Q}:minute:<n>         hash   outcomes of minute n (done, retried, expires aft
 
 A message is never in two places and never in none: every move between
 these keys happens in one Lua script (``scripts.py``) or MULTI, so a crash
-between two commands cannot lose or duplicate it.
+between two commands cannot lose or duplicate it.  Nothing is re-sent
+blindly after a lost reply: the writes that are idempotent (stage, promote,
+discard, ack, retry, bury) are sent once more; a reserve is not, and the
+thread whose reserve failed hands back, on its next one, whatever its slot
+holds that it did not finish.
 
 A consumer holds a lease (renewed by its heartbeat) on its name.  The
 sweep, run by every live consumer, requeues the processing list of every
@@ -62,7 +68,7 @@ from zope.interface import implementer
 from ...errors import BackendUnavailable, DecodeError
 from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
-from ..base import QueueBase
+from ..base import QueueBase, owner_of
 from . import scripts
 from .connection import Waiter, describe_url, shared_pool, translated_errors
 
@@ -91,10 +97,10 @@ class RedisQueue(QueueBase):
         common = dict(socket_timeout=socket_timeout,
                       socket_connect_timeout=socket_timeout,
                       socket_keepalive=True,
-                      # One immediate retry replaces a pooled connection
-                      # that a Redis restart closed; more would stretch
-                      # the time a failing vote takes (G6).
-                      retry=Retry(NoBackoff(), 1))
+                      # No blind retries: a command whose reply was lost may
+                      # have been applied.  Idempotent operations retry once
+                      # themselves (_twice); a reserve recovers instead.
+                      retry=Retry(NoBackoff(), 0))
         if url:
             self.pool = shared_pool(
                 (url, socket_timeout),
@@ -114,9 +120,11 @@ class RedisQueue(QueueBase):
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
         register = self.client.register_script
+        self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
-        self._push = register(scripts.PUSH)
         self._reserve = register(scripts.RESERVE)
+        self._retry = register(scripts.RETRY)
+        self._bury = register(scripts.BURY)
         self._acquire = register(scripts.ACQUIRE)
         self._release = register(scripts.RELEASE)
         self._requeue = register(scripts.REQUEUE)
@@ -166,13 +174,13 @@ class RedisQueue(QueueBase):
         return self.pool
 
     def stage_batches(self, batch_id, batches):
-        now = time.time()
+        keys, counts, messages = [], [], []
+        for queue, staged in batches.items():
+            keys += [queue.staged_batch_key(batch_id), queue.staged_key]
+            counts.append(len(staged))
+            messages += staged
         with translated_errors(self.where):
-            pipe = self.client.pipeline(transaction=True)
-            for queue, messages in batches.items():
-                pipe.rpush(queue.staged_batch_key(batch_id), *messages)
-                pipe.zadd(queue.staged_key, {batch_id: now})
-            pipe.execute()
+            _twice(self._stage, keys=keys, args=[batch_id, *counts, *messages])
 
     def promote_batches(self, batch_id, queues):
         keys = []
@@ -180,53 +188,45 @@ class RedisQueue(QueueBase):
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
                      queue.staged_key]
         with translated_errors(self.where):
-            self._promote(keys=keys, args=[batch_id, *(
+            _twice(self._promote, keys=keys, args=[batch_id, *(
                 queue.status_ttl for queue in queues)])
-
-    def push_batches(self, batches):
-        counts = []
-        messages = []
-        for queue, queued in batches.items():
-            counts += [queue.status_ttl, len(queued)]
-            messages += queued
-        with translated_errors(self.where):
-            self._push(keys=[queue.pending_key for queue in batches],
-                       args=counts + messages)
 
     def discard(self, batch_id):
         with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
-            pipe.execute()
+            _twice(pipe.execute)
 
     # -- the consumer's side ---------------------------------------------
 
-    def reserve(self, consumer, limit, timeout, done=()):
-        processing = self.processing_key(consumer)
+    def reserve(self, slot, limit, timeout, done=(), recover=False):
+        processing = self.processing_key(slot)
+        owner = owner_of(slot)
         deadline = time.monotonic() + timeout
-        interruptions = self._interruptions.get(consumer, 0)
+        interruptions = self._interruptions.get(owner, 0)
         with translated_errors(self.where):
             while True:
                 taken, next_retry = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
                           self.consumers_key],
-                    args=[limit, consumer, self.status_ttl, len(done),
+                    args=[limit, slot, self.status_ttl,
+                          '1' if recover else '0', len(done),
                           *_finished(done)])
-                done = ()
+                done, recover = (), False
                 if taken or limit == 0:
                     return taken
                 wait = deadline - time.monotonic()
                 if wait <= 0 or interruptions != self._interruptions.get(
-                        consumer, 0):
+                        owner, 0):
                     return []
                 if next_retry is not None:
                     # BLMOVE does not wake for a retry falling due.
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
-                message = self._waiter(consumer, timeout).blmove(
+                message = self._waiter(slot, timeout).blmove(
                     self.pending_key, processing, wait,
                     then=('EVAL', scripts.MARK_RUNNING, 1, processing,
-                          consumer, self.status_ttl))
+                          slot, self.status_ttl))
                 if message is not None:
                     return [message]
 
@@ -240,29 +240,35 @@ class RedisQueue(QueueBase):
                 if waiter.client_id is not None:
                     self.client.client_unblock(waiter.client_id)
 
-    def ack(self, consumer, done):
-        self.reserve(consumer, 0, 0, done)
-
-    def retry(self, consumer, message, new_message, due, report):
+    def ack(self, slot, done):
+        # Acknowledging again what was acknowledged already does nothing.
         with translated_errors(self.where):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.lrem(self.processing_key(consumer), 1, message)
-            pipe.zadd(self.delayed_key, {new_message: due})
-            self._record_outcome(pipe, report, 'retrying', 'retried',
-                                 next=due)
-            pipe.execute()
+            _twice(self._reserve, keys=[
+                self.pending_key, self.processing_key(slot), self.delayed_key,
+                self.consumers_key], args=[0, slot, self.status_ttl, '0',
+                                           len(done), *_finished(done)])
 
-    def bury(self, consumer, message, record, report=None):
+    def retry(self, slot, message, new_message, due, report):
         with translated_errors(self.where):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.lrem(self.processing_key(consumer), 1, message)
-            pipe.lpush(self.dead_key, record)
-            self._record_outcome(pipe, report, 'dead', 'dead')
-            pipe.execute()
+            _twice(self._retry,
+                   keys=[self.processing_key(slot), self.delayed_key],
+                   args=[message, new_message, due, self.status_ttl,
+                         *_report_args(report)])
+
+    def bury(self, slot, message, record, report=None):
+        with translated_errors(self.where):
+            _twice(self._bury, keys=[self.processing_key(slot), self.dead_key],
+                   args=[message, record, self.status_ttl,
+                         *_report_args(report)])
 
     def requeue_processing(self, consumer, max_deliveries=0):
+        requeued = dead = 0
         with translated_errors(self.where):
-            return tuple(self._requeue_list(consumer, max_deliveries, False))
+            for slot in self._slots(consumer):
+                moved, buried = self._requeue_list(slot, max_deliveries, False)
+                requeued += moved
+                dead += buried
+        return requeued, dead
 
     def acquire(self, consumer, token, ttl, info=None):
         with translated_errors(self.where):
@@ -282,18 +288,21 @@ class RedisQueue(QueueBase):
             pipe = self.client.pipeline(transaction=False)
             pipe.smembers(self.consumers_key)
             pipe.time()
-            names, (seconds, micros) = pipe.execute()
+            slots, (seconds, micros) = pipe.execute()
             now = seconds + micros / 1e6
-            live = set(self.client.zrangebyscore(self.leases_key, now, '+inf'))
-            for name in sorted(names - live):
-                name = name.decode()
-                requeued, dead = self._requeue_list(name, max_deliveries, True)
+            live = {name.decode() for name in self.client.zrangebyscore(
+                self.leases_key, now, '+inf')}
+            for slot in sorted(slot.decode() for slot in slots):
+                if owner_of(slot) in live:
+                    continue
+                requeued, dead = self._requeue_list(slot, max_deliveries, True)
                 if requeued or dead:
-                    report['consumers'].append(name)
+                    if owner_of(slot) not in report['consumers']:
+                        report['consumers'].append(owner_of(slot))
                     report['requeued'] += requeued
                     report['dead'] += dead
             for batch in self.client.zrangebyscore(
-                    self.staged_key, '-inf', time.time() - grace):
+                    self.staged_key, '-inf', now - grace):
                 batch = batch.decode()
                 self.promote(batch)
                 report['batches'].append(batch)
@@ -310,12 +319,8 @@ class RedisQueue(QueueBase):
             pipe.llen(self.dead_key)
             pipe.zcard(self.staged_key)
             pipe.smembers(self.consumers_key)
-            pending, delayed, dead, staged, consumers = pipe.execute()
-            names = sorted(name.decode() for name in consumers)
-            pipe = self.client.pipeline(transaction=False)
-            for name in names:
-                pipe.llen(self.processing_key(name))
-            processing = dict(zip(names, pipe.execute(), strict=True))
+            pending, delayed, dead, staged, slots = pipe.execute()
+            processing = self._in_flight(sorted(s.decode() for s in slots))
         return {'pending': pending, 'delayed': delayed, 'dead': dead,
                 'staged': staged,
                 'processing': {name: count for name, count
@@ -326,19 +331,18 @@ class RedisQueue(QueueBase):
             pipe = self.client.pipeline(transaction=False)
             pipe.zrange(self.leases_key, 0, -1, withscores=True)
             pipe.hgetall(self.info_key)
+            pipe.smembers(self.consumers_key)
             pipe.time()
-            leases, infos, (seconds, micros) = pipe.execute()
+            leases, infos, slots, (seconds, micros) = pipe.execute()
             now = seconds + micros / 1e6
-            pipe = self.client.pipeline(transaction=False)
-            for name, _ in leases:
-                pipe.llen(self.processing_key(name.decode()))
-            in_flight = pipe.execute()
+            in_flight = self._in_flight(s.decode() for s in slots)
         result = []
-        for (name, expiry), tasks in zip(leases, in_flight, strict=True):
+        for name, expiry in leases:
             info = json.loads(infos.get(name, b'{}'))
             lease = info.pop('lease', 0)
+            name = name.decode()
             result.append(dict(
-                info, name=name.decode(), in_flight=tasks,
+                info, name=name, in_flight=in_flight.get(name, 0),
                 alive=expiry > now,
                 heartbeat_age=max(0.0, now - (expiry - lease))))
         return result
@@ -431,28 +435,31 @@ class RedisQueue(QueueBase):
 
     # -- helpers ---------------------------------------------------------
 
-    def _requeue_list(self, consumer, max_deliveries, only_if_gone):
+    def _requeue_list(self, slot, max_deliveries, only_if_gone):
         return self._requeue(
-            keys=[self.processing_key(consumer), self.pending_key,
+            keys=[self.processing_key(slot), self.pending_key,
                   self.dead_key, self.leases_key, self.owners_key,
                   self.consumers_key, self.info_key],
-            args=[consumer, max_deliveries, self.name,
-                  '1' if only_if_gone else '0', self.status_ttl])
+            args=[slot, max_deliveries, self.name,
+                  '1' if only_if_gone else '0', self.status_ttl,
+                  owner_of(slot)])
 
-    def _record_outcome(self, pipe, report, state, outcome, next=''):
-        """Queue the status writes of a retry or burial on ``pipe``."""
-        now = time.time()
-        minute = f'{self.base}minute:{int(now // 60)}'
-        pipe.hincrby(minute, outcome, 1)
-        pipe.expire(minute, 3600)
-        if report is None or not self.status_ttl:
-            return
-        key = self.task_key(report.task_id)
-        entry = f'{report.status}\t{now}\t{report.duration * 1000:.1f}'
-        pipe.hset(key, mapping={
-            'state': state, 'status': report.status, 'updated': now,
-            'next': next, f'a{report.attempt}': entry})
-        pipe.expire(key, self.status_ttl)
+    def _slots(self, consumer):
+        """The processing lists (slots) of ``consumer`` that Redis knows."""
+        return sorted(slot for slot in (
+            s.decode() for s in self.client.smembers(self.consumers_key))
+            if owner_of(slot) == consumer)
+
+    def _in_flight(self, slots) -> dict:
+        """Tasks in flight per consumer, over its slots."""
+        slots = list(slots)
+        pipe = self.client.pipeline(transaction=False)
+        for slot in slots:
+            pipe.llen(self.processing_key(slot))
+        totals: dict = {}
+        for slot, count in zip(slots, pipe.execute(), strict=True):
+            totals[owner_of(slot)] = totals.get(owner_of(slot), 0) + count
+        return totals
 
     def _trim_status_index(self, now):
         """Keep the status log within status_ttl and status_max."""
@@ -472,16 +479,33 @@ class RedisQueue(QueueBase):
                                 'staged')
         return log.list(count=self.status_max)
 
-    def _waiter(self, consumer: str, timeout: float) -> Waiter:
-        """This thread's blocking connection for ``consumer``."""
-        mine = self._waiters.__dict__.setdefault('by_consumer', {})
-        waiter = mine.get(consumer)
+    def _waiter(self, slot: str, timeout: float) -> Waiter:
+        """This thread's blocking connection for ``slot``."""
+        mine = self._waiters.__dict__.setdefault('by_slot', {})
+        waiter = mine.get(slot)
         if waiter is None:
-            waiter = mine[consumer] = Waiter(
+            waiter = mine[slot] = Waiter(
                 self.pool, self.socket_timeout + timeout)
             with self._waiting_lock:
-                self._waiting.setdefault(consumer, set()).add(waiter)
+                self._waiting.setdefault(owner_of(slot), set()).add(waiter)
         return waiter
+
+
+def _twice(operation, *args, **kwargs):
+    """Run an idempotent operation; once more if the connection failed (a
+    pooled connection that a Redis restart closed fails once)."""
+    try:
+        return operation(*args, **kwargs)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return operation(*args, **kwargs)
+
+
+def _report_args(report):
+    """The status-log arguments of RETRY and BURY."""
+    if report is None:
+        return ['', 0, '', 0]
+    return [report.task_id, report.attempt, report.status,
+            f'{report.duration * 1000:.1f}']
 
 
 def _finished(done):

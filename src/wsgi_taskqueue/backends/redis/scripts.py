@@ -94,37 +94,38 @@ for q = 1, #KEYS, 3 do
 end
 """
 
-#: Make messages pending at once (a transaction with nothing else to
-#: commit).  KEYS: pending of each queue.  ARGV: per queue its status TTL
-#: and message count, then all messages in queue order.
-PUSH = PRELUDE + r"""
+#: Stage messages under a batch id, invisible to consumers.  Idempotent (a
+#: stage sent again after a lost reply leaves the same batch), and timed
+#: by Redis's clock, which the sweep's grace period is measured against.
+#: KEYS: (staged batch, staged index) per queue.  ARGV: batch id, the
+#: message count of each queue, then all messages in queue order.
+STAGE = PRELUDE + r"""
 local t = now()
-local pos = 2 * #KEYS + 1
-for q = 1, #KEYS do
-  local ttl, n = tonumber(ARGV[2 * q - 1]), tonumber(ARGV[2 * q])
-  local base = base_of(KEYS[q])
+local pos = #KEYS / 2 + 2
+for q = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[1 + (q + 1) / 2])
+  redis.call('DEL', KEYS[q])
   for i = pos, pos + n - 1, 1000 do
-    redis.call('LPUSH', KEYS[q],
-               unpack(ARGV, i, math.min(i + 999, pos + n - 1)))
+    redis.call('RPUSH', KEYS[q], unpack(ARGV, i, math.min(i + 999, pos + n - 1)))
   end
-  for i = pos, pos + n - 1 do
-    new_status(base, ttl, t + (i - pos) / 1000000, ARGV[i], 'queued')
-  end
+  redis.call('ZADD', KEYS[q + 1], t, ARGV[1])
   pos = pos + n
 end
 """
 
-#: Acknowledge finished messages, then take up to a limit.
-#: KEYS: pending, processing, delayed, consumers.
-#: ARGV: limit, consumer, status TTL, count of finished messages, then per
-#: finished message: message, attempt, status line, duration (ms).
-#: Returns {taken, due time of the next retry or false}.
+#: Acknowledge finished messages, then take up to a limit.  With
+#: "recover", the caller lost track of what its slot holds (a reply was
+#: lost): all but the finished messages go back to the head of pending.
+#: KEYS: pending, processing (the slot's), delayed, consumers.
+#: ARGV: limit, slot, status TTL, '1' to recover, count of finished
+#: messages, then per finished message: message, attempt, status line,
+#: duration (ms).  Returns {taken, due time of the next retry or false}.
 RESERVE = PRELUDE + r"""
 local t = now()
 local base = base_of(KEYS[1])
 local ttl = tonumber(ARGV[3])
-local finished = tonumber(ARGV[4])
-for i = 5, 4 + 4 * finished, 4 do
+local finished = tonumber(ARGV[5])
+for i = 6, 5 + 4 * finished, 4 do
   local message = ARGV[i]
   redis.call('LREM', KEYS[2], 1, message)
   set_status(base, ttl, t, id_of(message), 'state', 'done',
@@ -132,6 +133,13 @@ for i = 5, 4 + 4 * finished, 4 do
              'a' .. ARGV[i + 1], ARGV[i + 2] .. '\t' .. t .. '\t' .. ARGV[i + 3])
 end
 count(base, t, 'done', finished)
+if ARGV[4] == '1' then
+  while true do
+    local message = redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')
+    if not message then break end
+    set_status(base, ttl, t, id_of(message), 'state', 'queued', 'consumer', '')
+  end
+end
 redis.call('SADD', KEYS[4], ARGV[2])
 -- Retries that fell due go to the head of the line, earliest due first.
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', t, 'LIMIT', 0, 100)
@@ -187,23 +195,22 @@ if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
 end
 """
 
-#: Put a consumer's unfinished messages back at the head of pending,
-#: counting deliveries; bury those delivered too often.
-#: KEYS: processing, pending, dead, leases, owners, consumers, info.
-#: ARGV: consumer, max deliveries (0: no limit), queue name, '1' to act only
-#: if the consumer's lease is gone, status TTL.
+#: Put the unfinished messages of a consumer's slot back at the head of
+#: pending, counting deliveries; bury those delivered too often.
+#: KEYS: processing (the slot's), pending, dead, leases, owners, consumers,
+#: info.  ARGV: slot, max deliveries (0: no limit), queue name, '1' to act
+#: only if the consumer's lease is gone, status TTL, consumer.
 REQUEUE = PRELUDE + r"""
 local t = now()
 local base = base_of(KEYS[2])
 local ttl = tonumber(ARGV[5])
 if ARGV[4] == '1' then
-  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[6])
   if expiry and tonumber(expiry) > t then return {0, 0} end
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  redis.call('HDEL', KEYS[7], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('HDEL', KEYS[5], ARGV[6])
+  redis.call('HDEL', KEYS[7], ARGV[6])
 end
-redis.call('SADD', KEYS[6], ARGV[1])
 local limit = tonumber(ARGV[2])
 local requeued, buried = 0, 0
 while true do
@@ -237,6 +244,40 @@ while true do
 end
 if ARGV[4] == '1' then redis.call('SREM', KEYS[6], ARGV[1]) end
 return {requeued, buried}
+"""
+
+#: Schedule a retry: the message leaves the slot for the delayed set.
+#: Idempotent: nothing happens if it is no longer in the slot.
+#: KEYS: processing (the slot's), delayed.  ARGV: message, new message, due
+#: time, status TTL, task id, attempt, status line, duration (ms).
+RETRY = PRELUDE + r"""
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local t = now()
+local base = string.match(KEYS[1], '^(.*:)processing:')
+set_status(base, tonumber(ARGV[4]), t, ARGV[5], 'state', 'retrying',
+           'status', ARGV[7], 'next', ARGV[3],
+           'a' .. ARGV[6], ARGV[7] .. '\t' .. t .. '\t' .. ARGV[8])
+count(base, t, 'retried', 1)
+return 1
+"""
+
+#: Bury a message among the dead letters.  Idempotent, as RETRY.
+#: KEYS: processing (the slot's), dead.  ARGV: message, dead-letter record,
+#: status TTL, task id ('' for a message that is not a task), attempt,
+#: status line, duration (ms).
+BURY = PRELUDE + r"""
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+local t = now()
+local base = string.match(KEYS[1], '^(.*:)processing:')
+if ARGV[4] ~= '' then
+  set_status(base, tonumber(ARGV[3]), t, ARGV[4], 'state', 'dead',
+             'status', ARGV[6], 'next', '',
+             'a' .. ARGV[5], ARGV[6] .. '\t' .. t .. '\t' .. ARGV[7])
+end
+count(base, t, 'dead', 1)
+return 1
 """
 
 #: KEYS: dead, pending.  ARGV: record, message, status TTL.

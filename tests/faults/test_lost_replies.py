@@ -1,0 +1,78 @@
+"""Commands Redis applied whose replies never reached the client.
+
+That is what a Redis restart, a failover or a dropped connection does to
+the commands in flight at that moment (test_redis_outage meets it by
+chance); proxy.ReplyDroppingProxy does it on cue, to one chosen command.
+The client sees a connection error and cannot tell whether the command
+was applied: the library must act so that the guarantees hold either way.
+"""
+import collections
+import uuid
+
+import pytest
+
+from .proxy import ReplyDroppingProxy
+
+#: Generous: ten lease periods of the consumers (lease_timeout = 1).
+RECOVERY = 10
+STAGED_GRACE = 3
+
+
+@pytest.fixture
+def proxy(redis_server, redis_url):
+    """Put before ``cluster`` in a test's arguments: it then closes after
+    the cluster's processes stopped."""
+    proxy = ReplyDroppingProxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_a_task_whose_reservation_reply_was_lost_still_runs(proxy, cluster):
+    """G2: the reserve moved the task into the consumer's processing list,
+    but the consumer never learned it holds it.  The consumer lives on, so
+    no sweep requeues its list: it must find the task itself."""
+    worker = cluster.worker('w1', redis_url=proxy.url)
+    mark = uuid.uuid4().hex
+    proxy.drop_reply_with(mark.encode())
+    [task] = cluster.add(mark=mark)
+
+    cluster.wait_until(lambda: proxy.dropped == 1, 'the reply to be lost')
+    cluster.wait_for_runs([task], RECOVERY)
+    cluster.wait_until(cluster.settled, 'a settled queue')
+    assert cluster.ledger.runs(task) == [(task, 1, worker.pid)]
+
+
+@pytest.mark.parametrize('join', ['0', '1'], ids=['pushed', 'staged'])
+@pytest.mark.parametrize('then', ['reconnects', 'is-down'])
+def test_a_commit_whose_reply_was_lost_runs_its_tasks_once_or_never(
+        proxy, cluster, join, then):
+    """G1 and G5: the vote's write (``pushed``: the tasks alone in their
+    transaction, made pending in the vote; ``staged``: beside another
+    resource, staged in the vote) reached Redis, its reply did not; then
+    Redis is reachable again at once, or only after the request ended.
+    Whether the request reports a commit or a failure, the tasks must run
+    once if it committed and never if it failed."""
+    cluster.web(redis_url=proxy.url)
+    # A staged batch nobody promotes or discards is promoted by the sweep
+    # after staged_grace: soon, so that the test sees what becomes of it.
+    worker = cluster.worker('w1', staged_grace=STAGED_GRACE)
+    mark = uuid.uuid4().hex
+    proxy.drop_reply_to(mark.encode(), then_refuse=then == 'is-down')
+    name = uuid.uuid4().hex
+    response = cluster.enqueue(count=2, name=name, mark=mark, join=join)
+    assert proxy.dropped == 1
+    proxy.accept_again()
+    tasks = cluster.ledger.added(name)
+    assert len(tasks) == 2
+
+    if response.status_code == 200:
+        cluster.wait_for_runs(tasks)
+    cluster.wait_until(cluster.settled, 'a settled queue', RECOVERY)
+    runs = collections.Counter(run[0] for run in cluster.ledger.runs())
+    outcome = (f'the request answered {response.status_code}; runs: '
+               f'{dict(runs)}')
+    if response.status_code == 200:
+        assert runs == dict.fromkeys(tasks, 1), outcome
+    else:
+        assert runs == {}, outcome
+    assert worker.running
