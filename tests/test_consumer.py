@@ -1,4 +1,8 @@
 """Consumers: dispatch, the outcome table, stop and restart."""
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -310,3 +314,28 @@ def test_taskqueue_status_follows_a_task_as_the_consumer_runs_it(
     [attempt] = status(task_id)['attempts']
     assert attempt['status'] == '200 OK'
     assert status('0123456789abcdef') is None
+
+
+def test_a_restarted_consumer_takes_its_name_over_from_its_dead_process(
+        queue, consume):
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    # The crashed process's lease is still live (15 s by default).
+    assert queue.acquire('phoenix', 'old-token', 30,
+                         {'host': socket.gethostname(), 'pid': dead_pid})
+    consume(RecordingApp(), name='phoenix')  # does not raise
+
+
+def test_an_earlier_process_with_this_pid_is_gone(queue, consume):
+    """A container restarted under its host name has pid 1 again."""
+    assert queue.acquire('pid-one', 'old-token', 30, {
+        'host': socket.gethostname(), 'pid': os.getpid(),
+        'process': 'an earlier incarnation'})
+    consume(RecordingApp(), name='pid-one')  # does not raise
+
+
+def test_a_live_holder_of_the_name_on_another_host_is_respected(queue):
+    queue.acquire('elsewhere', 'token', 30, {'host': 'other-host', 'pid': 1})
+    with pytest.raises(wsgi_taskqueue.ConsumerNameInUse):
+        wsgi_taskqueue.Consumer(RecordingApp(), name='elsewhere').start()

@@ -108,7 +108,8 @@ class Consumer:
         self._stopping.clear()
         self._token = uuid.uuid4().hex
         if not self.backend.acquire(self.name, self._token,
-                                    self.lease_timeout, self._info()):
+                                    self.lease_timeout, self._info()) \
+                and not self._take_over_from_a_gone_process():
             raise ConsumerNameInUse(
                 f'consumer name {self.name!r} of queue {self.queue!r} is in '
                 f'use by another live process; give each consumer its own '
@@ -211,9 +212,28 @@ class Consumer:
             except Exception:
                 log.exception('%r: heartbeat failed', self)
 
+    def _take_over_from_a_gone_process(self) -> bool:
+        """Restarted after a crash, a consumer finds its name still leased
+        to its previous process; when that process ran on this host and is
+        gone, take the name over at once (its leftovers are requeued next)
+        rather than failing until the lease runs out."""
+        for holder in self.backend.consumers():
+            if (holder['name'] == self.name
+                    and holder.get('host') == socket.gethostname()
+                    and isinstance(holder.get('pid'), int)
+                    and not _runs(holder['pid'], holder.get('process'))
+                    and self.backend.acquire(
+                        self.name, self._token, self.lease_timeout,
+                        self._info(), gone_pid=holder['pid'])):
+                log.warning('%r: took the name over from process %d, which '
+                            'is gone', self, holder['pid'])
+                return True
+        return False
+
     def _info(self) -> dict:
         """What operators see of this consumer beside its lease."""
         return {'host': socket.gethostname(), 'pid': os.getpid(),
+                'process': PROCESS_ID,
                 'concurrency': self.concurrent_limit,
                 'paused': self.paused, 'processed': self.processed}
 
@@ -359,6 +379,24 @@ class Consumer:
                               self, exc)
                     return
                 outage.wait(exc)
+
+
+#: Tells this process from an earlier one with the same pid (a container
+#: restarted under the same host name runs its process as pid 1 again).
+PROCESS_ID = uuid.uuid4().hex
+
+
+def _runs(pid: int, process_id: str | None) -> bool:
+    """Does process ``pid`` (``process_id``) of this host still run?"""
+    if pid == os.getpid():
+        return process_id == PROCESS_ID
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class TaskBudget:

@@ -92,12 +92,13 @@ class IQueueBackend(Interface):
         (0: no limit) goes to the dead letters instead.  Return the
         numbers (requeued, dead-lettered)."""
 
-    def acquire(consumer, token, ttl, info=None):
+    def acquire(consumer, token, ttl, info=None, gone_pid=None):
         """Take, or renew, the lease on the name ``consumer`` for ``ttl``
         seconds on behalf of ``token`` (one per running consumer), and
         keep ``info`` (a JSON-able dict: host, pid, concurrency) for
         ``consumers``.  Return False when another token holds a lease that
-        has not expired."""
+        has not expired, unless that holder is the process ``gone_pid`` of
+        the host named in ``info``, which the caller knows has ended."""
 
     def release(consumer, token):
         """Give the lease up, if ``token`` holds it."""

@@ -130,10 +130,14 @@ class LocalQueue(QueueBase):
                 dead += buried
         return requeued, dead
 
-    def acquire(self, consumer, token, ttl, info=None):
+    def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
         with self._changed:
             owner, expiry = self._leases.get(consumer, (None, 0.0))
-            if owner not in (None, token) and expiry > time.monotonic():
+            held = self._info.get(consumer, {})
+            gone = (gone_pid is not None and held.get('pid') == gone_pid
+                    and held.get('host') == (info or {}).get('host'))
+            if owner not in (None, token) and expiry > time.monotonic() \
+                    and not gone:
                 return False
             self._leases[consumer] = (token, time.monotonic() + ttl)
             self._info[consumer] = dict(info or {}, lease=ttl)

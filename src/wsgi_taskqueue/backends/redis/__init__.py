@@ -270,12 +270,13 @@ class RedisQueue(QueueBase):
                 dead += buried
         return requeued, dead
 
-    def acquire(self, consumer, token, ttl, info=None):
+    def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
         with translated_errors(self.where):
             return bool(self._acquire(
                 keys=[self.leases_key, self.owners_key, self.info_key],
                 args=[consumer, token, ttl,
-                      json.dumps(dict(info or {}, lease=ttl))]))
+                      json.dumps(dict(info or {}, lease=ttl)),
+                      '' if gone_pid is None else gone_pid]))
 
     def release(self, consumer, token):
         with translated_errors(self.where):

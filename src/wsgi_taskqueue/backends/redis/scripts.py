@@ -171,14 +171,21 @@ set_status(string.match(KEYS[1], '^(.*:)processing:'), tonumber(ARGV[2]), t,
            'started', t, 'attempt', attempt_of(message))
 """
 
-#: Take or renew the lease on a consumer name.
-#: KEYS: leases, owners, consumer info.  ARGV: name, token, ttl, info JSON.
+#: Take or renew the lease on a consumer name; take it over from a holder
+#: known to be gone (a process of this host that no longer runs).
+#: KEYS: leases, owners, consumer info.  ARGV: name, token, ttl, info JSON,
+#: pid of a gone holder on this host ('' for none).
 ACQUIRE = PRELUDE + r"""
 local t = now()
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if expiry and tonumber(expiry) > t and owner and owner ~= ARGV[2] then
-  return 0
+  local ok, held = pcall(cjson.decode, redis.call('HGET', KEYS[3], ARGV[1]) or '')
+  local mine = cjson.decode(ARGV[4])
+  if ARGV[5] == '' or not ok or type(held) ~= 'table'
+      or held.host ~= mine.host or tostring(held.pid) ~= ARGV[5] then
+    return 0
+  end
 end
 redis.call('ZADD', KEYS[1], t + tonumber(ARGV[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
