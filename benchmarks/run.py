@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import wsgi_taskqueue
 from wsgi_taskqueue.testing import RedisServer
 
 import report
@@ -160,20 +161,22 @@ def versions() -> dict[str, str]:
 
 
 def revision() -> str:
-    """The checkout's commit, and whether src/ differs from it: which code
-    of ours was measured (read-only git commands)."""
+    """Which code of ours was measured: where the package was imported
+    from, its git commit, and whether it differs from it (read-only git)."""
+    package = os.path.dirname(wsgi_taskqueue.__file__)
+
     def git(*args) -> subprocess.CompletedProcess:
         return subprocess.run(['git', '--no-optional-locks', *args],
-                              cwd=os.path.dirname(os.path.abspath(__file__)),
-                              capture_output=True, text=True)
+                              cwd=package, capture_output=True, text=True)
     try:
         commit = git('rev-parse', '--short', 'HEAD')
-        changed = git('diff', '--quiet', 'HEAD', '--', '../src').returncode
+        changed = git('diff', '--quiet', 'HEAD', '--', '.').returncode
     except OSError:
-        return 'not a git checkout'
+        return package
     if commit.returncode:
-        return 'not a git checkout'
-    return commit.stdout.strip() + (' with changes in src/' if changed else '')
+        return package
+    return (f'{package}, git {commit.stdout.strip()}'
+            + (' with uncommitted changes' if changed else ''))
 
 
 def main(argv=None) -> int:
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
           f'{args.repeat} run(s) per system; one worker process with one '
           f'thread unless said otherwise; took '
           f'{time.monotonic() - started:.0f}s.')
-    print(f'Our code: git {revision()}. Python '
+    print(f'Our code: {revision()}. Python '
           f'{platform.python_version()}, ' + ', '.join(
               f'{package} {version}' for package, version
               in versions().items()))

@@ -8,7 +8,7 @@ every job it ran ran exactly once.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from systems import probe, server
 from systems.workers import Worker
@@ -44,11 +44,11 @@ def drain(worker: Worker, push: Callable[[int], None],
     """
     server.flush()
     with probe.Probe.create(n) as jobs:
-        counter = server.UsageCounter().start()
+        counter = server.UsageCounter()
         push(n)
         with worker.running(jobs.path) as running:
             running.wait(jobs.ran, n, interval=0.01)
-            usage = counter.stop(n)
+            usage = counter.per_job(n)
         jobs.check_once()
         return max(jobs.stamps) - min(jobs.stamps), usage
 
@@ -87,6 +87,6 @@ def latency(worker: Worker, send: Callable[[int, float], object],
                 if i and idle:
                     time.sleep(idle)
                 send(i, time.time())
-                running.wait(lambda: jobs.runs[i], 1, interval=0.0005)
+                running.wait(lambda i=i: jobs.runs[i], 1, interval=0.0005)
         jobs.check_once()
         return [stamp * 1000 for stamp in jobs.stamps[1:]]

@@ -38,7 +38,7 @@ class Probe:
         self.runs = view[8 * self.size:].cast('I')
 
     @classmethod
-    def create(cls, n: int) -> 'Probe':
+    def create(cls, n: int) -> Probe:
         """A new zeroed probe file for jobs ``0 .. n-1``."""
         fd, path = tempfile.mkstemp(prefix='bench-probe-')
         os.ftruncate(fd, n * _SLOT)
@@ -66,7 +66,7 @@ class Probe:
         self.runs.release()
         self._map.close()
 
-    def __enter__(self) -> 'Probe':
+    def __enter__(self) -> Probe:
         return self
 
     def __exit__(self, *exc_info) -> None:
