@@ -6,6 +6,7 @@ for a consumer thread.
 """
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import transaction
-from test_admin import add, pending_ids, work
 
 import wsgi_taskqueue
 from wsgi_taskqueue import console, taskqueue
-from wsgi_taskqueue.cli import main
+from wsgi_taskqueue.cli import _configure_logging, main
 from wsgi_taskqueue.testing import free_port
 
 from dummies import RecordingApp, wait_until
+from test_admin import add, pending_ids, work
 
 
 def app_factory(global_conf, **settings):
@@ -532,3 +533,45 @@ def test_a_worker_serves_its_metrics(ini):
     finally:
         worker.terminate()
         worker.wait(10)
+
+
+def test_serving_commands_take_the_logging_of_the_ini(tmp_path):
+    path = tmp_path / 'logging.ini'
+    path.write_text(textwrap.dedent("""
+        [loggers]
+        keys = root, access
+
+        [handlers]
+        keys = console
+
+        [formatters]
+        keys = plain
+
+        [logger_root]
+        level = INFO
+        handlers = console
+
+        [logger_access]
+        level = WARNING
+        handlers =
+        qualname = wsgi_taskqueue.access
+
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stderr,)
+        formatter = plain
+
+        [formatter_plain]
+        format = %%(message)s
+    """))
+    access = logging.getLogger('wsgi_taskqueue.access')
+    root = logging.getLogger()
+    saved = access.level, root.level, list(root.handlers)
+    try:
+        _configure_logging(types.SimpleNamespace(
+            handler='worker', config=str(path), verbose=False))
+        assert access.getEffectiveLevel() == logging.WARNING
+    finally:
+        access.setLevel(saved[0])
+        root.setLevel(saved[1])
+        root.handlers[:] = saved[2]

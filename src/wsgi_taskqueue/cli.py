@@ -9,7 +9,9 @@ calls and maps errors to exit codes (``EXIT_CODES``).
 from __future__ import annotations
 
 import argparse
+import configparser
 import logging
+import logging.config
 import os
 import sys
 
@@ -241,12 +243,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else USAGE
-    quiet = args.handler not in ('serve', 'worker', 'dashboard')
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose
-        else logging.WARNING if quiet else logging.INFO,
-        format='%(asctime)s %(levelname)s [%(name)s] %(message)s')
     try:
+        _configure_logging(args)
         code = COMMANDS[args.handler](args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
@@ -265,6 +263,33 @@ def main(argv=None) -> int:
         if isinstance(exc, redis.RedisError):  # e.g. NOPERM, WRONGPASS
             return _fail(f'Redis refused: {exc}', UNAVAILABLE)
         raise
+
+
+def _configure_logging(args) -> None:
+    """The ini's own [loggers] sections when it has them (as pserve
+    does), else INFO for the long-running commands (one line per task) and
+    WARNING for the others; -v means DEBUG."""
+    server = args.handler in ('serve', 'worker', 'dashboard')
+    if server and _has_loggers(args.config):
+        logging.config.fileConfig(args.config, defaults={
+            'here': os.path.dirname(_abspath(args.config)),
+            '__file__': _abspath(args.config)},
+            disable_existing_loggers=False)
+    else:
+        logging.basicConfig(
+            level=logging.INFO if server else logging.WARNING,
+            format='%(asctime)s %(levelname)s [%(name)s] %(message)s')
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _has_loggers(path: str) -> bool:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return False  # the configuration's own loading says what is wrong
+    return parser.has_section('loggers')
 
 
 def _fail(error, code: int) -> int:

@@ -127,7 +127,7 @@ local ttl = tonumber(ARGV[3])
 local finished = tonumber(ARGV[5])
 for i = 6, 5 + 4 * finished, 4 do
   local message = ARGV[i]
-  redis.call('LREM', KEYS[2], 1, message)
+  redis.call('LREM', KEYS[2], -1, message)
   set_status(base, ttl, t, id_of(message), 'state', 'done',
              'status', ARGV[i + 2], 'finished', t,
              'a' .. ARGV[i + 1], ARGV[i + 2] .. '\t' .. t .. '\t' .. ARGV[i + 3])
@@ -258,7 +258,7 @@ return {requeued, buried}
 #: KEYS: processing (the slot's), delayed.  ARGV: message, new message, due
 #: time, status TTL, task id, attempt, status line, duration (ms).
 RETRY = PRELUDE + r"""
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 local t = now()
 local base = string.match(KEYS[1], '^(.*:)processing:')
@@ -274,7 +274,7 @@ return 1
 #: status TTL, task id ('' for a message that is not a task), attempt,
 #: status line, duration (ms).
 BURY = PRELUDE + r"""
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
 local t = now()
 local base = string.match(KEYS[1], '^(.*:)processing:')
