@@ -61,3 +61,21 @@ def redis_queue(redis_url):
 def queue(request):
     """Each backend in turn: one contract, two implementations."""
     return request.getfixturevalue(f'{request.param}_queue')
+
+
+@pytest.fixture
+def consume():
+    """Start consumers of the registered queues; stop them all after the
+    test.  ``consume(app, name=..., ...)`` takes Consumer's arguments."""
+    started = []
+
+    def start(app, **kwargs):
+        kwargs.setdefault('name', f'test-{len(started)}')
+        kwargs.setdefault('poll_interval', 0.2)
+        consumer = wsgi_taskqueue.Consumer(app, **kwargs)
+        consumer.start()
+        started.append(consumer)
+        return consumer
+    yield start
+    for consumer in started:
+        consumer.stop(5)

@@ -1,5 +1,10 @@
-"""Small WSGI apps the tests dispatch tasks into."""
+"""Small WSGI apps the tests dispatch tasks into, and helpers around
+them."""
 import threading
+
+import transaction
+
+from wsgi_taskqueue import taskqueue
 
 
 class RecordingApp:
@@ -55,3 +60,9 @@ def wait_until(condition, timeout=10.0, interval=0.01):
         if time.monotonic() > deadline:
             raise AssertionError(f'condition not met within {timeout}s')
         time.sleep(interval)
+
+
+def add(*urls, **kwargs):
+    """Add a task for each url in one committed transaction; their ids."""
+    with transaction.manager:
+        return [taskqueue.add(url, **kwargs) for url in urls]

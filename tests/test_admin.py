@@ -6,7 +6,7 @@ import wsgi_taskqueue
 from wsgi_taskqueue import admin, context, taskqueue
 from wsgi_taskqueue.deadletter import DeadLetter
 
-from dummies import RecordingApp
+from dummies import RecordingApp, add
 
 #: What the app answers, by path: done, retried, dead.
 ANSWERS = {'/ok': '200 OK', '/flaky': '503 Service Unavailable',
@@ -27,11 +27,6 @@ def work(queue_name='default', limit=100):
             done.append((message, report))
     if done:
         backend.ack('tester', done)
-
-
-def add(*urls, queue=None):
-    with transaction.manager:
-        return [taskqueue.add(url, queue=queue) for url in urls]
 
 
 def pending_ids(queue):

@@ -23,8 +23,8 @@ from wsgi_taskqueue import console, taskqueue
 from wsgi_taskqueue.cli import _configure_logging, main
 from wsgi_taskqueue.testing import free_port
 
-from dummies import RecordingApp, wait_until
-from test_admin import add, pending_ids, work
+from dummies import RecordingApp, add, wait_until
+from test_admin import pending_ids, work
 
 
 def app_factory(global_conf, **settings):

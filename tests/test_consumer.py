@@ -7,35 +7,11 @@ import threading
 import time
 
 import pytest
-import transaction
 
 import wsgi_taskqueue
-from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.deadletter import dead_letters, purge_dead, requeue_dead
 
-from dummies import RecordingApp, wait_until
-
-
-@pytest.fixture
-def consume():
-    """Start consumers; stop them all after the test."""
-    started = []
-
-    def start(app, **kwargs):
-        kwargs.setdefault('name', f'test-{len(started)}')
-        kwargs.setdefault('poll_interval', 0.2)
-        consumer = wsgi_taskqueue.Consumer(app, **kwargs)
-        consumer.start()
-        started.append(consumer)
-        return consumer
-    yield start
-    for consumer in started:
-        consumer.stop(5)
-
-
-def add(*urls, **kwargs):
-    with transaction.manager:
-        return [taskqueue.add(url, **kwargs) for url in urls]
+from dummies import RecordingApp, add, wait_until
 
 
 def test_a_committed_task_is_dispatched_and_acknowledged(queue, consume):

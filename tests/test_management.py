@@ -12,18 +12,17 @@ import time
 import hypothesis
 import pytest
 import schemathesis
-import transaction
 import webtest
 from schemathesis.specs.openapi.checks import ignored_auth
 
 import wsgi_taskqueue
-from wsgi_taskqueue import admin, registry, taskqueue
+from wsgi_taskqueue import admin, registry
 from wsgi_taskqueue.errors import ConfigurationError, UnknownQueue
 from wsgi_taskqueue.management import app_factory, make_app
 from wsgi_taskqueue.management.auth import SESSION_COOKIE
 from wsgi_taskqueue.middleware import TaskQueueMiddleware
 
-from dummies import RecordingApp, wait_until
+from dummies import RecordingApp, add, wait_until
 
 KEY = 'management-test-key-0123456789'
 AUTH = {'X-API-Key': KEY}
@@ -44,26 +43,6 @@ EVERY_PATH = [
 @pytest.fixture
 def api(queue):
     return webtest.TestApp(make_app(KEY))
-
-
-@pytest.fixture
-def consume():
-    started = []
-
-    def start(app, **kwargs):
-        consumer = wsgi_taskqueue.Consumer(
-            app, name=f'test-{len(started)}', poll_interval=0.1, **kwargs)
-        consumer.start()
-        started.append(consumer)
-        return consumer
-    yield start
-    for consumer in started:
-        consumer.stop(5)
-
-
-def add(*urls, **kwargs):
-    with transaction.manager:
-        return [taskqueue.add(url, **kwargs) for url in urls]
 
 
 def bury(queue, *urls, status='404 Not Found'):

@@ -12,7 +12,6 @@ import os
 import pathlib
 import string
 import subprocess
-import sys
 import time
 import uuid
 
@@ -65,17 +64,11 @@ class FaultProcess(Process):
     def __init__(self, command: str, ini: pathlib.Path, label: str):
         number = next(self._numbers)
         self.label = label
-        self.title = f'#{number} {label}: wsgi-taskqueue {command} {ini.name}'
-        self.log_path = ini.with_name(f'{label}-{number}.log')
-        path = [str(HERE.parent)] + os.environ.get(
-            'PYTHONPATH', '').split(os.pathsep)
-        env = dict(os.environ, PYTHONUNBUFFERED='1',
-                   PYTHONPATH=os.pathsep.join(filter(None, path)))
-        with open(self.log_path, 'wb') as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini)],
-                cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT)
+        super().__init__(
+            command, ini,
+            title=f'#{number} {label}: wsgi-taskqueue {command} {ini.name}',
+            log_path=ini.with_name(f'{label}-{number}.log'),
+            pythonpath=[str(HERE.parent)])
 
     @property
     def pid(self) -> int:

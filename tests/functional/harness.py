@@ -40,10 +40,13 @@ class Process:
     the test runs and which would block the process once full.
     """
 
-    def __init__(self, command: str, ini: pathlib.Path):
-        self.title = f'wsgi-taskqueue {command} {ini.name}'
-        self.log_path = ini.with_name(f'{command}-{ini.stem}.log')
-        path = PYTHONPATH + os.environ.get('PYTHONPATH', '').split(os.pathsep)
+    def __init__(self, command: str, ini: pathlib.Path,
+                 title: str | None = None,
+                 log_path: pathlib.Path | None = None,
+                 pythonpath: list[str] = PYTHONPATH):
+        self.title = title or f'wsgi-taskqueue {command} {ini.name}'
+        self.log_path = log_path or ini.with_name(f'{command}-{ini.stem}.log')
+        path = pythonpath + os.environ.get('PYTHONPATH', '').split(os.pathsep)
         env = dict(os.environ, PYTHONUNBUFFERED='1',
                    PYTHONPATH=os.pathsep.join(filter(None, path)))
         with open(self.log_path, 'wb') as log:

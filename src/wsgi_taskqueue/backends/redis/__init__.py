@@ -192,11 +192,15 @@ class RedisQueue(QueueBase):
                 queue.status_ttl for queue in queues)])
 
     def discard(self, batch_id):
-        with translated_errors(self.where):
+        def discard_once():
+            # A pipeline forgets its commands when it fails: build it anew
+            # for each attempt.
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
-            _twice(pipe.execute)
+            pipe.execute()
+        with translated_errors(self.where):
+            _twice(discard_once)
 
     # -- the consumer's side ---------------------------------------------
 
