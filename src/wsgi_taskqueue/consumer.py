@@ -1,11 +1,12 @@
 """Consumers: threads that take tasks from a queue and dispatch them.
 
 Each of the ``concurrent_limit`` threads runs the same small loop: reserve
-(the message moves into this consumer's processing list), dispatch, then
-settle — ack, retry later, or bury among the dead letters — in one place.
-A message leaves the processing list only when it is settled, so a thread,
-process or Redis that dies in between loses nothing: the leftovers are
-requeued when the consumer starts again.
+(the message moves into the thread's own processing list, its slot),
+dispatch, then settle — ack, retry later, or bury among the dead letters —
+in one place.  A message leaves the processing list only when it is
+settled, so a thread, process or Redis that dies in between loses nothing:
+what a gone consumer held is requeued by a live one's sweep (``lease.py``)
+or when it starts again.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import os
 import socket
 import threading
 import time
-import uuid
 
 from . import metrics
 from .deadletter import DeadLetter
 from .dispatch import Dispatcher
-from .errors import BackendUnavailable, ConsumerNameInUse, DecodeError
+from .errors import BackendUnavailable, DecodeError
+from .lease import PROCESS_ID, Lease
+from .outage import Outage
 from .outcome import Outcome, RetryPolicy, classify
 from .registry import get_queue
 from .status import Report
@@ -93,7 +95,7 @@ class Consumer:
         self._resumed.set()
         self._heartbeat: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._token = ''
+        self._lease: Lease | None = None
 
     def __repr__(self) -> str:
         return f'<Consumer {self.name!r} of queue {self.queue!r}>'
@@ -106,15 +108,8 @@ class Consumer:
         if self.running:
             raise RuntimeError(f'{self!r} is already running')
         self._stopping.clear()
-        self._token = uuid.uuid4().hex
-        if not self.backend.acquire(self.name, self._token,
-                                    self.lease_timeout, self._info()) \
-                and not self._take_over_from_a_gone_process():
-            raise ConsumerNameInUse(
-                f'consumer name {self.name!r} of queue {self.queue!r} is in '
-                f'use by another live process; give each consumer its own '
-                f'name (its lease expires {self.lease_timeout:g}s after '
-                f'that process is gone)')
+        self._lease = Lease(self)
+        self._lease.acquire()
         requeued, dead = self.backend.requeue_processing(
             self.name, self.max_deliveries)
         if requeued or dead:
@@ -127,7 +122,7 @@ class Consumer:
                         'user; set `secret` in its [taskqueue] section',
                         self, self.queue)
         self._heartbeat = threading.Thread(
-            target=self._keep_lease, daemon=True,
+            target=self._lease.keep, args=(self._stopping,), daemon=True,
             name=f'wsgi-taskqueue {self.name} heartbeat')
         self._heartbeat.start()
         self._threads = [
@@ -173,10 +168,7 @@ class Consumer:
         if self._heartbeat is not None:
             self._heartbeat.join()
         if finished:
-            try:
-                self.backend.release(self.name, self._token)
-            except BackendUnavailable:
-                pass  # The lease expires by itself.
+            self._lease.release()
         else:
             # The lease lapses: the tasks still in flight are requeued
             # by a sweep, or when this consumer starts again.
@@ -184,70 +176,12 @@ class Consumer:
                         'be requeued', self)
         return finished
 
-    def _keep_lease(self) -> None:
-        """Renew the lease; once healthy for a whole lease period, sweep
-        up after consumers that are gone."""
-        interval = self.lease_timeout / 3
-        healthy_since = None
-        outage = _Outage(self, self._stopping)
-        while not self._stopping.wait(interval):
-            try:
-                if not self.backend.acquire(self.name, self._token,
-                                            self.lease_timeout,
-                                            self._info()):
-                    log.error('%r: another process took over the name; '
-                              'stopping', self)
-                    self._stopping.set()
-                    return
-                outage.over()
-                now = time.monotonic()
-                healthy_since = healthy_since or now
-                # Right after an outage every lease looks expired; give
-                # the live consumers a lease period to renew theirs.
-                if now - healthy_since >= self.lease_timeout:
-                    self._sweep()
-            except BackendUnavailable as exc:
-                healthy_since = None
-                outage.report(exc)
-            except Exception:
-                log.exception('%r: heartbeat failed', self)
-
-    def _take_over_from_a_gone_process(self) -> bool:
-        """Restarted after a crash, a consumer finds its name still leased
-        to its previous process; when that process ran on this host and is
-        gone, take the name over at once (its leftovers are requeued next)
-        rather than failing until the lease runs out."""
-        for holder in self.backend.consumers():
-            if (holder['name'] == self.name
-                    and holder.get('host') == socket.gethostname()
-                    and isinstance(holder.get('pid'), int)
-                    and not _runs(holder['pid'], holder.get('process'))
-                    and self.backend.acquire(
-                        self.name, self._token, self.lease_timeout,
-                        self._info(), gone_pid=holder['pid'])):
-                log.warning('%r: took the name over from process %d, which '
-                            'is gone', self, holder['pid'])
-                return True
-        return False
-
-    def _info(self) -> dict:
+    def info(self) -> dict:
         """What operators see of this consumer beside its lease."""
         return {'host': socket.gethostname(), 'pid': os.getpid(),
                 'process': PROCESS_ID,
                 'concurrency': self.concurrent_limit,
                 'paused': self.paused, 'processed': self.processed}
-
-    def _sweep(self) -> None:
-        report = self.backend.sweep(self.staged_grace, self.max_deliveries)
-        if report['consumers']:
-            log.warning('%r: requeued %d task(s) of gone consumer(s) %s; '
-                        '%d dead-lettered after too many deliveries', self,
-                        report['requeued'], ', '.join(report['consumers']),
-                        report['dead'])
-        for batch in report['batches']:
-            log.warning('%r: promoted staged batch %s: its transaction '
-                        'voted, then its process stopped before promoting '
-                        'it', self, batch)
 
     def _interrupt(self) -> None:
         try:
@@ -258,7 +192,7 @@ class Consumer:
     def _run(self, slot: str) -> None:
         """One thread: reserve into its own processing list (``slot``),
         dispatch, settle."""
-        outage = _Outage(self, self._stopping)
+        outage = Outage(self, self._stopping)
         # (message, Report) of finished messages, acknowledged by the next
         # reserve in the same round trip.
         done: list[tuple[bytes, Report]] = []
@@ -368,7 +302,7 @@ class Consumer:
         """Run ``operation`` (idempotent) until the backend takes it, or we
         stop (the message then stays in flight and is redelivered: at least
         once)."""
-        outage = _Outage(self, self._stopping)
+        outage = Outage(self, self._stopping)
         while True:
             try:
                 operation(slot, *args)
@@ -379,24 +313,6 @@ class Consumer:
                               self, exc)
                     return
                 outage.wait(exc)
-
-
-#: Tells this process from an earlier one with the same pid (a container
-#: restarted under the same host name runs its process as pid 1 again).
-PROCESS_ID = uuid.uuid4().hex
-
-
-def _runs(pid: int, process_id: str | None) -> bool:
-    """Does process ``pid`` (``process_id``) of this host still run?"""
-    if pid == os.getpid():
-        return process_id == PROCESS_ID
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TaskBudget:
@@ -417,34 +333,3 @@ class TaskBudget:
     def give_back(self, unused: int) -> None:
         with self._lock:
             self.left += unused
-
-
-class _Outage:
-    """Backs off while the backend is away: log once, wait longer and
-    longer (capped), never spin."""
-
-    FIRST_DELAY = 0.1
-    MAX_DELAY = 5.0
-
-    def __init__(self, consumer: Consumer, stopping: threading.Event):
-        self.consumer = consumer
-        self.stopping = stopping
-        self.delay = 0.0
-        self.reported = False
-
-    def report(self, error) -> None:
-        if not self.reported:
-            log.error('%r: queue backend unavailable, retrying: %s',
-                      self.consumer, error)
-            self.reported = True
-
-    def wait(self, error) -> None:
-        self.report(error)
-        self.delay = min(self.MAX_DELAY, (self.delay * 2) or self.FIRST_DELAY)
-        self.stopping.wait(self.delay)
-
-    def over(self) -> None:
-        if self.reported:
-            log.warning('%r: queue backend is back', self.consumer)
-        self.reported = False
-        self.delay = 0.0
