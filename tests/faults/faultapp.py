@@ -10,9 +10,9 @@ POST /enqueue   adds ``count`` tasks for /task in the request's transaction
                 ``work`` (seconds), ``die`` and ``mark`` (ignored: bytes
                 by which proxy.py recognizes the task's message).
                 ``join=1`` joins a second resource that does nothing (as
-                an SQL session would): the tasks are then staged in the
-                vote and promoted after the commit, where a transaction of
-                tasks alone pushes them at once.  ``crash=1`` SIGKILLs
+                an SQL session would), so that both shapes of transaction
+                are exercised: tasks alone, and tasks beside another
+                resource.  ``crash=1`` SIGKILLs
                 this process after every resource voted yes, before the
                 staged batch is promoted (see CrashAfterVote).
 POST /task      the task; 404 unless it runs as a task.  With ``block`` it
@@ -147,8 +147,9 @@ class Ledger:
 
 class Bystander:
     """A transaction resource that commits nothing, as an SQL session
-    with nothing to write: its presence makes the task data manager stage
-    and promote instead of pushing in its vote."""
+    with nothing to write: the tasks share their transaction with it (a
+    transaction of tasks alone must be just as safe: an earlier design
+    pushed those in the vote, and lost replies made phantoms of them)."""
 
     transaction_manager = transaction.manager
 

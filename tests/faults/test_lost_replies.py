@@ -42,13 +42,12 @@ def test_a_task_whose_reservation_reply_was_lost_still_runs(proxy, cluster):
     assert cluster.ledger.runs(task) == [(task, 1, worker.pid)]
 
 
-@pytest.mark.parametrize('join', ['0', '1'], ids=['pushed', 'staged'])
+@pytest.mark.parametrize('join', ['0', '1'], ids=['alone', 'beside-sql'])
 @pytest.mark.parametrize('then', ['reconnects', 'is-down'])
 def test_a_commit_whose_reply_was_lost_runs_its_tasks_once_or_never(
         proxy, cluster, join, then):
-    """G1 and G5: the vote's write (``pushed``: the tasks alone in their
-    transaction, made pending in the vote; ``staged``: beside another
-    resource, staged in the vote) reached Redis, its reply did not; then
+    """G1 and G5: the vote's stage (the tasks alone in their transaction,
+    or beside another resource) reached Redis, its reply did not; then
     Redis is reachable again at once, or only after the request ended.
     Whether the request reports a commit or a failure, the tasks must run
     once if it committed and never if it failed."""

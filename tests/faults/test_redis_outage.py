@@ -22,8 +22,8 @@ UNAVAILABLE = 'queue backend unavailable'
 
 class Burst:
     """Client threads that send enqueue requests until stopped; every
-    other request has a second transaction resource (tasks staged, then
-    promoted), the others have none (tasks pushed in the vote)."""
+    other request has a second transaction resource, the others have
+    none: both shapes of transaction."""
 
     def __init__(self, cluster, clients: int = 4, **params):
         self.cluster = cluster
@@ -164,10 +164,10 @@ def test_redis_stopped_and_killed_during_commits_and_consumption(
         'committed, never ran': sorted(committed - set(runs)),
         'committed, ran more than once': sorted(
             task for task in committed if runs[task] > 1),
-        'failed, ran anyway (tasks pushed in the vote)': sorted(
+        'failed, ran anyway (tasks alone in their transaction)': sorted(
             task for name, tasks in failed.items()
             if name not in burst.joined for task in tasks if runs[task]),
-        'failed, ran anyway (tasks staged in the vote)': sorted(
+        'failed, ran anyway (tasks beside another resource)': sorted(
             task for name, tasks in failed.items()
             if name in burst.joined for task in tasks if runs[task]),
         'ran, never added': sorted(set(runs) - committed - {
