@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test redis-server chromium benchmark
+.PHONY: demo test benchmark
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,23 +15,21 @@ demo: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/wsgi-taskqueue serve examples/plain/local.ini
 
-# The suite starts its own redis-server on a free port; it only needs the
-# program to exist.
-redis-server:
-	@command -v redis-server >/dev/null || { \
-	  $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+# Programs the suite runs: its own redis-server on a free port, openssl for
+# throw-away TLS certificates, Debian's Chromium for the dashboard's browser
+# test (driven by Playwright from the `test` extra; Playwright's own browser
+# downloads are never used).  apt-get installs whichever is missing; the
+# Debian package of each has the program's name.
+ensure = @missing=$$(for p in $(1); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-# The dashboard's browser test drives Debian's Chromium through Playwright
-# (the `test` extra); Playwright's own browser downloads are never used.
-chromium:
-	@command -v chromium >/dev/null || { \
-	  $(SUDO) apt-get update && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
-
-test: $(BIN)/python redis-server chromium
+test: $(BIN)/python
+	$(call ensure,redis-server openssl chromium)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/pytest
 
-benchmark: $(BIN)/python redis-server
+benchmark: $(BIN)/python
+	$(call ensure,redis-server)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
