@@ -1,4 +1,5 @@
 import contextlib
+import urllib.parse
 
 import hypothesis.strategies as st
 import pytest
@@ -166,6 +167,42 @@ def test_add_either_refuses_a_url_or_queues_a_path_without_control_chars(url):
     assert task.url.startswith('/') and not task.url.startswith('//')
     assert task.url.isascii()
     assert not any(c in task.url for c in ' \r\n\x00#')
+
+
+_PARAM_VALUES = st.one_of(
+    st.text(max_size=8), st.integers(), st.floats(allow_nan=True),
+    st.booleans(), st.none(), st.binary(max_size=4),
+    st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=3))
+
+
+@given(st.dictionaries(st.one_of(st.text(max_size=6), st.integers()),
+                       _PARAM_VALUES, max_size=4))
+def test_params_are_encoded_as_urlencode_with_doseq_does(params):
+    queue = wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('prop', queue)
+    taskqueue.add('/q', params=params, queue='prop')
+    transaction.commit()
+    [message] = queue.reserve('test', 10, 0)
+    expected = urllib.parse.urlencode(params, doseq=True)
+    assert queue.codec.decode(message).url == (
+        f'/q?{expected}' if expected else '/q')
+
+
+@given(st.text(alphabet=st.characters(codec='utf-8', exclude_characters='#'),
+               max_size=20))
+def test_a_url_travels_quoted_as_urllib_quotes_it(path):
+    queue = wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('prop', queue)
+    url = '/' + path.lstrip('/')
+    try:
+        taskqueue.add(url, queue='prop')
+    except InvalidTask:
+        return
+    finally:
+        transaction.commit()
+    [message] = queue.reserve('test', 10, 0)
+    assert queue.codec.decode(message).url == urllib.parse.quote(
+        url, safe="/?&=%:@!$'()*+,;~-._")
 
 
 def test_with_credentials_user_id_only_the_user_id_travels():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 
 import transaction
 from transaction.interfaces import IDataManagerSavepoint, ISavepointDataManager
@@ -27,6 +26,7 @@ from zope.interface import implementer
 
 from . import metrics
 from .followup import follow_ups
+from .task import new_id
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class TaskDataManager:
     def __init__(self, txn, transaction_manager=transaction.manager):
         self.transaction = txn
         self.transaction_manager = transaction_manager
-        self.batch_id = uuid.uuid4().hex
+        self.batch_id = new_id()
         #: (queue, message) in the order added.
         self.tasks: list[tuple[object, bytes]] = []
         #: Lists of queues of one group, staged under batch_id.
