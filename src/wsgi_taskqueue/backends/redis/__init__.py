@@ -37,7 +37,9 @@ between two commands cannot lose or duplicate it.  Nothing is re-sent
 blindly after a lost reply: the writes that are idempotent (stage, promote,
 discard, ack, retry, bury) are sent once more; a reserve is not, and the
 thread whose reserve failed hands back, on its next one, whatever its slot
-holds that it did not finish.
+holds that it did not finish.  The scripts run on a connection of the
+calling thread's own (``ThreadConnections``), which is lighter than the
+pool's; reads and the idempotent writes without a script use the pool.
 
 A consumer holds a lease (renewed by its heartbeat) on its name.  The
 sweep, run by every live consumer, requeues the processing list of every
@@ -70,7 +72,13 @@ from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
 from ..base import QueueBase, owner_of
 from . import scripts
-from .connection import Waiter, describe_url, shared_pool, translated_errors
+from .connection import (
+    Waiter,
+    describe_url,
+    shared_pool,
+    thread_connections,
+    translated_errors,
+)
 
 __all__ = ['RedisQueue']
 
@@ -97,10 +105,11 @@ class RedisQueue(QueueBase):
         common = dict(socket_timeout=socket_timeout,
                       socket_connect_timeout=socket_timeout,
                       socket_keepalive=True,
-                      # No blind retries: a command whose reply was lost may
-                      # have been applied.  Idempotent operations retry once
-                      # themselves (_twice); a reserve recovers instead.
-                      retry=Retry(NoBackoff(), 0))
+                      # The pool serves reads and idempotent writes
+                      # (discard, reset): once more after a failure, as
+                      # after a Redis restart.  The scripts that move tasks
+                      # run on thread connections that never re-send.
+                      retry=Retry(NoBackoff(), 1))
         if url:
             self.pool = shared_pool(
                 (url, socket_timeout),
@@ -119,7 +128,8 @@ class RedisQueue(QueueBase):
                     db=db, username=username, password=password, **common))
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
-        register = self.client.register_script
+        self.connections = thread_connections(self.pool)
+        register = self.connections.script
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
         self._reserve = register(scripts.RESERVE)
@@ -192,15 +202,11 @@ class RedisQueue(QueueBase):
                 queue.status_ttl for queue in queues)])
 
     def discard(self, batch_id):
-        def discard_once():
-            # A pipeline forgets its commands when it fails: build it anew
-            # for each attempt.
+        with translated_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
             pipe.execute()
-        with translated_errors(self.where):
-            _twice(discard_once)
 
     # -- the consumer's side ---------------------------------------------
 
@@ -436,6 +442,7 @@ class RedisQueue(QueueBase):
         for consumer in list(self._waiting):
             with contextlib.suppress(BackendUnavailable):
                 self.interrupt(consumer)
+        self.connections.disconnect()
         self.pool.disconnect()
 
     # -- helpers ---------------------------------------------------------

@@ -1,15 +1,27 @@
-"""Connections to Redis: shared pools, blocking waits, error translation."""
+"""Connections to Redis: shared pools, each thread's own connection for
+the scripts, blocking waits, error translation."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import threading
 import urllib.parse
+import weakref
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ...errors import BackendUnavailable
 
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # the ``redis`` extra brings hiredis; it is optional
+    _hiredis_pack = None
+
 _pools: dict = {}
+_thread_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
 
 
@@ -20,6 +32,100 @@ def shared_pool(key: tuple, make) -> redis.ConnectionPool:
         if key not in _pools:
             _pools[key] = make()
         return _pools[key]
+
+
+def thread_connections(pool: redis.ConnectionPool) -> ThreadConnections:
+    """The thread connections to the Redis of ``pool``, shared like it."""
+    with _pools_lock:
+        if pool not in _thread_connections:
+            _thread_connections[pool] = ThreadConnections(pool)
+        return _thread_connections[pool]
+
+
+class ThreadConnections:
+    """A connection of each thread's own to one Redis, for the scripts that
+    move tasks (stage, promote, reserve, acknowledge...).
+
+    Why not the pool: per command, redis-py's client and pool spend more
+    than the round trip itself (a pool lock, a select() probe of the
+    connection, observability events, a retry wrapper; measured: 100 µs a
+    command through the client against 41 µs on a bare connection).  A
+    connection only its thread uses needs none of that: it cannot hold
+    another caller's unread reply, and one that failed, or that the server
+    closed while it was idle, is disconnected and connects again on its
+    next use.  Settings (TLS, ACL user, timeouts)
+    are the pool's.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool):
+        self.pool = pool
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def script(self, source: str) -> Script:
+        return Script(self, source)
+
+    def run(self, *command):
+        """Send one command on this thread's connection; its reply."""
+        connection = self._connection()
+        try:
+            stale = connection.can_read()
+        except redis.ConnectionError:
+            stale = True
+        if stale:
+            # An idle connection with something to read was closed by the
+            # server (a restart): what we send now would be lost unseen.
+            connection.disconnect()
+        # redis-py's packer copies the arguments once more on the way to
+        # hiredis's: a fifth of a round trip.
+        packed = ([_hiredis_pack(command)] if _hiredis_pack is not None
+                  else connection.pack_command(*command))
+        connection.send_packed_command(packed, check_health=False)
+        return connection.read_response()
+
+    def disconnect(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.disconnect()
+
+    def _connection(self):
+        if self._pid != os.getpid():
+            # A forked child must not talk on its parent's sockets.
+            self._local = threading.local()
+            self._pid = os.getpid()
+        connection = getattr(self._local, 'connection', None)
+        if connection is None:
+            # No blind retries: a command whose reply was lost may have
+            # been applied.  Idempotent scripts are sent once more by their
+            # callers; a reserve recovers instead.
+            connection = self.pool.connection_class(**dict(
+                self.pool.connection_kwargs, retry=Retry(NoBackoff(), 0)))
+            self._local.connection = connection
+            with self._lock:
+                self._connections.add(connection)
+        return connection
+
+
+class Script:
+    """A Lua script, run by its SHA1 (EVALSHA) on the caller's thread
+    connection, and by its source once when Redis does not know it yet: a
+    NOSCRIPT reply means it did not run, so that is no blind re-send."""
+
+    def __init__(self, connections: ThreadConnections, source: str):
+        self.connections = connections
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys=(), args=()):
+        try:
+            return self.connections.run('EVALSHA', self.sha, len(keys),
+                                        *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return self.connections.run('EVAL', self.source, len(keys),
+                                        *keys, *args)
 
 
 def describe_url(url: str) -> str:

@@ -1,0 +1,56 @@
+"""The thread connections that carry the Redis queue's scripts."""
+import os
+
+import transaction
+
+from wsgi_taskqueue import taskqueue
+
+
+def add_and_commit(url):
+    with transaction.manager:
+        taskqueue.add(url)
+
+
+def test_a_script_finds_its_way_after_redis_forgot_it(redis_queue):
+    add_and_commit('/before')
+    redis_queue.client.script_flush()
+    add_and_commit('/after')
+    taken = redis_queue.reserve('w#1', 10, 0)
+    assert [redis_queue.codec.decode(m).url for m in taken] == [
+        '/before', '/after']
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used(
+        redis_queue, redis_server):
+    add_and_commit('/before')
+    redis_server.restart()
+    redis_queue.client.flushall()
+    # A reserve is never sent twice: on the closed connection it would
+    # fail; the thread connection notices and connects anew first.
+    assert redis_queue.reserve('w#1', 10, 0) == []
+    add_and_commit('/after')
+    [message] = redis_queue.reserve('w#1', 10, 0)
+    assert redis_queue.codec.decode(message).url == '/after'
+
+
+def test_a_forked_child_talks_on_connections_of_its_own(redis_queue):
+    add_and_commit('/parent')
+    parent_id = redis_queue.connections.run('CLIENT', 'ID')
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: reports the connection it used
+        try:
+            add_and_commit('/child')
+            os.write(write_end, str(
+                redis_queue.connections.run('CLIENT', 'ID')).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_id = int(os.read(read_end, 100))
+    os.waitpid(pid, 0)
+    assert child_id != parent_id
+    assert redis_queue.connections.run('CLIENT', 'ID') == parent_id
+    add_and_commit('/parent-again')
+    taken = redis_queue.reserve('w#1', 10, 0)
+    assert [redis_queue.codec.decode(m).url for m in taken] == [
+        '/parent', '/child', '/parent-again']
