@@ -282,9 +282,53 @@ def test_a_commit_takes_one_round_trip_to_stage_and_one_to_promote(
     with transaction.manager:
         taskqueue.add('/one')
         taskqueue.add('/two')
-    used = commands(redis_queue)
-    assert used.get('evalsha') == 2 and 'multi' not in used
     assert urls(redis_queue) == ['/one', '/two']
+    used = commands(redis_queue)
+    assert used.get('evalsha') == 3  # stage, promote; the reserve above
+    assert 'multi' not in used
+
+
+class WritesPauser(VetoingResource):
+    """Pauses Redis's writes once the transaction has committed, before
+    the after-commit promotion is sent."""
+
+    def __init__(self, client):
+        super().__init__(check=lambda: None)
+        self.client = client
+
+    def tpc_finish(self, txn):
+        self.client.execute_command('CLIENT', 'PAUSE', 10_000, 'WRITE')
+
+
+def test_a_commit_does_not_wait_for_the_promotion_to_be_confirmed(
+        redis_queue):
+    transaction.begin()
+    taskqueue.add('/one')
+    transaction.get().join(WritesPauser(redis_queue.client))
+    try:
+        transaction.commit()
+        # Back from the commit while Redis holds the promotion.
+        assert redis_queue.client.llen(redis_queue.pending_key) == 0
+    finally:
+        redis_queue.client.execute_command('CLIENT', 'UNPAUSE')
+    # What the committing thread reads next includes its promotion.
+    assert redis_queue.counts()['pending'] == 1
+
+
+def test_a_promotion_redis_refuses_is_retried_until_it_goes_through(
+        redis_queue, caplog):
+    from wsgi_taskqueue.followup import follow_ups
+    redis_queue.client.set(redis_queue.pending_key, 'not a list')
+    with transaction.manager:
+        taskqueue.add('/one')
+    # The refusal is read with the thread's next command.
+    assert redis_queue.dead_letters() == []
+    assert redis_queue.client.zcard(redis_queue.staged_key) == 1
+    assert 'WRONGTYPE' in caplog.text and 'retrying' in caplog.text
+    assert not follow_ups.wait(0.2)
+    redis_queue.client.delete(redis_queue.pending_key)
+    assert follow_ups.wait(10)
+    assert urls(redis_queue) == ['/one']
 
 
 def test_several_queues_on_one_redis_take_one_round_trip_each_way(

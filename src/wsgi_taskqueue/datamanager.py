@@ -9,6 +9,9 @@ The two-phase commit as the tasks see it:
 * after commit: every resource has finished, so the data the tasks were
   written with is visible; only now are the staged batches promoted to
   pending, each atomically and in the order the tasks were added (G3, G4).
+  The commit does not wait for the promotion's reply (a backend may read
+  it later): a promotion that failed is retried in the background, and
+  one that never gets through is made by a consumer's sweep.
 * abort: staged batches are discarded.
 
 The sort key puts this vote before zope.sqlalchemy's (``~sqlalchemy:``
@@ -108,19 +111,22 @@ class TaskDataManager:
         for queues in self.staged:
             promote = functools.partial(queues[0].promote_batches,
                                         self.batch_id, queues)
+            failed = functools.partial(self._promotion_failed, queues,
+                                       promote)
             try:
-                promote()
+                promote(failed=failed)
             except Exception as exc:
-                names = ', '.join(repr(queue.name) for queue in queues)
-                description = (f'promotion of staged batch {self.batch_id} '
-                               f'of queue(s) {names} (transaction '
-                               f'committed)')
-                log.error('%s failed: %s; retrying in the background, and '
-                          'a consumer\'s sweep promotes it after the grace '
-                          'period if this process stops first',
-                          description, exc)
-                follow_ups.add(description, promote)
+                failed(exc)
         self.staged = []
+
+    def _promotion_failed(self, queues, promote, exc) -> None:
+        names = ', '.join(repr(queue.name) for queue in queues)
+        description = (f'promotion of staged batch {self.batch_id} of '
+                       f'queue(s) {names} (transaction committed)')
+        log.error('%s failed: %s; retrying in the background, and a '
+                  'consumer\'s sweep promotes it after the grace period if '
+                  'this process stops first', description, exc)
+        follow_ups.add(description, promote)
 
     def _count_enqueued(self) -> None:
         counts: dict = {}

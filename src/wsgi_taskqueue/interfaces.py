@@ -33,9 +33,11 @@ class IQueueBackend(Interface):
         """Stage the messages of ``batches`` ({queue: messages}, queues of
         this group) as ``stage`` does, all or none."""
 
-    def promote_batches(batch_id, queues):
+    def promote_batches(batch_id, queues, failed=None):
         """Promote ``batch_id`` in each of ``queues`` (of this group), as
-        ``promote`` does."""
+        ``promote`` does.  With ``failed``, the backend may return before
+        the promotion is confirmed; should it then turn out to have failed,
+        it calls ``failed(error)`` (the caller retries)."""
 
     def stage(batch_id, messages):
         """Store ``messages`` durably under ``batch_id``, invisible to

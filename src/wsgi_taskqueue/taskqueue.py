@@ -130,6 +130,8 @@ def _with_params(url: str, params) -> str:
     if not params:
         return url
     query = _query(params)
+    if not query:  # every value an empty sequence
+        return url
     if '?' not in url:
         return f'{url}?{query}'
     if url.endswith(('?', '&')):

@@ -51,7 +51,7 @@ class LocalQueue(QueueBase):
             self._staged[batch_id] = list(messages)
             self._staged_at[batch_id] = time.time()
 
-    def promote_batches(self, batch_id, queues):
+    def promote_batches(self, batch_id, queues, failed=None):
         with self._changed:
             self._queue(self._staged.pop(batch_id, ()))
             self._staged_at.pop(batch_id, None)

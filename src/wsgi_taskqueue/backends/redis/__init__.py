@@ -189,20 +189,25 @@ class RedisQueue(QueueBase):
             keys += [queue.staged_batch_key(batch_id), queue.staged_key]
             counts.append(len(staged))
             messages += staged
-        with translated_errors(self.where):
+        with self._talking():
             _twice(self._stage, keys=keys, args=[batch_id, *counts, *messages])
 
-    def promote_batches(self, batch_id, queues):
+    def promote_batches(self, batch_id, queues, failed=None):
         keys = []
         for queue in queues:
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
                      queue.staged_key]
-        with translated_errors(self.where):
-            _twice(self._promote, keys=keys, args=[batch_id, *(
-                queue.status_ttl for queue in queues)])
+        args = [batch_id, *(queue.status_ttl for queue in queues)]
+        with self._talking():
+            if failed is None:
+                _twice(self._promote, keys=keys, args=args)
+            else:
+                # The commit need not wait for this round trip: the reply
+                # is read before this thread's next command.
+                self._promote.send(failed, keys=keys, args=args)
 
     def discard(self, batch_id):
-        with translated_errors(self.where):
+        with self._talking():
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
@@ -215,7 +220,7 @@ class RedisQueue(QueueBase):
         owner = owner_of(slot)
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(owner, 0)
-        with translated_errors(self.where):
+        with self._talking():
             while True:
                 taken, next_retry = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
@@ -245,35 +250,35 @@ class RedisQueue(QueueBase):
             self._interruptions[consumer] = (
                 self._interruptions.get(consumer, 0) + 1)
             waiters = list(self._waiting.get(consumer, ()))
-        with translated_errors(self.where):
+        with self._talking():
             for waiter in waiters:
                 if waiter.client_id is not None:
                     self.client.client_unblock(waiter.client_id)
 
     def ack(self, slot, done):
         # Acknowledging again what was acknowledged already does nothing.
-        with translated_errors(self.where):
+        with self._talking():
             _twice(self._reserve, keys=[
                 self.pending_key, self.processing_key(slot), self.delayed_key,
                 self.consumers_key], args=[0, slot, self.status_ttl, '0',
                                            len(done), *_finished(done)])
 
     def retry(self, slot, message, new_message, due, report):
-        with translated_errors(self.where):
+        with self._talking():
             _twice(self._retry,
                    keys=[self.processing_key(slot), self.delayed_key],
                    args=[message, new_message, due, self.status_ttl,
                          *_report_args(report)])
 
     def bury(self, slot, message, record, report=None):
-        with translated_errors(self.where):
+        with self._talking():
             _twice(self._bury, keys=[self.processing_key(slot), self.dead_key],
                    args=[message, record, self.status_ttl,
                          *_report_args(report)])
 
     def requeue_processing(self, consumer, max_deliveries=0):
         requeued = dead = 0
-        with translated_errors(self.where):
+        with self._talking():
             for slot in self._slots(consumer):
                 moved, buried = self._requeue_list(slot, max_deliveries, False)
                 requeued += moved
@@ -281,7 +286,7 @@ class RedisQueue(QueueBase):
         return requeued, dead
 
     def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
-        with translated_errors(self.where):
+        with self._talking():
             return bool(self._acquire(
                 keys=[self.leases_key, self.owners_key, self.info_key],
                 args=[consumer, token, ttl,
@@ -289,13 +294,13 @@ class RedisQueue(QueueBase):
                       '' if gone_pid is None else gone_pid]))
 
     def release(self, consumer, token):
-        with translated_errors(self.where):
+        with self._talking():
             self._release(keys=[self.leases_key, self.owners_key,
                                 self.info_key], args=[consumer, token])
 
     def sweep(self, grace, max_deliveries=0):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
-        with translated_errors(self.where):
+        with self._talking():
             pipe = self.client.pipeline(transaction=False)
             pipe.smembers(self.consumers_key)
             pipe.time()
@@ -323,7 +328,7 @@ class RedisQueue(QueueBase):
     # -- operations ------------------------------------------------------
 
     def counts(self):
-        with translated_errors(self.where):
+        with self._talking():
             pipe = self.client.pipeline(transaction=False)
             pipe.llen(self.pending_key)
             pipe.zcard(self.delayed_key)
@@ -338,7 +343,7 @@ class RedisQueue(QueueBase):
                                in processing.items() if count}}
 
     def consumers(self):
-        with translated_errors(self.where):
+        with self._talking():
             pipe = self.client.pipeline(transaction=False)
             pipe.zrange(self.leases_key, 0, -1, withscores=True)
             pipe.hgetall(self.info_key)
@@ -359,7 +364,7 @@ class RedisQueue(QueueBase):
         return result
 
     def task_status(self, task_id):
-        with translated_errors(self.where):
+        with self._talking():
             fields = self.client.hgetall(self.task_key(task_id))
             if fields:
                 return record({k.decode(): v.decode()
@@ -375,7 +380,7 @@ class RedisQueue(QueueBase):
         found = []
         position = 0
         chunk = max(count, 100)
-        with translated_errors(self.where):
+        with self._talking():
             while len(found) < start + count:
                 ids = self.client.zrevrange(self.tasks_key, position,
                                             position + chunk - 1)
@@ -392,7 +397,7 @@ class RedisQueue(QueueBase):
         return found[start:start + count]
 
     def throughput(self, minutes=15):
-        with translated_errors(self.where):
+        with self._talking():
             seconds, _ = self.client.time()
             current = seconds // 60
             pipe = self.client.pipeline(transaction=False)
@@ -404,35 +409,35 @@ class RedisQueue(QueueBase):
                 for i, fields in enumerate(counts)]
 
     def dead_letters(self, start=0, stop=-1):
-        with translated_errors(self.where):
+        with self._talking():
             return self.client.lrange(self.dead_key, start, stop)
 
     def requeue_dead(self, record, message):
-        with translated_errors(self.where):
+        with self._talking():
             return bool(self._requeue_dead(
                 keys=[self.dead_key, self.pending_key],
                 args=[record, message, self.status_ttl]))
 
     def purge_dead(self):
-        with translated_errors(self.where):
+        with self._talking():
             pipe = self.client.pipeline(transaction=True)
             pipe.llen(self.dead_key)
             pipe.delete(self.dead_key)
             return pipe.execute()[0]
 
     def purge(self):
-        with translated_errors(self.where):
+        with self._talking():
             return self._purge(keys=[self.pending_key, self.delayed_key],
                                args=[self.status_ttl])
 
     def requeue_delayed(self):
-        with translated_errors(self.where):
+        with self._talking():
             return self._requeue_delayed(
                 keys=[self.delayed_key, self.pending_key],
                 args=[self.status_ttl])
 
     def reset(self):
-        with translated_errors(self.where):
+        with self._talking():
             keys = list(self.client.scan_iter(
                 match=_glob_escape(self.base) + '*', count=1000))
             for start in range(0, len(keys), 1000):
@@ -446,6 +451,14 @@ class RedisQueue(QueueBase):
         self.pool.disconnect()
 
     # -- helpers ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _talking(self):
+        """Transport errors as BackendUnavailable; and first, this thread's
+        writes in flight confirmed, so that it reads its own writes."""
+        with translated_errors(self.where):
+            self.connections.settle()
+            yield
 
     def _requeue_list(self, slot, max_deliveries, only_if_gone):
         return self._requeue(
@@ -482,7 +495,7 @@ class RedisQueue(QueueBase):
         """Records of the tasks in staged batches (they have none in the
         status log until promoted), newest batch first."""
         log = MemoryStatusLog(self)
-        with translated_errors(self.where):
+        with self._talking():
             for batch in self.client.zrange(self.staged_key, 0, -1):
                 for message in self.client.lrange(
                         self.staged_batch_key(batch.decode()), 0, -1):
