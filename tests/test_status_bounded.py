@@ -9,6 +9,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.status import Report
 
 from dummies import wait_until
 
@@ -73,3 +74,26 @@ def test_ten_thousand_tasks_leave_at_most_status_max_records(kind, request):
     queue = _run_tasks_through(kind, request)
     assert len(queue.tasks(None, 0, TASKS)) <= STATUS_MAX + SLACK
     assert _records(queue) <= STATUS_MAX + SLACK
+
+
+def test_every_status_key_in_redis_expires_whatever_state_it_is_in(
+        redis_url):
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, status_ttl=600)
+    wsgi_taskqueue.register_queue('default', queue)
+    client = queue.client
+
+    def expiries():
+        keys = [k.decode() for k in client.scan_iter(queue.base + '*')]
+        return {key: client.ttl(key) for key in keys
+                if ':task:' in key or ':minute:' in key}
+
+    with transaction.manager:
+        task_id = taskqueue.add('/a')
+    [message] = queue.reserve('w#1', 1, 0)
+    assert queue.task_status(task_id)['state'] == 'running'
+    assert set(expiries().values()) <= set(range(1, 601))
+    queue.ack('w#1', [(message, Report(task_id, 1, '200 OK', 0.01))])
+    assert queue.task_status(task_id)['state'] == 'done'
+    found = expiries()
+    assert len(found) == 2  # the task's record, the minute's counts
+    assert all(0 < ttl <= 3600 for ttl in found.values())

@@ -133,6 +133,7 @@ class RedisQueue(QueueBase):
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
         self._reserve = register(scripts.RESERVE)
+        self._mark_running = register(scripts.MARK_RUNNING)
         self._retry = register(scripts.RETRY)
         self._bury = register(scripts.BURY)
         self._acquire = register(scripts.ACQUIRE)
@@ -240,8 +241,8 @@ class RedisQueue(QueueBase):
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
                 message = self._waiter(slot, timeout).blmove(
                     self.pending_key, processing, wait,
-                    then=('EVAL', scripts.MARK_RUNNING, 1, processing,
-                          slot, self.status_ttl))
+                    then=(self._mark_running, [processing],
+                          [slot, self.status_ttl]))
                 if message is not None:
                     return [message]
 

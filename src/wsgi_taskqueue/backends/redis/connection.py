@@ -246,29 +246,42 @@ class Waiter:
         self.connection = pool.connection_class(**kwargs)
         self.connection.register_connect_callback(self._learn_id)
         self.client_id: int | None = None
+        #: Scripts the server has run since this connection connected.
+        self.scripts: set = set()
         self.connection.connect()
 
     def _learn_id(self, connection) -> None:
+        self.scripts = set()
         connection.send_command('CLIENT', 'ID')
         self.client_id = connection.read_response()
 
     def blmove(self, source: str, destination: str, timeout: float,
                then: tuple = ()):
         """BLMOVE from the right of ``source`` to the left of
-        ``destination``; ``then`` is a command sent with it, which Redis
-        runs as soon as the wait ends (one round trip for both).  Return
-        the moved message, or None on timeout or CLIENT UNBLOCK."""
+        ``destination``; ``then`` is (script, keys, args), run as soon as
+        the wait ends (one round trip for both): a status write, best
+        effort.  Return the moved message, or None on timeout or CLIENT
+        UNBLOCK."""
         connection = self.connection
+        commands = [('BLMOVE', source, destination, 'RIGHT', 'LEFT', timeout)]
+        if then:
+            script, keys, args = then
+            if script.sha in self.scripts:
+                commands.append(('EVALSHA', script.sha, len(keys), *keys,
+                                 *args))
+            else:
+                self.scripts.add(script.sha)
+                commands.append(script.by_source(keys, args))
         try:
-            connection.send_packed_command(connection.pack_commands([
-                ('BLMOVE', source, destination, 'RIGHT', 'LEFT', timeout),
-                *([then] if then else [])]))
+            connection.send_packed_command(connection.pack_commands(commands))
             message = connection.read_response()
             if then:
                 try:
                     connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    self.scripts.discard(then[0].sha)
                 except redis.ResponseError:
-                    pass  # ``then`` is a status write: best effort
+                    pass
             return message
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()

@@ -25,13 +25,15 @@ local function header(message)
   return nil
 end
 
--- The task id and attempt of a message, cheaply (the encoder writes them
--- first), or nil.
+-- The task id and attempt of a message, cheaply, or nil.  The encoder
+-- writes the id first; ',"a":' can only be the attempt's key, as quotes
+-- inside JSON strings are escaped and header keys are upper case.
 local function id_of(message)
   return string.match(message, '^[^\n]*\n{"v":1,"id":"(%x+)"')
 end
 local function attempt_of(message)
-  return string.match(message, '^[^\n]*\n{[^\n]-"a":(%d+)')
+  local at = string.find(message, ',"a":', 1, true)
+  return at and string.match(message, '^%d+', at + 5)
 end
 
 local function set_status(base, ttl, t, id, ...)
@@ -39,6 +41,16 @@ local function set_status(base, ttl, t, id, ...)
   local key = base .. 'task:' .. id
   redis.call('HSET', key, 'updated', t, ...)
   redis.call('EXPIRE', key, ttl)
+end
+
+-- The record of a task that starts running.  Its expiry is left alone:
+-- whatever the task comes to next (done, retrying, dead, requeued) sets it.
+local function mark_running(base, ttl, t, message, consumer)
+  local id = id_of(message)
+  if ttl <= 0 or not id then return end
+  redis.call('HSET', base .. 'task:' .. id, 'updated', t, 'state', 'running',
+             'consumer', consumer, 'started', t,
+             'attempt', attempt_of(message))
 end
 
 -- A new status record, holding the message's header without its environ
@@ -60,12 +72,14 @@ local function new_status(base, ttl, t, message, state)
   redis.call('ZADD', base .. 'tasks', t, id)
 end
 
--- Outcomes per minute, for throughput charts; kept an hour.
+-- Outcomes per minute, for throughput charts; kept an hour from the
+-- first count of the minute.
 local function count(base, t, outcome, n)
   if n == 0 then return end
   local key = base .. 'minute:' .. math.floor(t / 60)
-  redis.call('HINCRBY', key, outcome, n)
-  redis.call('EXPIRE', key, 3600)
+  if redis.call('HINCRBY', key, outcome, n) == n then
+    redis.call('EXPIRE', key, 3600)
+  end
 end
 
 local function base_of(pending_key)
@@ -152,8 +166,7 @@ for i = 1, tonumber(ARGV[1]) do
   local message = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
   if not message then break end
   taken[i] = message
-  set_status(base, ttl, t, id_of(message), 'state', 'running',
-             'consumer', ARGV[2], 'started', t, 'attempt', attempt_of(message))
+  mark_running(base, ttl, t, message, ARGV[2])
 end
 if #taken > 0 then return {taken, false} end
 local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
@@ -165,10 +178,8 @@ return {taken, next_retry[2] or false}
 MARK_RUNNING = PRELUDE + r"""
 local message = redis.call('LINDEX', KEYS[1], 0)
 if not message then return end
-local t = now()
-set_status(string.match(KEYS[1], '^(.*:)processing:'), tonumber(ARGV[2]), t,
-           id_of(message), 'state', 'running', 'consumer', ARGV[1],
-           'started', t, 'attempt', attempt_of(message))
+mark_running(string.match(KEYS[1], '^(.*:)processing:'), tonumber(ARGV[2]),
+             now(), message, ARGV[1])
 """
 
 #: Take or renew the lease on a consumer name; take it over from a holder
