@@ -54,22 +54,23 @@ local function mark_running(base, ttl, t, message, consumer)
 end
 
 -- A new status record, holding the message's header without its environ
--- (cookies and credentials must not outlive the task).  String operations
--- only: the encoder writes "e" after "m" and before "uid", and no unescaped
--- quote can occur inside a JSON string.
+-- (cookies and credentials must not outlive the task); returns the task
+-- id, for the caller to index (one ZADD for many).  String operations
+-- only: the encoder writes "e" after "m" and before "uid", and no
+-- unescaped quote can occur inside a JSON string.
 local function new_status(base, ttl, t, message, state)
-  if ttl <= 0 then return end
+  if ttl <= 0 then return nil end
   local id = id_of(message)
-  if not id then return end
+  if not id then return nil end
   local first = string.find(message, '\n', 1, true)
   local second = string.find(message, '\n', first + 1, true)
   local environ = string.find(message, ',"e":', first, true)
   local user = environ and string.find(message, ',"uid":', environ, true)
-  if not second or not user or user > second then return end
+  if not second or not user or user > second then return nil end
   set_status(base, ttl, t, id, 'id', id, 'state', state, 'header',
              string.sub(message, first + 1, environ - 1) ..
              string.sub(message, user, second - 1))
-  redis.call('ZADD', base .. 'tasks', t, id)
+  return id
 end
 
 -- Outcomes per minute, for throughput charts; kept an hour from the
@@ -100,8 +101,18 @@ for q = 1, #KEYS, 3 do
     redis.call('LPUSH', KEYS[q + 1],
                unpack(items, i, math.min(i + 999, #items)))
   end
+  local index = {}
   for i = 1, #items do
-    new_status(base, ttl, t + i / 1000000, items[i], 'queued')
+    local at = t + i / 1000000
+    local id = new_status(base, ttl, at, items[i], 'queued')
+    if id then
+      index[#index + 1] = at
+      index[#index + 1] = id
+    end
+  end
+  for i = 1, #index, 1000 do
+    redis.call('ZADD', base .. 'tasks',
+               unpack(index, i, math.min(i + 999, #index)))
   end
   redis.call('DEL', KEYS[q])
   redis.call('ZREM', KEYS[q + 2], ARGV[1])
