@@ -47,15 +47,15 @@ class ThreadConnections:
     move tasks (stage, promote, reserve, acknowledge...).
 
     Why not the pool: per command, redis-py's client and pool spend more
-    than the round trip itself (a pool lock, a select() probe of the
-    connection, observability events, a retry wrapper; measured: 100 µs a
-    command through the client against 41 µs on a bare connection).  A
-    connection only its thread uses needs none of that, and it can carry
-    a write whose reply is read later (``send``): Redis answers in order,
-    so the thread reads it before the reply to its next command.  One that
-    failed, or that the server closed while it was idle, is disconnected
-    and connects again on its next use.  Settings (TLS, ACL user,
-    timeouts) are the pool's.
+    than the round trip itself (a pool lock, observability events, a retry
+    wrapper, argument copies; measured: 100 µs a command through the
+    client against 41 µs on a bare connection).  A connection only its
+    thread uses needs none of that, and it can carry a write whose reply
+    is read later (``send_script``): Redis answers in order, so the thread
+    reads it before the reply to its next command.  One that failed, or
+    that the server closed while it was idle, is disconnected and connects
+    again on its next use.  Settings (TLS, ACL user, timeouts) are the
+    pool's.
     """
 
     def __init__(self, pool: redis.ConnectionPool):
