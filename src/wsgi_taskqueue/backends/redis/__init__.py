@@ -142,6 +142,7 @@ class RedisQueue(QueueBase):
         self._requeue_dead = register(scripts.REQUEUE_DEAD)
         self._requeue_delayed = register(scripts.REQUEUE_DELAYED)
         self._purge = register(scripts.PURGE)
+        self._purge_dead = register(scripts.PURGE_DEAD)
         self._trim_status = register(scripts.TRIM_STATUS)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
@@ -420,11 +421,10 @@ class RedisQueue(QueueBase):
                 args=[record, message, self.status_ttl]))
 
     def purge_dead(self):
+        # A script, not a MULTI on the pool: re-sent after a lost reply, it
+        # would purge nothing and say so.
         with self._talking():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.llen(self.dead_key)
-            pipe.delete(self.dead_key)
-            return pipe.execute()[0]
+            return self._purge_dead(keys=[self.dead_key])
 
     def purge(self):
         with self._talking():

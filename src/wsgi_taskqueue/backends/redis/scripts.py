@@ -368,3 +368,10 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 return #pending + #delayed
 """
+
+#: Delete the dead letters.  KEYS: dead.  Returns how many there were.
+PURGE_DEAD = r"""
+local count = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return count
+"""
