@@ -75,3 +75,35 @@ def test_a_commit_whose_reply_was_lost_runs_its_tasks_once_or_never(
     else:
         assert runs == {}, outcome
     assert worker.running
+
+
+@pytest.mark.parametrize('then', ['reconnects', 'is-down'])
+def test_a_promotion_whose_reply_was_lost_runs_its_tasks_once(
+        proxy, cluster, then):
+    """G2 and G5: the commit sends the promotion without waiting for its
+    reply; Redis applies it and the reply is lost with the connection
+    (then Redis is reachable again at once, or only later).  The request
+    has answered already; its tasks must run, once each."""
+    cluster.web(redis_url=proxy.url)
+    worker = cluster.worker('w1', staged_grace=STAGED_GRACE)
+    # Of the web process's commands, only the promotion names the pending
+    # list (the stage names the staged batch; consumers talk to Redis
+    # directly).
+    proxy.drop_reply_to(b'{default}:pending', then_refuse=then == 'is-down')
+    name = uuid.uuid4().hex
+    response = cluster.enqueue(count=2, name=name)
+    assert response.status_code == 200
+    cluster.wait_until(lambda: proxy.dropped == 1, 'the reply to be lost')
+    proxy.accept_again()
+    # The next commit (on whichever thread) finds its way too; a thread
+    # that meets the lost reply re-sends the promotion, which is
+    # idempotent.
+    again = uuid.uuid4().hex
+    assert cluster.enqueue(count=1, name=again).status_code == 200
+    tasks = cluster.ledger.added(name) + cluster.ledger.added(again)
+    assert len(tasks) == 3
+    cluster.wait_for_runs(tasks)
+    cluster.wait_until(cluster.settled, 'a settled queue', RECOVERY)
+    runs = collections.Counter(run[0] for run in cluster.ledger.runs())
+    assert runs == dict.fromkeys(tasks, 1)
+    assert worker.running
