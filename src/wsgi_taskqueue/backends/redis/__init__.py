@@ -73,11 +73,11 @@ from ...status import MemoryStatusLog, record
 from ..base import QueueBase, owner_of
 from . import scripts
 from .connection import (
+    Talking,
     Waiter,
     describe_url,
     shared_pool,
     thread_connections,
-    translated_errors,
 )
 
 __all__ = ['RedisQueue']
@@ -129,6 +129,7 @@ class RedisQueue(QueueBase):
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
         self.connections = thread_connections(self.pool)
+        self._talking = Talking(self.where, self.connections)
         register = self.connections.script
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
@@ -191,7 +192,7 @@ class RedisQueue(QueueBase):
             keys += [queue.staged_batch_key(batch_id), queue.staged_key]
             counts.append(len(staged))
             messages += staged
-        with self._talking():
+        with self._talking:
             _twice(self._stage, keys=keys, args=[batch_id, *counts, *messages])
 
     def promote_batches(self, batch_id, queues, failed=None):
@@ -200,7 +201,7 @@ class RedisQueue(QueueBase):
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
                      queue.staged_key]
         args = [batch_id, *(queue.status_ttl for queue in queues)]
-        with self._talking():
+        with self._talking:
             if failed is None:
                 _twice(self._promote, keys=keys, args=args)
             else:
@@ -209,7 +210,7 @@ class RedisQueue(QueueBase):
                 self._promote.send(failed, keys=keys, args=args)
 
     def discard(self, batch_id):
-        with self._talking():
+        with self._talking:
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.staged_batch_key(batch_id))
             pipe.zrem(self.staged_key, batch_id)
@@ -222,7 +223,7 @@ class RedisQueue(QueueBase):
         owner = owner_of(slot)
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(owner, 0)
-        with self._talking():
+        with self._talking:
             while True:
                 taken, next_retry = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
@@ -252,35 +253,35 @@ class RedisQueue(QueueBase):
             self._interruptions[consumer] = (
                 self._interruptions.get(consumer, 0) + 1)
             waiters = list(self._waiting.get(consumer, ()))
-        with self._talking():
+        with self._talking:
             for waiter in waiters:
                 if waiter.client_id is not None:
                     self.client.client_unblock(waiter.client_id)
 
     def ack(self, slot, done):
         # Acknowledging again what was acknowledged already does nothing.
-        with self._talking():
+        with self._talking:
             _twice(self._reserve, keys=[
                 self.pending_key, self.processing_key(slot), self.delayed_key,
                 self.consumers_key], args=[0, slot, self.status_ttl, '0',
                                            len(done), *_finished(done)])
 
     def retry(self, slot, message, new_message, due, report):
-        with self._talking():
+        with self._talking:
             _twice(self._retry,
                    keys=[self.processing_key(slot), self.delayed_key],
                    args=[message, new_message, due, self.status_ttl,
                          *_report_args(report)])
 
     def bury(self, slot, message, record, report=None):
-        with self._talking():
+        with self._talking:
             _twice(self._bury, keys=[self.processing_key(slot), self.dead_key],
                    args=[message, record, self.status_ttl,
                          *_report_args(report)])
 
     def requeue_processing(self, consumer, max_deliveries=0):
         requeued = dead = 0
-        with self._talking():
+        with self._talking:
             for slot in self._slots(consumer):
                 moved, buried = self._requeue_list(slot, max_deliveries, False)
                 requeued += moved
@@ -288,7 +289,7 @@ class RedisQueue(QueueBase):
         return requeued, dead
 
     def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
-        with self._talking():
+        with self._talking:
             return bool(self._acquire(
                 keys=[self.leases_key, self.owners_key, self.info_key],
                 args=[consumer, token, ttl,
@@ -296,13 +297,13 @@ class RedisQueue(QueueBase):
                       '' if gone_pid is None else gone_pid]))
 
     def release(self, consumer, token):
-        with self._talking():
+        with self._talking:
             self._release(keys=[self.leases_key, self.owners_key,
                                 self.info_key], args=[consumer, token])
 
     def sweep(self, grace, max_deliveries=0):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
-        with self._talking():
+        with self._talking:
             pipe = self.client.pipeline(transaction=False)
             pipe.smembers(self.consumers_key)
             pipe.time()
@@ -330,7 +331,7 @@ class RedisQueue(QueueBase):
     # -- operations ------------------------------------------------------
 
     def counts(self):
-        with self._talking():
+        with self._talking:
             pipe = self.client.pipeline(transaction=False)
             pipe.llen(self.pending_key)
             pipe.zcard(self.delayed_key)
@@ -345,7 +346,7 @@ class RedisQueue(QueueBase):
                                in processing.items() if count}}
 
     def consumers(self):
-        with self._talking():
+        with self._talking:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrange(self.leases_key, 0, -1, withscores=True)
             pipe.hgetall(self.info_key)
@@ -366,7 +367,7 @@ class RedisQueue(QueueBase):
         return result
 
     def task_status(self, task_id):
-        with self._talking():
+        with self._talking:
             fields = self.client.hgetall(self.task_key(task_id))
             if fields:
                 return record({k.decode(): v.decode()
@@ -382,7 +383,7 @@ class RedisQueue(QueueBase):
         found = []
         position = 0
         chunk = max(count, 100)
-        with self._talking():
+        with self._talking:
             while len(found) < start + count:
                 ids = self.client.zrevrange(self.tasks_key, position,
                                             position + chunk - 1)
@@ -399,7 +400,7 @@ class RedisQueue(QueueBase):
         return found[start:start + count]
 
     def throughput(self, minutes=15):
-        with self._talking():
+        with self._talking:
             seconds, _ = self.client.time()
             current = seconds // 60
             pipe = self.client.pipeline(transaction=False)
@@ -411,11 +412,11 @@ class RedisQueue(QueueBase):
                 for i, fields in enumerate(counts)]
 
     def dead_letters(self, start=0, stop=-1):
-        with self._talking():
+        with self._talking:
             return self.client.lrange(self.dead_key, start, stop)
 
     def requeue_dead(self, record, message):
-        with self._talking():
+        with self._talking:
             return bool(self._requeue_dead(
                 keys=[self.dead_key, self.pending_key],
                 args=[record, message, self.status_ttl]))
@@ -423,22 +424,22 @@ class RedisQueue(QueueBase):
     def purge_dead(self):
         # A script, not a MULTI on the pool: re-sent after a lost reply, it
         # would purge nothing and say so.
-        with self._talking():
+        with self._talking:
             return self._purge_dead(keys=[self.dead_key])
 
     def purge(self):
-        with self._talking():
+        with self._talking:
             return self._purge(keys=[self.pending_key, self.delayed_key],
                                args=[self.status_ttl])
 
     def requeue_delayed(self):
-        with self._talking():
+        with self._talking:
             return self._requeue_delayed(
                 keys=[self.delayed_key, self.pending_key],
                 args=[self.status_ttl])
 
     def reset(self):
-        with self._talking():
+        with self._talking:
             keys = list(self.client.scan_iter(
                 match=_glob_escape(self.base) + '*', count=1000))
             for start in range(0, len(keys), 1000):
@@ -452,14 +453,6 @@ class RedisQueue(QueueBase):
         self.pool.disconnect()
 
     # -- helpers ---------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _talking(self):
-        """Transport errors as BackendUnavailable; and first, this thread's
-        writes in flight confirmed, so that it reads its own writes."""
-        with translated_errors(self.where):
-            self.connections.settle()
-            yield
 
     def _requeue_list(self, slot, max_deliveries, only_if_gone):
         return self._requeue(
@@ -496,7 +489,7 @@ class RedisQueue(QueueBase):
         """Records of the tasks in staged batches (they have none in the
         status log until promoted), newest batch first."""
         log = MemoryStatusLog(self)
-        with self._talking():
+        with self._talking:
             for batch in self.client.zrange(self.staged_key, 0, -1):
                 for message in self.client.lrange(
                         self.staged_batch_key(batch.decode()), 0, -1):

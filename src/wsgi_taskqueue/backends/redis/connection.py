@@ -1,8 +1,7 @@
 """Connections to Redis: shared pools, each thread's own connection for
-the scripts, blocking waits, error translation."""
+the scripts, blocking waits, error translation (``Talking``)."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -222,19 +221,34 @@ def describe_url(url: str) -> str:
     return f'{parts.scheme}://{host}{port}{parts.path if parts.hostname else ""}'
 
 
-@contextlib.contextmanager
-def translated_errors(where: str):
-    """Turn redis-py's transport errors into BackendUnavailable, naming
-    the server but never its password."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BackendUnavailable(f'Redis at {where} unavailable: {exc}') from exc
-    except redis.exceptions.NoPermissionError as exc:
-        # A user whose ACL lacks a key or command the queue needs: no
-        # task can go through, as when Redis is down.
-        raise BackendUnavailable(
-            f'Redis at {where} refused a command: {exc}') from exc
+class Talking:
+    """A context for talking to one Redis: on entry, this thread's writes
+    still in flight are confirmed (``ThreadConnections.settle``), so that
+    the thread reads its own writes; on exit, redis-py's transport errors
+    become BackendUnavailable, naming the server but never its password.
+    A class, not a generator: it wraps every command of the hot path, and
+    costs a tenth of a contextlib one."""
+
+    __slots__ = ('where', 'connections')
+
+    def __init__(self, where: str, connections: ThreadConnections):
+        self.where = where
+        self.connections = connections
+
+    def __enter__(self) -> None:
+        self.connections.settle()
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+            raise BackendUnavailable(
+                f'Redis at {self.where} unavailable: {error}') from error
+        if isinstance(error, redis.exceptions.NoPermissionError):
+            # A user whose ACL lacks a key or command the queue needs: no
+            # task can go through, as when Redis is down.
+            raise BackendUnavailable(
+                f'Redis at {self.where} refused a command: {error}'
+            ) from error
+        return False
 
 
 class Waiter:
