@@ -130,7 +130,7 @@ def test_tasks_of_one_transaction_for_several_queues_all_commit(redis_url):
 
 
 def test_a_vote_against_a_stopped_redis_fails_fast_and_writes_nothing(
-        redis_server, redis_url):
+        redis_server, redis_url, caplog):
     queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
     wsgi_taskqueue.register_queue('default', queue)
     redis_server.stop()
@@ -138,7 +138,7 @@ def test_a_vote_against_a_stopped_redis_fails_fast_and_writes_nothing(
         transaction.begin()
         taskqueue.add('/never')
         started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match=r'127\.0\.0\.1'):
+        with pytest.raises(BackendUnavailable, match=r'127\.0\.0\.1') as info:
             transaction.commit()
         assert time.monotonic() - started < 5
         transaction.abort()
@@ -146,6 +146,9 @@ def test_a_vote_against_a_stopped_redis_fails_fast_and_writes_nothing(
         redis_server.start()
     assert urls(queue) == []
     assert queue.counts()['staged'] == 0
+    # No connection, so the stage never left: nothing to discard later.
+    assert info.value.unsent
+    assert 'discard' not in caplog.text
 
 
 def test_backend_unavailable_is_a_transient_error_for_retrying_managers():

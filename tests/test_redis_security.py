@@ -59,6 +59,7 @@ def test_a_wrong_password_fails_the_vote_without_showing_it(redis_server,
     transaction.abort()
     assert 'wrong-pw' not in str(info.value)
     assert f'127.0.0.1:{redis_server.port}' in str(info.value)
+    assert info.value.unsent  # refused at the door: nothing to discard
 
 
 def test_tls_with_a_rediss_url():

@@ -28,6 +28,7 @@ from transaction.interfaces import IDataManagerSavepoint, ISavepointDataManager
 from zope.interface import implementer
 
 from . import metrics
+from .errors import BackendUnavailable
 from .followup import follow_ups
 from .task import new_id
 
@@ -85,7 +86,12 @@ class TaskDataManager:
             # Recorded first: a stage whose reply was lost may have been
             # applied, and the abort must discard it.
             self.staged.append(queues)
-            queues[0].stage_batches(self.batch_id, batches)
+            try:
+                queues[0].stage_batches(self.batch_id, batches)
+            except BackendUnavailable as exc:
+                if exc.unsent:  # nothing reached the backend to discard
+                    self.staged.pop()
+                raise
 
     def tpc_finish(self, txn) -> None:
         self.state = 'committed'

@@ -50,8 +50,14 @@ class BackendUnavailable(TaskQueueError, transaction.interfaces.TransientError):
     """The queue backend did not answer in time.
 
     A ``TransientError``, so transaction managers that retry (pyramid_tm,
-    Zope's publisher) may try the whole request again.
+    Zope's publisher) may try the whole request again.  ``unsent`` is true
+    when the operation surely never reached the backend (no connection
+    could be made): then there is nothing to undo.
     """
+
+    def __init__(self, message: str, unsent: bool = False):
+        super().__init__(message)
+        self.unsent = unsent
 
 
 class DecodeError(TaskQueueError):

@@ -24,8 +24,8 @@ MAX_DELAY = 5.0
 
 
 class FollowUps:
-    """Operations retried in order by one daemon thread, started on
-    demand and ended when nothing is left."""
+    """Operations retried in turn by one daemon thread, started on demand
+    and ended when nothing is left."""
 
     def __init__(self):
         self._operations: collections.deque = collections.deque()
@@ -60,6 +60,10 @@ class FollowUps:
                 operation()
             except Exception as exc:
                 log.debug('%s failed again: %s', description, exc)
+                with self._lock:
+                    # To the back of the line: a backend that stays away
+                    # must not hold up what is owed to the others.
+                    self._operations.rotate(-1)
                 threading.Event().wait(delay)
                 delay = min(MAX_DELAY, delay * 2)
                 continue

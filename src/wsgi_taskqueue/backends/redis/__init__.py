@@ -73,6 +73,7 @@ from ...status import MemoryStatusLog, record
 from ..base import QueueBase, owner_of
 from . import scripts
 from .connection import (
+    NotSent,
     Talking,
     Waiter,
     describe_url,
@@ -515,8 +516,14 @@ def _twice(operation, *args, **kwargs):
     pooled connection that a Redis restart closed fails once)."""
     try:
         return operation(*args, **kwargs)
-    except (redis.ConnectionError, redis.TimeoutError):
+    except NotSent:
         return operation(*args, **kwargs)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        try:
+            return operation(*args, **kwargs)
+        except NotSent:
+            # Not sent again, but the first may have been applied.
+            raise redis.ConnectionError(str(exc)) from exc
 
 
 def _report_args(report):

@@ -41,6 +41,11 @@ def thread_connections(pool: redis.ConnectionPool) -> ThreadConnections:
         return _thread_connections[pool]
 
 
+class NotSent(redis.ConnectionError):
+    """No connection could be made, so the command was never sent: the
+    server cannot have applied it."""
+
+
 class ThreadConnections:
     """A connection of each thread's own to one Redis, for the scripts that
     move tasks (stage, promote, reserve, acknowledge...).
@@ -109,7 +114,14 @@ class ThreadConnections:
         return line.connection.read_response()
 
     def _ready_line(self) -> _Line:
-        """This thread's line, connected, with no reply left to read."""
+        """This thread's line, connected, with no reply left to read;
+        NotSent if it cannot connect."""
+        try:
+            return self._connected_line()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise NotSent(str(exc)) from exc
+
+    def _connected_line(self) -> _Line:
         if self._pid != os.getpid():
             # A forked child must not talk on its parent's sockets.
             self._local = threading.local()
@@ -241,7 +253,8 @@ class Talking:
     def __exit__(self, kind, error, traceback) -> bool:
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
             raise BackendUnavailable(
-                f'Redis at {self.where} unavailable: {error}') from error
+                f'Redis at {self.where} unavailable: {error}',
+                unsent=isinstance(error, NotSent)) from error
         if isinstance(error, redis.exceptions.NoPermissionError):
             # A user whose ACL lacks a key or command the queue needs: no
             # task can go through, as when Redis is down.
