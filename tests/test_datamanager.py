@@ -11,6 +11,7 @@ from zope.sqlalchemy import register
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.errors import BackendUnavailable
+from wsgi_taskqueue.followup import follow_ups
 
 Base = declarative_base()
 
@@ -19,6 +20,13 @@ class Row(Base):
     __tablename__ = 'rows'
     id = sa.Column(sa.Integer, primary_key=True)
     name = sa.Column(sa.String)
+
+
+def quick_queue(redis_url):
+    """The default queue, on a Redis a test stops: short timeouts."""
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
+    wsgi_taskqueue.register_queue('default', queue)
+    return queue
 
 
 def urls(queue):
@@ -131,8 +139,7 @@ def test_tasks_of_one_transaction_for_several_queues_all_commit(redis_url):
 
 def test_a_vote_against_a_stopped_redis_fails_fast_and_writes_nothing(
         redis_server, redis_url, caplog):
-    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
-    wsgi_taskqueue.register_queue('default', queue)
+    queue = quick_queue(redis_url)
     redis_server.stop()
     try:
         transaction.begin()
@@ -201,8 +208,7 @@ def test_the_task_votes_before_sqlalchemy_commits_in_its_vote(
         redis_server, redis_url, sql_session):
     """With Redis down the vote fails before the one-phase SQL commit, so
     neither the row nor the task exists."""
-    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
-    wsgi_taskqueue.register_queue('default', queue)
+    queue = quick_queue(redis_url)
     redis_server.stop()
     try:
         transaction.begin()
@@ -237,9 +243,7 @@ class RedisStopper(VetoingResource):
 
 def test_a_promotion_that_meets_a_stopped_redis_happens_once_it_is_back(
         redis_server, redis_url):
-    from wsgi_taskqueue.followup import follow_ups
-    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
-    wsgi_taskqueue.register_queue('default', queue)
+    queue = quick_queue(redis_url)
     transaction.begin()
     taskqueue.add('/committed')
     transaction.get().join(RedisStopper(redis_server, veto=False))
@@ -253,9 +257,7 @@ def test_a_promotion_that_meets_a_stopped_redis_happens_once_it_is_back(
 
 def test_a_discard_that_meets_a_stopped_redis_happens_once_it_is_back(
         redis_server, redis_url):
-    from wsgi_taskqueue.followup import follow_ups
-    queue = wsgi_taskqueue.RedisQueue(url=redis_url, socket_timeout=1.0)
-    wsgi_taskqueue.register_queue('default', queue)
+    queue = quick_queue(redis_url)
     transaction.begin()
     taskqueue.add('/aborted')
     transaction.get().join(RedisStopper(redis_server, veto=True))
@@ -320,7 +322,6 @@ def test_a_commit_does_not_wait_for_the_promotion_to_be_confirmed(
 
 def test_a_promotion_redis_refuses_is_retried_until_it_goes_through(
         redis_queue, caplog):
-    from wsgi_taskqueue.followup import follow_ups
     redis_queue.client.set(redis_queue.pending_key, 'not a list')
     with transaction.manager:
         taskqueue.add('/one')
