@@ -1,7 +1,12 @@
+import json
+from unittest import mock
+
 import hypothesis.strategies as st
+import orjson
 import pytest
 from hypothesis import given
 
+from wsgi_taskqueue import task as task_module
 from wsgi_taskqueue.errors import DecodeError
 from wsgi_taskqueue.task import Codec, Task
 
@@ -100,6 +105,26 @@ def test_any_valid_task_round_trips(url, method, environ, payload, user_id,
     task = make_task(url=url, method=method, environ=environ,
                      payload=payload, user_id=user_id)
     assert codec.decode(codec.encode(task)) == task
+
+
+@given(url=text, method=text, environ=st.dictionaries(text, text),
+       user_id=st.none() | text, created_at=st.floats(1, 4e9),
+       attempt=st.integers(1, 10**6))
+def test_orjson_and_the_standard_library_write_the_same_messages(
+        url, method, environ, user_id, created_at, attempt):
+    """Processes with and without the speedups extra share queues, and
+    the Lua scripts search a header's text: both must write the same."""
+    task = Task(id='f' * 32, queue='q', url=url, method=method,
+                environ=environ, payload=b'', user_id=user_id,
+                created_at=created_at, attempt=attempt)
+    codec = Codec(['secret'])
+    assert task_module.encode_header is orjson.dumps
+    fast = codec.encode(task)
+    with mock.patch.object(task_module, 'encode_header',
+                           task_module.encode_header_stdlib):
+        assert codec.encode(task) == fast
+    header = fast.split(b'\n')[1]
+    assert orjson.loads(header) == json.loads(header)
 
 
 @given(url=text, method=text, environ=st.dictionaries(text, text),

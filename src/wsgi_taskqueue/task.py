@@ -26,8 +26,22 @@ FORMAT_VERSION = 1
 
 #: One encoder for every header: ``json.dumps`` with options builds a new
 #: one per call, which costs more than the encoding.
-_encode_header = json.JSONEncoder(separators=(',', ':'),
-                                  ensure_ascii=False).encode
+_encoder = json.JSONEncoder(separators=(',', ':'), ensure_ascii=False)
+
+
+def encode_header_stdlib(fields: dict) -> bytes:
+    """A header as compact UTF-8 JSON, in the order of ``fields``: the
+    layout the Lua scripts search (``scripts.py``)."""
+    return _encoder.encode(fields).encode()
+
+
+try:
+    # The speedups extra: the same bytes for a header, ten times faster,
+    # and four times faster to read.
+    from orjson import dumps as encode_header
+    from orjson import loads as decode_header
+except ImportError:
+    encode_header, decode_header = encode_header_stdlib, json.loads
 
 
 def new_id() -> str:
@@ -91,14 +105,16 @@ class Codec:
         self.keys = [s.encode() if isinstance(s, str) else bytes(s)
                      for s in secrets]
         self.max_payload_size = max_payload_size
+        # Keyed once: a copy per message skips the key schedule.
+        self._macs = [hmac.new(key, digestmod='sha256') for key in self.keys]
 
     def encode(self, task: Task) -> bytes:
-        header = _encode_header({
+        header = encode_header({
             'v': FORMAT_VERSION, 'id': task.id, 'q': task.queue,
             'u': task.url, 'm': task.method, 'e': task.environ,
             'uid': task.user_id, 't': task.created_at, 'a': task.attempt,
             'sn': task.script_name, 's': task.url_scheme,
-        }).encode()
+        })
         body = header + b'\n' + task.payload
         return self._sign(body) + b'\n' + body
 
@@ -126,9 +142,9 @@ class Codec:
         return _parse(body, message)
 
     def _sign(self, body: bytes) -> bytes:
-        if not self.keys:
+        if not self._macs:
             return b''
-        return hmac.digest(self.keys[0], body, 'sha256').hex().encode()
+        return _mac(self._macs[0], body)
 
     def _verify(self, signature: bytes, body: bytes, message: bytes) -> None:
         if not self.keys:
@@ -138,17 +154,23 @@ class Codec:
             return
         if not signature:
             raise DecodeError('unsigned task refused', message)
-        for key in self.keys:
-            expected = hmac.digest(key, body, 'sha256').hex().encode()
-            if hmac.compare_digest(expected, signature):
+        for mac in self._macs:
+            if hmac.compare_digest(_mac(mac, body), signature):
                 return
         raise DecodeError('task signature does not match any secret', message)
+
+
+def _mac(keyed, body: bytes) -> bytes:
+    """The signature of ``body``: hex HMAC-SHA256 by the key of ``keyed``."""
+    mac = keyed.copy()
+    mac.update(body)
+    return mac.hexdigest().encode()
 
 
 def _parse(body: bytes, message: bytes) -> Task:
     header, _, payload = body.partition(b'\n')
     try:
-        fields = json.loads(header)
+        fields = decode_header(header)
     except ValueError as exc:
         raise DecodeError(f'task header is not JSON: {exc}', message) from None
     if not isinstance(fields, dict) or fields.get('v') != FORMAT_VERSION:
