@@ -47,8 +47,12 @@ COPY = object()
 #: query parameter: text made only of them needs no quoting (the common
 #: case, and quoting costs more than the rest of ``add``).
 _SAFE_IN_URL = "/?&=%:@!$'()*+,;~-._"
-_UNQUOTED_URL = re.compile(r"[A-Za-z0-9/?&=%:@!$'()*+,;~\-._]*\Z")
-_UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*\Z')
+#: A path inside the app made only of those: valid (``check_url``) and
+#: needing no quoting.
+_UNQUOTED_URL = re.compile(r"/(?!/)[A-Za-z0-9/?&=%:@!$'()*+,;~\-._]*\Z")
+#: A parameter whose name and value need no quoting: ``=`` is not among
+#: the name's characters, so the name cannot swallow it.
+_UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*=[A-Za-z0-9_.~\-]*\Z')
 
 
 def add(url: str, method: str = 'GET', params: dict | None = None,
@@ -107,9 +111,9 @@ def _transaction_manager(environ):
 
 
 def _checked_url(url) -> str:
+    if type(url) is str and _UNQUOTED_URL.match(url):
+        return url  # a path of safe characters: valid as it is
     check_url(url)
-    if _UNQUOTED_URL.match(url):
-        return url
     # Non-ASCII paths are legal in views; they travel percent-encoded.
     return urllib.parse.quote(url, safe=_SAFE_IN_URL)
 
@@ -144,14 +148,13 @@ def _query(params: dict) -> str:
     the parameters that need no quoting: names and numbers, mostly."""
     parts = []
     for name, value in params.items():
-        text = (value if type(value) is str
-                else str(value) if type(value) in (int, float) else None)
-        if (text is not None and type(name) is str
-                and _UNQUOTED_PARAM.match(name) and _UNQUOTED_PARAM.match(text)):
-            parts.append(f'{name}={text}')
-        else:
-            parts.append(urllib.parse.urlencode({name: value}, doseq=True))
-    return '&'.join(part for part in parts if part)
+        if type(name) is str and type(value) in (str, int, float):
+            part = f'{name}={value}'
+            if _UNQUOTED_PARAM.match(part):
+                parts.append(part)
+                continue
+        parts.append(urllib.parse.urlencode({name: value}, doseq=True))
+    return '&'.join(filter(None, parts))
 
 
 def _task_environ(environ, headers, copy_body: bool,
