@@ -22,7 +22,7 @@ PEERS = {'huey', 'dramatiq', 'celery', 'rq'}
 ENQUEUE_ROWS = FLOORS | PEERS | {'ours', 'ours_txn100', 'ours_sqlite',
                                  'ours_sqlite_txn100'}
 DRAIN_ROWS = FLOORS | PEERS | {'dramatiq_prefetch100', 'ours',
-                               'ours_prefetch100'}
+                               'ours_prefetch4', 'ours_prefetch100'}
 LATENCY_ROWS = PEERS | {'floor', 'dramatiq_prefetch100', 'ours'}
 
 #: Metric -> the rows that must have it.

@@ -30,4 +30,4 @@ FLOORS = ('floor', 'floor_pipelined')
 PEERS = ('huey', 'dramatiq', 'dramatiq_prefetch100', 'celery', 'rq')
 #: Our queue and its variants.
 OURS = ('ours', 'ours_txn100', 'ours_sqlite', 'ours_sqlite_txn100',
-        'ours_prefetch100', 'ours_web')
+        'ours_prefetch4', 'ours_prefetch100', 'ours_web')
