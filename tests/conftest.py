@@ -11,12 +11,31 @@ import transaction
 import wsgi_taskqueue
 from wsgi_taskqueue import registry
 from wsgi_taskqueue.testing import RedisServer
+from wsgi_taskqueue.testing_ha import SentinelGroup
 
 
 @pytest.fixture(scope='session')
 def redis_server():
     with RedisServer(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture(scope='session')
+def sentinel_group():
+    """A primary, two replicas and three Sentinels, shared by the suite."""
+    with SentinelGroup() as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_url(sentinel_group):
+    """The redis+sentinel URL of the group, every server running and
+    empty."""
+    for server in sentinel_group.servers:
+        if server.process is None:  # a test killed it
+            sentinel_group.revive(server)
+    sentinel_group.flush()
+    return sentinel_group.url
 
 
 @pytest.fixture

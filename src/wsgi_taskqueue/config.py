@@ -75,6 +75,18 @@ def _lines(value) -> list[str]:
     return [line.strip() for line in str(value).split() if line.strip()]
 
 
+def _addresses(value) -> list[str]:
+    """host:port pairs, separated by whitespace or commas."""
+    addresses = str(value).replace(',', ' ').split()
+    for address in addresses:
+        host, _, port = address.rpartition(':')
+        if not host or not port.isdigit():
+            raise ValueError(f'expected host:port, not {address!r}')
+    if not addresses:
+        raise ValueError('expected host:port, ...')
+    return addresses
+
+
 _HOST = re.compile(r'([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?')
 
 
@@ -120,6 +132,18 @@ REDIS_SETTINGS = {
     'unix_socket_path': (str, None),
     'socket_timeout': (_positive, 5.0),
     'key_prefix': (_name, 'wsgi-taskqueue'),
+    # A Sentinel group (also: url = redis+sentinel://h:p,h:p/service/db):
+    # the Sentinels' host:port (whitespace- or comma-separated), the name
+    # they watch the primary under, and their own password if any.
+    'sentinels': (_addresses, None),
+    'service_name': (_name, None),
+    'sentinel_password': (str, None),
+    # A Redis Cluster reached through the node of url or host/port (also:
+    # url = redis+cluster://h:p,h:p).
+    'cluster': (as_bool, False),
+    # Replicas that must have a transaction's tasks before its vote says
+    # yes (WAIT, at most half of socket_timeout); see docs/scale.rst.
+    'min_replicas': (_at_least(0, int), 0),
 }
 
 BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS}

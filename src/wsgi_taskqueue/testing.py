@@ -32,7 +32,8 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
-                 executable: str = 'redis-server', tls: bool = False):
+                 executable: str = 'redis-server', tls: bool = False,
+                 options: tuple = ()):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -41,6 +42,8 @@ class RedisServer:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.tls = tls
+        #: More command-line options (``('--replicaof', host, port)``...).
+        self.options = tuple(options)
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
         self.process: subprocess.Popen | None = None
         if tls:
@@ -67,7 +70,7 @@ class RedisServer:
             '--dir', self.directory, '--save', '',
             '--appendonly', 'yes' if self.appendonly else 'no',
             '--appendfsync', 'always',
-            '--daemonize', 'no', '--loglevel', 'warning',
+            '--daemonize', 'no', '--loglevel', 'warning', *self.options,
         ]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

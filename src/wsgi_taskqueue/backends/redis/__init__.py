@@ -63,8 +63,6 @@ import threading
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from zope.interface import implementer
 
 from ...errors import BackendUnavailable, DecodeError
@@ -72,14 +70,8 @@ from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
 from ..base import QueueBase, owner_of, unfinished_reason
 from . import scripts
-from .connection import (
-    NotSent,
-    Talking,
-    Waiter,
-    describe_url,
-    shared_pool,
-    thread_connections,
-)
+from .connection import NotSent, Talking, Waiter, thread_connections
+from .topology import Route, topology_for
 
 __all__ = ['RedisQueue']
 
@@ -99,39 +91,28 @@ class RedisQueue(QueueBase):
                  username: str | None = None, password: str | None = None,
                  unix_socket_path: str | None = None,
                  socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-                 key_prefix: str = 'wsgi-taskqueue', **options):
+                 key_prefix: str = 'wsgi-taskqueue', sentinels=(),
+                 service_name: str | None = None,
+                 sentinel_password: str | None = None, cluster: bool = False,
+                 min_replicas: int = 0, **options):
         self.key_prefix = key_prefix
+        self.topology = topology_for(
+            url=url, host=host, port=port, db=db, username=username,
+            password=password, unix_socket_path=unix_socket_path,
+            socket_timeout=socket_timeout, sentinels=sentinels,
+            service_name=service_name, sentinel_password=sentinel_password,
+            cluster=cluster)
+        self.route = None
         super().__init__(name, **options)
         self.socket_timeout = socket_timeout
-        common = dict(socket_timeout=socket_timeout,
-                      socket_connect_timeout=socket_timeout,
-                      socket_keepalive=True,
-                      # The pool serves reads and idempotent writes
-                      # (discard, reset): once more after a failure, as
-                      # after a Redis restart.  The scripts that move tasks
-                      # run on thread connections that never re-send.
-                      retry=Retry(NoBackoff(), 1))
-        if url:
-            self.pool = shared_pool(
-                (url, socket_timeout),
-                lambda: redis.ConnectionPool.from_url(url, **common))
-            self.where = describe_url(url)
-        else:
-            self.pool = shared_pool(
-                (host, port, db, username, password, unix_socket_path,
-                 socket_timeout),
-                lambda: redis.ConnectionPool(
-                    connection_class=(redis.UnixDomainSocketConnection
-                                      if unix_socket_path
-                                      else redis.Connection),
-                    **({'path': unix_socket_path} if unix_socket_path
-                       else {'host': host, 'port': port}),
-                    db=db, username=username, password=password, **common))
-            self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
-        self.client = redis.Redis(connection_pool=self.pool)
-        self.connections = thread_connections(self.pool)
-        self._talking = Talking(self.where, self.connections)
-        register = self.connections.script
+        if min_replicas < 0:
+            raise ValueError(f'min_replicas must be at least 0, not '
+                             f'{min_replicas}')
+        self.min_replicas = min_replicas
+        self.where = self.topology.where
+        self.topology.watch()
+        self._talking = Talking(self.where, self.route)
+        register = self.route.script
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
         self._reserve = register(scripts.RESERVE)
@@ -153,13 +134,34 @@ class RedisQueue(QueueBase):
         self._interruptions: dict[str, int] = {}
 
     @property
+    def pool(self) -> redis.ConnectionPool:
+        """The pool of the server holding this queue's keys."""
+        return self.route.pool
+
+    @property
+    def connections(self):
+        """This process's thread connections to that server."""
+        return self.route.connections
+
+    @property
+    def client(self):
+        """A client for reads and idempotent writes (on a Cluster, one that
+        follows redirections)."""
+        return self.route.client
+
+    @property
     def name(self) -> str:
         return self._name
 
     @name.setter
     def name(self, value: str) -> None:
-        # The keys follow the name the queue is registered under.
+        # The keys follow the name the queue is registered under, and so
+        # does the server that holds them (Cluster: the name's slot).
         self._name = value
+        if self.route is None:
+            self.route = Route(self.topology, value)
+        else:
+            self.route.point_at(value)
         self.base = base = f'{self.key_prefix}:{{{value}}}:'
         self.pending_key = base + 'pending'
         self.staged_key = base + 'staged'
@@ -184,9 +186,9 @@ class RedisQueue(QueueBase):
 
     @property
     def group(self):
-        # Queues on one Redis share a pool; what the data manager does for
-        # all of them takes one round trip.
-        return self.pool
+        # Queues on one Redis (Cluster: in one slot) are written together:
+        # what the data manager does for all of them takes one round trip.
+        return self.route.group
 
     def stage_batches(self, batch_id, batches):
         keys, counts, messages = [], [], []
@@ -196,6 +198,7 @@ class RedisQueue(QueueBase):
             messages += staged
         with self._talking:
             _twice(self._stage, keys=keys, args=[batch_id, *counts, *messages])
+            self._replicated('stage')
 
     def promote_batches(self, batch_id, queues, failed=None):
         keys = []
@@ -204,12 +207,39 @@ class RedisQueue(QueueBase):
                      queue.staged_key]
         args = [batch_id, *(queue.status_ttl for queue in queues)]
         with self._talking:
-            if failed is None:
-                _twice(self._promote, keys=keys, args=args)
+            if failed is None or self.min_replicas:
+                # With min_replicas, the promotion counts once replicated;
+                # a shortfall is retried by ``failed``'s follow-up (and
+                # the staged batch, replicated at the vote, stays until
+                # then: a sweep on a promoted replica promotes it).
+                try:
+                    _twice(self._promote, keys=keys, args=args)
+                    self._replicated('promotion')
+                except BackendUnavailable as exc:
+                    if failed is None:
+                        raise
+                    failed(exc)
             else:
                 # The commit need not wait for this round trip: the reply
                 # is read before this thread's next command.
                 self._promote.send(failed, keys=keys, args=args)
+
+    def _replicated(self, what: str) -> None:
+        """With min_replicas, wait (at most half the socket timeout) until
+        that many replicas have this thread's writes; BackendUnavailable
+        if they do not confirm them in time."""
+        if not self.min_replicas:
+            return
+        timeout = int(self.socket_timeout * 500)
+        confirmed = self.connections.run('WAIT', self.min_replicas, timeout)
+        if confirmed < self.min_replicas:
+            # Perhaps a failover took our replicas: ask where the primary
+            # is, so that the next try goes there.
+            self.route.lost()
+            raise BackendUnavailable(
+                f'Redis at {self.where}: {confirmed} of min_replicas = '
+                f'{self.min_replicas} replica(s) confirmed the {what} within '
+                f'{timeout} ms')
 
     def discard(self, batch_id):
         with self._talking:
@@ -226,6 +256,14 @@ class RedisQueue(QueueBase):
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(owner, 0)
         with self._talking:
+            seen = self._waiters.__dict__.setdefault('generations', {})
+            generation = self.connections.generation
+            if seen.get(slot, generation) != generation:
+                # The primary changed (Sentinel): what this slot holds there
+                # may differ from what the thread did (an acknowledgement
+                # the old primary took and lost), so hand it all back.
+                recover = True
+            seen[slot] = generation
             while True:
                 taken, next_retry, replays = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
@@ -248,8 +286,13 @@ class RedisQueue(QueueBase):
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
                 mark = (self._mark_running, [processing],
                         [slot, self.status_ttl])
-                message, replay = self._waiter(slot, timeout).blmove(
-                    self.pending_key, processing, wait, then=mark)
+                try:
+                    message, replay = self._waiter(slot, timeout).blmove(
+                        self.pending_key, processing, wait, then=mark)
+                except (redis.exceptions.AskError,
+                        redis.exceptions.TryAgainError) as error:
+                    self._redirected_wait(error)
+                    continue
                 if message is None:
                     continue
                 if replay is None:  # the script was not run: run it now
@@ -266,7 +309,8 @@ class RedisQueue(QueueBase):
         with self._talking:
             for waiter in waiters:
                 if waiter.client_id is not None:
-                    self.client.client_unblock(waiter.client_id)
+                    self.topology.client_for(waiter.pool).client_unblock(
+                        waiter.client_id)
 
     def ack(self, slot, done):
         # Acknowledging again what was acknowledged already does nothing.
@@ -460,8 +504,9 @@ class RedisQueue(QueueBase):
         for consumer in list(self._waiting):
             with contextlib.suppress(BackendUnavailable):
                 self.interrupt(consumer)
-        self.connections.disconnect()
-        self.pool.disconnect()
+        for pool in self.topology.pools():
+            thread_connections(pool).disconnect()
+        self.topology.disconnect()
 
     # -- helpers ---------------------------------------------------------
 
@@ -522,15 +567,34 @@ class RedisQueue(QueueBase):
         return log.list(count=self.status_max)
 
     def _waiter(self, slot: str, timeout: float) -> Waiter:
-        """This thread's blocking connection for ``slot``."""
+        """This thread's blocking connection for ``slot``, to the server
+        that holds the queue now."""
         mine = self._waiters.__dict__.setdefault('by_slot', {})
         waiter = mine.get(slot)
+        pool = self.pool
+        generation = self.connections.generation
+        if waiter is not None and (waiter.pool is not pool or
+                                   waiter.generation != generation):
+            # The slot moved (Cluster), or the primary (Sentinel).
+            with self._waiting_lock:
+                self._waiting[owner_of(slot)].discard(waiter)
+            waiter.connection.disconnect()
+            waiter = None
         if waiter is None:
-            waiter = mine[slot] = Waiter(
-                self.pool, self.socket_timeout + timeout)
+            waiter = mine[slot] = Waiter(pool, self.socket_timeout + timeout,
+                                         generation)
             with self._waiting_lock:
                 self._waiting.setdefault(owner_of(slot), set()).add(waiter)
         return waiter
+
+    def _redirected_wait(self, error) -> None:
+        """A blocking wait met a slot that moved (MOVED: the next wait goes
+        to its new server) or is moving (ASK, TRYAGAIN: wait a moment; the
+        next reserve's script follows it)."""
+        if isinstance(error, redis.exceptions.MovedError):
+            self.route.moved(error)
+        else:
+            time.sleep(0.01)
 
 
 def _twice(operation, *args, **kwargs):

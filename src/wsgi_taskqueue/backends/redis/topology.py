@@ -1,0 +1,496 @@
+"""Where a queue's Redis is: one server, a Sentinel group, or a Cluster.
+
+The decision is made here, once, from the URL or the settings; the queue
+sees a ``Route``: the connection pool, the thread connections and the
+client of the server that holds its keys.
+
+* Single (``redis://``, ``rediss://``, ``unix://``, host/port): one pool.
+* Sentinel (``redis+sentinel://h1:p1,h2:p2/service[/db]``): the pool of
+  redis-py's ``Sentinel.master_for``.  Every connection made from it
+  (the pool's, the thread connections', the blocking waiters') asks the
+  Sentinels for the primary when it connects, and a ``READONLY`` reply
+  (the server it talks to was demoted) disconnects it: after a failover
+  each connection finds the new primary on its next command.
+* Cluster (``redis+cluster://h1:p1,h2:p2``): redis-py's ``RedisCluster``
+  discovers which primary serves which slot; the queue talks to that
+  primary through a pool of its own.  One queue's keys share the ``{Q}``
+  hash tag, hence one slot; a ``MOVED`` reply (the slot moved: resharding,
+  failover) points the route at the new primary, an ``ASK`` reply (the
+  slot is migrating) sends the command to the target with ``ASKING``, and
+  a ``TRYAGAIN`` reply (the queue's keys are split between the two nodes
+  for a moment) is retried after a short pause.  All three mean the
+  command was not run, so sending it again is safe for every command.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import urllib.parse
+
+import redis
+import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.retry import Retry
+
+from .connection import (
+    Script,
+    ThreadConnections,
+    describe_url,
+    thread_connections,
+)
+
+__all__ = ['Route', 'topology_for']
+
+#: How long a command keeps following TRYAGAIN replies (a slot whose keys
+#: are being migrated) before the caller hears of it.
+TRYAGAIN_LIMIT = 5.0
+#: Redirections one command follows at most (a slot moves once per
+#: resharding step; more means the cluster is reconfiguring).
+MAX_REDIRECTIONS = 16
+#: At most one topology refresh per interval after connection errors: a
+#: dead primary must not be asked about by every failing command.
+REFRESH_INTERVAL = 0.5
+
+_topologies: dict = {}
+_topologies_lock = threading.Lock()
+
+
+def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
+                 username=None, password=None, unix_socket_path=None,
+                 socket_timeout=5.0, sentinels=(), service_name=None,
+                 sentinel_password=None, cluster=False):
+    """The shared topology of these settings (one per process, so that the
+    queues of one Redis are written in one round trip)."""
+    common = dict(socket_timeout=socket_timeout,
+                  socket_connect_timeout=socket_timeout,
+                  socket_keepalive=True,
+                  # The pool serves reads and idempotent writes (discard,
+                  # reset): once more after a failure, as after a restart.
+                  # The scripts that move tasks run on thread connections
+                  # that never re-send.
+                  retry=Retry(NoBackoff(), 1))
+    scheme = urllib.parse.urlsplit(url).scheme if url else None
+    if scheme == 'redis+sentinel' or sentinels or service_name:
+        if url:
+            if sentinels or service_name:
+                raise ValueError('give the Sentinels either in url or in '
+                                 'sentinels and service_name, not both')
+            sentinels, service_name, db, username, password = (
+                _parse_sentinel_url(url))
+        if not sentinels or not service_name:
+            raise ValueError('a Sentinel group needs sentinels (host:port '
+                             '...) and service_name')
+        addresses = tuple(_address(a) for a in _split(sentinels))
+        key = ('sentinel', addresses, service_name, db, username, password,
+               sentinel_password, socket_timeout)
+        return _shared(key, lambda: SentinelTopology(
+            addresses, service_name, db, username, password,
+            sentinel_password, common))
+    if scheme == 'redis+cluster' or cluster:
+        if url and scheme == 'redis+cluster':
+            addresses, username, password = _parse_cluster_url(url)
+        elif url:
+            parts = urllib.parse.urlsplit(url)
+            addresses = ((parts.hostname, parts.port or 6379),)
+            username = parts.username or username
+            password = parts.password or password
+        else:
+            addresses = ((host, port),)
+        key = ('cluster', addresses, username, password, socket_timeout)
+        return _shared(key, lambda: ClusterTopology(
+            addresses, username, password, common))
+    if url:
+        key = ('url', url, socket_timeout)
+        return _shared(key, lambda: SingleTopology(
+            redis.ConnectionPool.from_url(url, **common), describe_url(url)))
+    key = (host, port, db, username, password, unix_socket_path,
+           socket_timeout)
+    return _shared(key, lambda: SingleTopology(
+        redis.ConnectionPool(
+            connection_class=(redis.UnixDomainSocketConnection
+                              if unix_socket_path else redis.Connection),
+            **({'path': unix_socket_path} if unix_socket_path
+               else {'host': host, 'port': port}),
+            db=db, username=username, password=password, **common),
+        (unix_socket_path or f'{host}:{port}') + f'/{db}'))
+
+
+def _shared(key, make):
+    with _topologies_lock:
+        if key not in _topologies:
+            _topologies[key] = make()
+        return _topologies[key]
+
+
+def _split(text) -> list[str]:
+    if isinstance(text, str):
+        text = text.replace(',', ' ').split()
+    return [item.strip() for item in text if item.strip()]
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(':')
+    if not host or not port.isdigit():
+        raise ValueError(f'expected host:port, not {text!r}')
+    return host.strip('[]'), int(port)
+
+
+def _credentials(netloc: str):
+    userinfo, _, hosts = netloc.rpartition('@')
+    username = password = None
+    if userinfo:
+        username, _, password = userinfo.partition(':')
+        username = urllib.parse.unquote(username) or None
+        password = urllib.parse.unquote(password) or None
+    return hosts, username, password
+
+
+def _parse_sentinel_url(url: str):
+    """redis+sentinel://[user:password@]h:p[,h:p...]/service[/db]"""
+    parts = urllib.parse.urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(f'a redis+sentinel URL takes no query: {url!r}')
+    hosts, username, password = _credentials(parts.netloc)
+    path = [p for p in parts.path.split('/') if p]
+    if not hosts or not 1 <= len(path) <= 2 or (
+            len(path) == 2 and not path[1].isdigit()):
+        raise ValueError('expected redis+sentinel://[user:password@]host:port'
+                         '[,host:port...]/service_name[/db]')
+    db = int(path[1]) if len(path) == 2 else 0
+    return hosts, path[0], db, username, password
+
+
+def _parse_cluster_url(url: str):
+    """redis+cluster://[user:password@]h:p[,h:p...]"""
+    parts = urllib.parse.urlsplit(url)
+    hosts, username, password = _credentials(parts.netloc)
+    if not hosts or parts.path.strip('/') or parts.query:
+        raise ValueError('expected redis+cluster://[user:password@]host:port'
+                         '[,host:port...] (a cluster has only db 0)')
+    return tuple(_address(a) for a in _split(hosts)), username, password
+
+
+class SingleTopology:
+    """One Redis server."""
+
+    kind = 'single'
+
+    def __init__(self, pool: redis.ConnectionPool, where: str):
+        self.pool = pool
+        self.where = where
+        self.client = redis.Redis(connection_pool=pool)
+
+    def group_for(self, tag: str):
+        return self.pool
+
+    def pool_for(self, slot: int) -> redis.ConnectionPool:
+        return self.pool
+
+    def client_for(self, pool) -> redis.Redis:
+        return self.client
+
+    def moved(self, error) -> None:
+        raise error
+
+    def lost(self) -> None:
+        pass
+
+    def watch(self) -> None:
+        pass
+
+    def pools(self) -> list:
+        return [self.pool]
+
+    def disconnect(self) -> None:
+        self.pool.disconnect()
+
+
+class SentinelTopology(SingleTopology):
+    """A primary and its replicas, watched by Sentinels."""
+
+    kind = 'sentinel'
+
+    def __init__(self, addresses, service_name, db, username, password,
+                 sentinel_password, common):
+        sentinel_kwargs = {k: v for k, v in common.items()
+                           if k.startswith('socket_')}
+        if sentinel_password:
+            sentinel_kwargs['password'] = sentinel_password
+        self.sentinel = _NewestSentinel(list(addresses),
+                                 sentinel_kwargs=sentinel_kwargs)
+        pool = self.sentinel.master_for(
+            service_name, db=db, username=username, password=password,
+            **common).connection_pool
+        self.addresses = addresses
+        self.service_name = service_name
+        self.watch_kwargs = dict(
+            socket_connect_timeout=common['socket_connect_timeout'],
+            socket_keepalive=True, decode_responses=True,
+            password=sentinel_password)
+        self._watchers: list[threading.Thread] = []
+        self._watch_lock = threading.Lock()
+        hosts = ','.join(f'{h}:{p}' for h, p in addresses)
+        super().__init__(pool, f'redis+sentinel://{hosts}/{service_name}/{db}')
+
+    def lost(self) -> None:
+        """The primary did not answer or lost its replicas: if the
+        Sentinels name another one now, every connection moves there."""
+        address = self.pool.master_address
+        try:
+            if self.pool.get_master_address() != address:
+                self.switched()
+        except redis.RedisError:
+            pass  # no Sentinel answers: the next command says so
+
+    def switched(self) -> None:
+        """Connections made before a failover connect again before their
+        next command (the pool's idle ones are closed by redis-py)."""
+        thread_connections(self.pool).renew()
+        with contextlib.suppress(redis.RedisError):
+            self.pool.get_master_address()
+
+    def watch(self) -> None:
+        """Follow ``+switch-master`` from every Sentinel (each publishes it
+        when it learns of the failover; the one that made it, last) in a
+        daemon thread each: on a failover every connection moves at once,
+        not on its first error (a demoted primary that still runs takes
+        writes until the Sentinels reconfigure it, seconds later)."""
+        with self._watch_lock:
+            if self._watchers:
+                return
+            for address in self.addresses:
+                watcher = threading.Thread(
+                    target=self._watch, args=address, daemon=True,
+                    name=f'wsgi-taskqueue sentinel watch {address}')
+                watcher.start()
+                self._watchers.append(watcher)
+
+    def _watch(self, host: str, port: int) -> None:
+        pause = 0.1
+        while True:
+            client = redis.Redis(host, port, **self.watch_kwargs)
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe('+switch-master')
+                pause = 0.1
+                for message in pubsub.listen():
+                    if message['data'].split()[0] == self.service_name:
+                        self.switched()
+            except (redis.RedisError, OSError, IndexError):
+                pass
+            finally:
+                client.close()
+            time.sleep(pause)  # this Sentinel is away: back off
+            pause = min(pause * 2, 5.0)
+
+    def disconnect(self) -> None:
+        super().disconnect()
+        for client in self.sentinel.sentinels:
+            client.close()
+
+
+class _NewestSentinel(redis.sentinel.Sentinel):
+    """Sentinels asked for the primary: the newest word wins.
+
+    redis-py takes the first Sentinel's answer; during a failover the
+    Sentinels disagree for a while (the one that made the failover is the
+    last to say so), and the first may name the old primary, which still
+    takes writes that its demotion will drop.  Every Sentinel is asked,
+    and the answer of the highest configuration epoch is taken, one that
+    is not still in the middle of a failover first (a connection asks only
+    when it connects)."""
+
+    def discover_master(self, service_name):
+        newest, rank = None, None
+        for sentinel in self.sentinels:
+            try:
+                state = sentinel.sentinel_masters().get(service_name)
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            if not state or not self.check_master_state(state, service_name):
+                continue
+            settled = 'failover_in_progress' not in state.get('flags', '')
+            if rank is None or (state['config-epoch'], settled) > rank:
+                newest, rank = state, (state['config-epoch'], settled)
+        if newest is None:
+            return super().discover_master(service_name)  # raises
+        return newest['ip'], newest['port']
+
+
+class ClusterTopology:
+    """A Redis Cluster: redis-py's RedisCluster finds the primary of each
+    slot; the queue's own commands go through a pool per primary."""
+
+    kind = 'cluster'
+
+    def __init__(self, addresses, username, password, common):
+        self.addresses = addresses
+        self.credentials = dict(username=username, password=password)
+        self.common = common
+        self.where = 'redis+cluster://' + ','.join(
+            f'{h}:{p}' for h, p in addresses)
+        self._discovery = None
+        self._pools: dict = {}
+        self._lock = threading.Lock()
+        self._refreshed = 0.0
+
+    @property
+    def client(self):
+        """A RedisCluster client: for reads and the idempotent writes
+        outside the scripts; it follows redirections itself."""
+        with self._lock:
+            if self._discovery is None:
+                from redis.cluster import ClusterNode, RedisCluster
+                self._discovery = RedisCluster(
+                    startup_nodes=[ClusterNode(h, p)
+                                   for h, p in self.addresses],
+                    **self.credentials, **self.common)
+            return self._discovery
+
+    def group_for(self, tag: str):
+        # A script may only touch the keys of one slot.
+        return (self, key_slot(tag.encode()))
+
+    def pool_for(self, slot: int) -> redis.ConnectionPool:
+        node = self.client.nodes_manager.get_node_from_slot(slot)
+        return self.pool_at(node.host, node.port)
+
+    def watch(self) -> None:
+        pass  # RedisCluster learns of failovers from MOVED replies
+
+    def client_for(self, pool) -> redis.Redis:
+        """A client of one primary (CLIENT UNBLOCK goes to the waiter's)."""
+        return redis.Redis(connection_pool=pool)
+
+    def moved(self, error) -> None:
+        """The slot of ``error`` (MOVED) is served elsewhere now."""
+        self.client.nodes_manager.move_slot(error)
+
+    def lost(self) -> None:
+        """A primary did not answer: perhaps it failed over; learn the
+        slots again (at most once per REFRESH_INTERVAL)."""
+        with self._lock:
+            if time.monotonic() - self._refreshed < REFRESH_INTERVAL:
+                return
+            self._refreshed = time.monotonic()
+        try:
+            self.client.nodes_manager.initialize()
+        except redis.RedisError:
+            pass  # every startup node is down: the next command says so
+
+    def primaries(self) -> list[redis.ConnectionPool]:
+        return [self.pool_at(node.host, node.port)
+                for node in self.client.get_primaries()]
+
+    def pools(self) -> list:
+        with self._lock:
+            return list(self._pools.values())
+
+    def pool_at(self, host: str, port: int) -> redis.ConnectionPool:
+        """The pool of the primary at host:port, made on first use."""
+        with self._lock:
+            pool = self._pools.get((host, port))
+            if pool is None:
+                pool = self._pools[(host, port)] = redis.ConnectionPool(
+                    host=host, port=port, **self.credentials, **self.common)
+            return pool
+
+    def disconnect(self) -> None:
+        for pool in self.pools():
+            pool.disconnect()
+        if self._discovery is not None:
+            self._discovery.close()
+
+
+class Route:
+    """Where the commands of one queue go: the pool, thread connections and
+    client of the server holding the keys of hash tag ``tag``; on a
+    Cluster, followed as the slot moves (module docstring)."""
+
+    def __init__(self, topology, tag: str):
+        self.topology = topology
+        self.point_at(tag)
+
+    def point_at(self, tag: str) -> None:
+        """Follow the keys of hash tag ``tag`` (a queue renamed when it is
+        registered moves to its new name's slot)."""
+        self.slot = key_slot(tag.encode())
+        self.group = self.topology.group_for(tag)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Look the server up again on next use."""
+        self._pool = self._connections = None
+
+    @property
+    def pool(self) -> redis.ConnectionPool:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = self.topology.pool_for(self.slot)
+        return pool
+
+    @property
+    def connections(self) -> ThreadConnections:
+        connections = self._connections
+        if connections is None:
+            connections = self._connections = thread_connections(self.pool)
+        return connections
+
+    @property
+    def client(self):
+        return self.topology.client
+
+    def script(self, source: str) -> Script:
+        return Script(self, source)
+
+    def run_script(self, script, keys, args):
+        """Run ``script`` on this thread's connection to the slot's
+        primary, following MOVED, ASK and TRYAGAIN."""
+        try:
+            return self.connections.run_script(script, keys, args)
+        except (redis.exceptions.AskError,
+                redis.exceptions.TryAgainError) as error:
+            return self._redirected(error, script, keys, args)
+
+    def send_script(self, script, keys, args, failed) -> None:
+        self.connections.send_script(script, keys, args, failed)
+
+    def moved(self, error) -> None:
+        """``error`` (MOVED) says where the slot is now."""
+        self.topology.moved(error)
+        self._forget()
+
+    def lost(self) -> None:
+        """The primary did not answer or lost its replicas: it may have
+        failed over."""
+        self.topology.lost()
+        if self.topology.kind == 'cluster':
+            self._forget()
+
+    def _redirected(self, error, script, keys, args):
+        deadline = time.monotonic() + TRYAGAIN_LIMIT
+        pause = 0.005
+        for _ in range(MAX_REDIRECTIONS * 4):
+            try:
+                if isinstance(error, redis.exceptions.MovedError):
+                    self.moved(error)
+                    return_value = self.connections.run_script(
+                        script, keys, args)
+                elif isinstance(error, redis.exceptions.AskError):
+                    target = self.topology.pool_at(error.host, error.port)
+                    return_value = thread_connections(target).run_asking(
+                        script, keys, args)
+                else:  # TRYAGAIN: the slot's keys are moving
+                    if time.monotonic() > deadline:
+                        raise error
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.1)
+                    return_value = self.connections.run_script(
+                        script, keys, args)
+                return return_value
+            except (redis.exceptions.AskError,
+                    redis.exceptions.TryAgainError) as again:
+                error = again
+        raise error
