@@ -11,7 +11,7 @@ import transaction
 import wsgi_taskqueue
 from wsgi_taskqueue import registry
 from wsgi_taskqueue.testing import RedisServer
-from wsgi_taskqueue.testing_ha import SentinelGroup
+from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
 
 
 @pytest.fixture(scope='session')
@@ -36,6 +36,26 @@ def sentinel_url(sentinel_group):
             sentinel_group.revive(server)
     sentinel_group.flush()
     return sentinel_group.url
+
+
+@pytest.fixture(scope='session')
+def redis_cluster():
+    """A Redis Cluster of three primaries with a replica each, shared by
+    the suite."""
+    with ClusterServers(primaries=3, replicas=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster):
+    """The redis+cluster URL, every node running and every primary
+    empty."""
+    for server in redis_cluster.servers:
+        if server.process is None:  # a test killed it
+            server.start()
+    redis_cluster.wait_settled()
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture

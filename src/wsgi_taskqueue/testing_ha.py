@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import redis
+from redis.crc import key_slot
 
 from .testing import RedisServer, free_port
 
@@ -22,6 +23,9 @@ __all__ = ['SentinelGroup', 'ClusterServers', 'wait_until']
 #: How long a Sentinel or Cluster node waits before it judges a silent
 #: primary down: short, so that a test's failover takes seconds.
 DOWN_AFTER_MS = 1000
+#: A primary syncs a new replica at once (Redis waits 5 s by default, for
+#: more replicas to share one transfer).
+NO_SYNC_DELAY = ('--repl-diskless-sync-delay', '0')
 
 
 def wait_until(condition, what: str, timeout: float = 30.0,
@@ -51,10 +55,10 @@ class SentinelGroup:
 
     def __init__(self, replicas: int = 2, service: str = 'taskqueue'):
         self.service = service
-        primary = RedisServer()
+        primary = RedisServer(options=NO_SYNC_DELAY)
         self.servers = [primary] + [
             RedisServer(options=('--replicaof', '127.0.0.1',
-                                 str(primary.port)))
+                                 str(primary.port), *NO_SYNC_DELAY))
             for _ in range(replicas)]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-sentinel-')
@@ -186,7 +190,9 @@ class ClusterServers:
                 '--cluster-enabled', 'yes',
                 '--cluster-config-file', 'nodes.conf',
                 '--cluster-node-timeout', str(DOWN_AFTER_MS),
-                '--cluster-require-full-coverage', 'no'))
+                # The bus port, by default the port + 10000, may not exist.
+                '--cluster-port', str(free_port()),
+                '--cluster-require-full-coverage', 'no', *NO_SYNC_DELAY))
             for _ in range(primaries * (1 + replicas))]
 
     @property
@@ -241,7 +247,8 @@ class ClusterServers:
         def settled():
             for server in running:
                 client = _client(server.port)
-                if client.cluster_info()['cluster_state'] != 'ok':
+                info = client.execute_command('CLUSTER', 'INFO').decode()
+                if 'cluster_state:ok' not in info:
                     return False
                 slots = client.execute_command('CLUSTER', 'SLOTS')
                 served = sum(int(end) - int(start) + 1
@@ -250,13 +257,18 @@ class ClusterServers:
                     return False
             live = {s.port for s in running}
             nodes = [n for n in self.nodes() if n['port'] in live]
-            return (len(nodes) == len(running)
-                    and not any(n['failed'] for n in nodes))
+            if len(nodes) != len(running) or any(n['failed'] for n in nodes):
+                return False
+            # Replicas in sync: only those may take over from a primary.
+            return all(
+                _client(n['port']).info('replication').get(
+                    'master_link_status') == 'up'
+                for n in nodes if n['role'] == 'replica')
         wait_until(settled, 'settled cluster', timeout)
 
     def primary_of(self, key: str) -> RedisServer:
         """The primary that serves ``key``'s slot."""
-        slot = _client(self.servers[0].port).cluster_keyslot(key)
+        slot = key_slot(key.encode())
         port = self._owner(slot, self.nodes())['port']
         return next(s for s in self.servers if s.port == port)
 

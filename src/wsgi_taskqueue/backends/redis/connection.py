@@ -288,6 +288,15 @@ class Talking:
             raise BackendUnavailable(
                 f'Redis at {self.where} unavailable: {error}',
                 unsent=isinstance(error, NotSent)) from error
+        if isinstance(error, redis.exceptions.AskError):
+            # A read or idempotent write of the pool met a slot that moved
+            # (MOVED: the route learns where) or is moving (ASK): it was
+            # not run; the caller tries again later.
+            if isinstance(error, redis.exceptions.MovedError):
+                self.route.moved(error)
+            raise BackendUnavailable(
+                f'Redis at {self.where}: the slot moves: {error}',
+                unsent=True) from error
         if isinstance(error, UNAVAILABLE_REPLIES):
             raise BackendUnavailable(
                 f'Redis at {self.where} unavailable: {error}') from error

@@ -333,13 +333,14 @@ class ClusterTopology:
             f'{h}:{p}' for h, p in addresses)
         self._discovery = None
         self._pools: dict = {}
+        self._clients: dict = {}
         self._lock = threading.Lock()
         self._refreshed = 0.0
 
     @property
-    def client(self):
-        """A RedisCluster client: for reads and the idempotent writes
-        outside the scripts; it follows redirections itself."""
+    def discovery(self):
+        """redis-py's RedisCluster, which learns which primary serves
+        which slot (it is not used for the queue's commands)."""
         with self._lock:
             if self._discovery is None:
                 from redis.cluster import ClusterNode, RedisCluster
@@ -354,19 +355,26 @@ class ClusterTopology:
         return (self, key_slot(tag.encode()))
 
     def pool_for(self, slot: int) -> redis.ConnectionPool:
-        node = self.client.nodes_manager.get_node_from_slot(slot)
+        node = self.discovery.nodes_manager.get_node_from_slot(slot)
         return self.pool_at(node.host, node.port)
 
     def watch(self) -> None:
         pass  # RedisCluster learns of failovers from MOVED replies
 
     def client_for(self, pool) -> redis.Redis:
-        """A client of one primary (CLIENT UNBLOCK goes to the waiter's)."""
-        return redis.Redis(connection_pool=pool)
+        """A client of one primary: the queue's reads and idempotent writes
+        outside the scripts go to the primary of its slot (a MOVED reply
+        to them is BackendUnavailable, retried later; see Talking)."""
+        with self._lock:
+            client = self._clients.get(pool)
+            if client is None:
+                client = self._clients[pool] = redis.Redis(
+                    connection_pool=pool)
+            return client
 
     def moved(self, error) -> None:
         """The slot of ``error`` (MOVED) is served elsewhere now."""
-        self.client.nodes_manager.move_slot(error)
+        self.discovery.nodes_manager.move_slot(error)
 
     def lost(self) -> None:
         """A primary did not answer: perhaps it failed over; learn the
@@ -376,13 +384,13 @@ class ClusterTopology:
                 return
             self._refreshed = time.monotonic()
         try:
-            self.client.nodes_manager.initialize()
+            self.discovery.nodes_manager.initialize()
         except redis.RedisError:
             pass  # every startup node is down: the next command says so
 
     def primaries(self) -> list[redis.ConnectionPool]:
         return [self.pool_at(node.host, node.port)
-                for node in self.client.get_primaries()]
+                for node in self.discovery.get_primaries()]
 
     def pools(self) -> list:
         with self._lock:
@@ -439,8 +447,8 @@ class Route:
         return connections
 
     @property
-    def client(self):
-        return self.topology.client
+    def client(self) -> redis.Redis:
+        return self.topology.client_for(self.pool)
 
     def script(self, source: str) -> Script:
         return Script(self, source)

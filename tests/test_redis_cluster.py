@@ -1,0 +1,108 @@
+"""The Redis queue on a Cluster, in this process: one slot per queue,
+a transaction over several slots, and a slot that moves while the queue
+works (the loads and kills are in faults/test_redis_cluster.py)."""
+import threading
+import time
+
+import pytest
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.status import Report
+
+
+def queues_on_every_primary(redis_cluster, url) -> list:
+    """One queue per primary, registered."""
+    found, primaries = [], set()
+    for number in range(1000):
+        name = f'c{number}'
+        primary = redis_cluster.primary_of(name).port
+        if primary not in primaries:
+            primaries.add(primary)
+            queue = wsgi_taskqueue.RedisQueue(url=url, socket_timeout=2)
+            wsgi_taskqueue.register_queue(name, queue)
+            found.append(queue)
+        if len(found) == redis_cluster.primaries:
+            return found
+    raise AssertionError('no queue names spread over the primaries')
+
+
+def test_a_queue_lives_on_the_primary_of_its_hash_tag(redis_cluster,
+                                                      cluster_url):
+    queues = queues_on_every_primary(redis_cluster, cluster_url)
+    ports = {queue.pool.connection_kwargs['port'] for queue in queues}
+    assert len(ports) == redis_cluster.primaries
+    assert len({queue.group for queue in queues}) == len(queues)
+    for queue in queues:
+        assert queue.pool.connection_kwargs['port'] == (
+            redis_cluster.primary_of(queue.name).port)
+
+
+def test_a_transaction_over_three_slots_stages_and_promotes_each(
+        redis_cluster, cluster_url):
+    queues = queues_on_every_primary(redis_cluster, cluster_url)
+    with transaction.manager:
+        ids = {queue.name: [taskqueue.add('/t', queue=queue.name)
+                            for _ in range(3)] for queue in queues}
+    for queue in queues:
+        taken = queue.reserve('w#1', 10, 0)
+        assert [queue.codec.decode(m).id for m in taken] == ids[queue.name]
+
+
+def test_a_vote_that_fails_on_one_primary_discards_on_the_others(
+        redis_cluster, cluster_url):
+    queues = queues_on_every_primary(redis_cluster, cluster_url)
+    broken = queues[-1]
+    broken.client.set(broken.staged_key, 'not a sorted set')
+    with pytest.raises(Exception, match='WRONGTYPE'), transaction.manager:
+        for queue in queues:
+            taskqueue.add('/t', queue=queue.name)
+    for queue in queues[:-1]:
+        assert queue.counts()['staged'] == queue.counts()['pending'] == 0
+        assert list(queue.client.scan_iter(match=queue.base + '*')) == []
+
+
+def test_a_slot_moving_under_a_working_queue_loses_nothing(
+        redis_cluster, cluster_url):
+    """Commits, reserves and acknowledgements while the queue's slot is
+    half migrated (ASK, TRYAGAIN) and after (MOVED)."""
+    queue, other = queues_on_every_primary(redis_cluster, cluster_url)[:2]
+    target = redis_cluster.primary_of(other.name)
+    committed, taken = [], []
+
+    def work():
+        with transaction.manager:
+            committed.extend(taskqueue.add('/t', queue=queue.name)
+                             for _ in range(2))
+        messages = queue.reserve('w#1', 1, 0)
+        taken.extend(queue.codec.decode(m).id for m in messages)
+        queue.ack('w#1', [(m, Report(queue.codec.decode(m).id, 1, '200 OK',
+                                     0.001)) for m in messages])
+
+    for _ in range(30):  # keys in the slot to migrate
+        work()
+    moved = threading.Event()
+
+    def keep_working():
+        while not moved.is_set():
+            work()
+    worker = threading.Thread(target=keep_working)
+    worker.start()
+    # A pause after each batch of keys: the queue works half migrated.
+    redis_cluster.move_slot(queue.route.slot, target,
+                            between=lambda: time.sleep(0.02))
+    moved.set()
+    worker.join()
+    for _ in range(5):
+        work()
+    assert queue.pool.connection_kwargs['port'] == target.port
+    while len(taken) < len(committed):
+        messages = queue.reserve('w#1', 10, 0)
+        assert messages, (len(taken), len(committed), queue.counts())
+        taken.extend(queue.codec.decode(m).id for m in messages)
+        queue.ack('w#1', [(m, Report(queue.codec.decode(m).id, 1, '200 OK',
+                                     0.001)) for m in messages])
+    assert sorted(taken) == sorted(committed)
+    assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
+                              'staged': 0, 'processing': {}}
