@@ -89,6 +89,9 @@ def queue_status(name: str) -> dict:
         'outcomes': {'minutes': THROUGHPUT_MINUTES, **{
             outcome: sum(minute[outcome] for minute in snapshot['throughput'])
             for outcome in OUTCOMES}},
+        # The connections of every process to the queue's server, by use.
+        'connections': (backend.clients() if hasattr(backend, 'clients')
+                        else {}),
     }
 
 

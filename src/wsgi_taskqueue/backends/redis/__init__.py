@@ -57,6 +57,7 @@ wait with CLIENT UNBLOCK.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import threading
@@ -70,8 +71,15 @@ from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
 from ..base import QueueBase, owner_of, unfinished_reason
 from . import scripts
-from .connection import NotSent, Talking, Waiter, thread_connections
-from .topology import Route, topology_for
+from .connection import (
+    CLIENT_NAMES,
+    NotSent,
+    Talking,
+    Waiter,
+    thread_connections,
+)
+from .route import Route
+from .topology import topology_for
 
 __all__ = ['RedisQueue']
 
@@ -499,6 +507,19 @@ class RedisQueue(QueueBase):
                 match=_glob_escape(self.base) + '*', count=1000))
             for start in range(0, len(keys), 1000):
                 self.client.delete(*keys[start:start + 1000])
+
+    def clients(self) -> dict:
+        """The connections to this queue's Redis server from every process
+        (its CLIENT LIST), by what they are for (``CLIENT_NAMES``); those
+        of other programs as ``other``."""
+        roles = {name: role for role, name in CLIENT_NAMES.items()}
+        with self._talking:
+            counts = collections.Counter(
+                roles.get(client['name'], 'other')
+                for client in self.client.client_list()
+                # not the server's replicas or primary
+                if not set(client.get('flags', '')) & {'S', 'M'})
+        return dict(counts)
 
     def close(self):
         for consumer in list(self._waiting):

@@ -21,6 +21,13 @@ try:
 except ImportError:  # the ``redis`` extra brings hiredis; it is optional
     _hiredis_pack = None
 
+#: The names our connections give themselves (CLIENT SETNAME), by what
+#: they are for, so that ``status`` can count them in Redis's CLIENT LIST:
+#: a pool's (reads, idempotent writes), a thread's own (the scripts), a
+#: consumer thread's blocking wait, a Cluster's slot discovery.
+CLIENT_NAMES = {role: f'wsgi-taskqueue-{role}'
+                for role in ('pool', 'thread', 'wait', 'discovery')}
+
 _thread_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
 
@@ -144,7 +151,8 @@ class ThreadConnections:
             # callers; a reserve recovers instead.
             line = self._local.line = _Line(self.pool.connection_class(
                 **dict(self.pool.connection_kwargs,
-                       retry=Retry(NoBackoff(), 0))))
+                       retry=Retry(NoBackoff(), 0),
+                       client_name=CLIENT_NAMES['thread'])))
             line.connection.register_connect_callback(line.connected)
             line.generation = self.generation
             with self._lock:
@@ -203,6 +211,13 @@ class _Line:
     def connected(self, connection) -> None:
         # Perhaps to a server that restarted: its script cache is empty.
         self.scripts = set()
+
+    def __del__(self) -> None:
+        # Its thread ended: close the connection now, not when the cyclic
+        # garbage collector finds it (a server that starts a thread per
+        # request would pile up idle connections until then).
+        with contextlib.suppress(Exception):
+            self.connection.disconnect()
 
 
 def _pack(connection, command: tuple) -> list:
@@ -315,7 +330,8 @@ class Waiter:
 
     def __init__(self, pool: redis.ConnectionPool, socket_timeout: float,
                  generation: int = 0):
-        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout)
+        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout,
+                      client_name=CLIENT_NAMES['wait'])
         self.pool = pool
         #: The thread connections' generation it was made in.
         self.generation = generation
