@@ -180,20 +180,24 @@ class SentinelGroup:
 
 class ClusterServers:
     """A Redis Cluster of ``primaries`` primaries with ``replicas`` replicas
-    each, made by ``redis-cli --cluster create``."""
+    each, made by ``redis-cli --cluster create`` (which wants three
+    primaries at least; fewer, without replicas, are joined by hand)."""
 
     def __init__(self, primaries: int = 3, replicas: int = 1):
         self.primaries = primaries
         self.replicas = replicas
+        #: The bus port of each server (by default its port + 10000,
+        #: which may not exist).
+        self.bus_ports = [free_port()
+                          for _ in range(primaries * (1 + replicas))]
         self.servers = [
             RedisServer(options=(
                 '--cluster-enabled', 'yes',
                 '--cluster-config-file', 'nodes.conf',
                 '--cluster-node-timeout', str(DOWN_AFTER_MS),
-                # The bus port, by default the port + 10000, may not exist.
-                '--cluster-port', str(free_port()),
+                '--cluster-port', str(bus_port),
                 '--cluster-require-full-coverage', 'no', *NO_SYNC_DELAY))
-            for _ in range(primaries * (1 + replicas))]
+            for bus_port in self.bus_ports]
 
     @property
     def url(self) -> str:
@@ -203,9 +207,20 @@ class ClusterServers:
     def start(self) -> ClusterServers:
         for server in self.servers:
             server.start()
-        if len(self.servers) == 1:
-            client = _client(self.servers[0].port)
-            client.execute_command('CLUSTER', 'ADDSLOTSRANGE', 0, 16383)
+        if self.primaries < 3:
+            if self.replicas:
+                raise ValueError('fewer than three primaries: no replicas')
+            first = _client(self.servers[0].port)
+            for server, bus_port in zip(self.servers[1:], self.bus_ports[1:],
+                                        strict=True):
+                first.execute_command('CLUSTER', 'MEET', '127.0.0.1',
+                                      server.port, bus_port)
+            share = 16384 // self.primaries
+            for number, server in enumerate(self.servers):
+                end = (16383 if number == self.primaries - 1
+                       else (number + 1) * share - 1)
+                _client(server.port).execute_command(
+                    'CLUSTER', 'ADDSLOTSRANGE', number * share, end)
         else:
             subprocess.run(
                 [shutil.which('redis-cli'), '--cluster', 'create',

@@ -522,6 +522,10 @@ class RedisQueue(QueueBase):
         return dict(counts)
 
     def close(self):
+        for pool in self.topology.pools():
+            # This thread's promotions still owe their replies: read them,
+            # so that closing does not turn them into follow-ups.
+            thread_connections(pool).settle()
         for consumer in list(self._waiting):
             with contextlib.suppress(BackendUnavailable):
                 self.interrupt(consumer)
