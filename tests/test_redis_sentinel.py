@@ -9,6 +9,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.backends.redis.topology import announced_primary
 from wsgi_taskqueue.errors import BackendUnavailable, ConfigurationError
 
 
@@ -75,3 +76,19 @@ def test_without_enough_replicas_the_vote_says_no(redis_url):
         taskqueue.add('/task')
     assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
                               'staged': 0, 'processing': {}}
+
+
+@pytest.mark.parametrize('channel, data, address', [
+    ('+switch-master', 'tq 10.0.0.1 6379 10.0.0.2 6380', ('10.0.0.2', 6380)),
+    ('+selected-slave', 'slave 10.0.0.2:6380 10.0.0.2 6380 @ tq 10.0.0.1 '
+     '6379', ('10.0.0.2', 6380)),
+    ('+promoted-slave', 'slave 10.0.0.2:6380 10.0.0.2 6380 @ tq 10.0.0.1 '
+     '6379', ('10.0.0.2', 6380)),
+    ('+switch-master', 'other 10.0.0.1 6379 10.0.0.2 6380', None),
+    ('+selected-slave', 'slave 10.0.0.2:6380 10.0.0.2 6380 @ other 10.0.0.1 '
+     '6379', None),
+    ('+switch-master', 'tq', None),
+])
+def test_the_sentinel_events_that_name_aannounced_primary(channel, data, address):
+    message = {'type': 'message', 'channel': channel, 'data': data}
+    assert announced_primary(message, 'tq') == address

@@ -5,15 +5,14 @@ primary by themselves.
 
 What holds depends on min_replicas (docs/scale.rst, "Failover"):
 
-* kill -9 with min_replicas = 1: every committed task runs.  The Sentinels
-  promote the replica with the most data, and every vote that said yes
-  was on at least one replica.
-* SENTINEL FAILOVER with min_replicas = 2 (every replica): every committed
-  task runs.  With 1, a write the old primary takes in the moment between
-  the promotion and the reconfiguration of the other replica can be
-  confirmed by that replica alone, whose copy the new primary replaces.
-* min_replicas = 0: the writes of the failover window are lost; measured
-  and printed, not asserted.
+* min_replicas = 1: every committed task runs.  After kill -9, because
+  the Sentinels promote the replica with the most data and every vote
+  that said yes was on at least one replica.  After SENTINEL FAILOVER
+  (the old primary keeps running until the Sentinels demote it), also
+  because every process leaves the old primary when the Sentinel making
+  the failover announces the replica it chose, before it promotes it.
+* min_replicas = 0: what the failover loses is measured and printed, not
+  asserted.
 """
 import collections
 import time
@@ -43,7 +42,7 @@ def cluster(tmp_path, sentinel_url):
 
 
 @pytest.mark.parametrize('event, min_replicas', [
-    ('kill', 1), ('kill', 0), ('failover', 2), ('failover', 0)])
+    ('kill', 1), ('kill', 0), ('failover', 1), ('failover', 0)])
 def test_failover_during_commits_and_consumption(
         cluster, sentinel_group, event, min_replicas):
     settings = {'min_replicas': min_replicas}

@@ -38,6 +38,15 @@ __all__ = ['topology_for']
 #: dead primary must not be asked about by every failing command.
 REFRESH_INTERVAL = 0.5
 
+#: The Sentinel events that name a new primary: chosen (the moment before
+#: its promotion), promoted, and the configuration switched (each Sentinel
+#: publishes that one when it learns of the failover, often a second after
+#: the promotion).
+PRIMARY_EVENTS = ('+selected-slave', '+promoted-slave', '+switch-master')
+#: How long the primary a Sentinel announced is taken without asking:
+#: long enough for the Sentinels to agree on it (they do within seconds).
+PROMOTED_FOR = 10.0
+
 _topologies: dict = {}
 _topologies_lock = threading.Lock()
 
@@ -238,11 +247,15 @@ class SentinelTopology(SingleTopology):
             self.pool.get_master_address()
 
     def watch(self) -> None:
-        """Follow ``+switch-master`` from every Sentinel (each publishes it
-        when it learns of the failover; the one that made it, last) in a
-        daemon thread each: on a failover every connection moves at once,
-        not on its first error (a demoted primary that still runs takes
-        writes until the Sentinels reconfigure it, seconds later)."""
+        """Follow every Sentinel in a daemon thread each (PRIMARY_EVENTS):
+        on a failover every connection moves at once, not on its first
+        error.  A demoted primary that still runs takes writes until the
+        Sentinels reconfigure it, seconds later, and its demotion drops
+        them; so the connections move as soon as the Sentinel making the
+        failover has chosen the replica (``+selected-slave``), the moment
+        before it promotes it: a command sent in that moment meets a
+        replica, fails (READONLY) and is not lost.  A failover that aborts
+        sends them back to asking the Sentinels."""
         with self._watch_lock:
             if self._watchers:
                 return
@@ -259,10 +272,18 @@ class SentinelTopology(SingleTopology):
             client = redis.Redis(host, port, **self.watch_kwargs)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe('+switch-master')
+                pubsub.subscribe(*PRIMARY_EVENTS)
+                pubsub.psubscribe('-failover-abort-*')
                 pause = 0.1
                 for message in pubsub.listen():
-                    if message['data'].split()[0] == self.service_name:
+                    if message['type'] == 'pmessage':  # back to asking
+                        if self.service_name in message['data'].split():
+                            self.sentinel.promoted(None)
+                            self.switched()
+                        continue
+                    address = announced_primary(message, self.service_name)
+                    if address is not None:
+                        self.sentinel.promoted(address)
                         self.switched()
             except (redis.RedisError, OSError, IndexError):
                 pass
@@ -277,6 +298,24 @@ class SentinelTopology(SingleTopology):
             client.close()
 
 
+def announced_primary(message: dict, service_name: str):
+    """The new primary's (host, port) that a Sentinel event announces for
+    ``service_name``, or None.
+
+    ``+switch-master``: ``<name> <old ip> <old port> <new ip> <new port>``;
+    the others: ``slave <ip>:<port> <ip> <port> @ <name> ...``."""
+    fields = message['data'].split()
+    if message['channel'] == '+switch-master' and len(fields) == 5:
+        name, host, port = fields[0], fields[3], fields[4]
+    elif len(fields) >= 6 and fields[4] == '@':
+        name, host, port = fields[5], fields[2], fields[3]
+    else:
+        return None
+    if name != service_name or not port.isdigit():
+        return None
+    return host, int(port)
+
+
 class _NewestSentinel(redis.sentinel.Sentinel):
     """Sentinels asked for the primary: the newest word wins.
 
@@ -286,9 +325,22 @@ class _NewestSentinel(redis.sentinel.Sentinel):
     takes writes that its demotion will drop.  Every Sentinel is asked,
     and the answer of the highest configuration epoch is taken, one that
     is not still in the middle of a failover first (a connection asks only
-    when it connects)."""
+    when it connects).  Before they agree, the primary a Sentinel event
+    announced (``promoted``) is taken for PROMOTED_FOR seconds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._promoted = None
+
+    def promoted(self, address: tuple[str, int] | None) -> None:
+        """Take ``address`` as the primary for a while (None: ask)."""
+        self._promoted = address and (address, time.monotonic()
+                                      + PROMOTED_FOR)
 
     def discover_master(self, service_name):
+        promoted = self._promoted
+        if promoted is not None and time.monotonic() < promoted[1]:
+            return promoted[0]
         newest, rank = None, None
         for sentinel in self.sentinels:
             try:
