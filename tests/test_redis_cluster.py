@@ -10,6 +10,7 @@ import transaction
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.status import Report
+from wsgi_taskqueue.task import Task
 
 
 def queues_on_every_primary(redis_cluster, url) -> list:
@@ -106,3 +107,36 @@ def test_a_slot_moving_under_a_working_queue_loses_nothing(
     assert sorted(taken) == sorted(committed)
     assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
                               'staged': 0, 'processing': {}}
+
+
+def test_a_script_waits_while_its_slot_migrates(redis_cluster, cluster_url):
+    """A promotion sent while the queue's slot is marked as migrating, all
+    its keys still on the source: it must neither run there (its status
+    records, new keys, would stop it half done, its tasks already pending)
+    nor be lost; it runs once, on the target, when the slot has moved."""
+    queue, other = queues_on_every_primary(redis_cluster, cluster_url)[:2]
+    with transaction.manager:
+        first = taskqueue.add('/first', queue=queue.name)
+    second = Task.new(queue=queue.name, url='/second', method='GET',
+                      environ={}, payload=b'', user_id=None)
+    queue.stage_batches('b1', {queue: [queue.codec.encode(second)]})
+    promoted = []
+
+    def promote():
+        queue.promote_batches('b1', [queue])
+        promoted.append(time.monotonic())
+
+    promoter = threading.Thread(target=promote)
+
+    def start_promoting():
+        promoter.start()
+        time.sleep(0.2)  # it waits: the slot is migrating
+        assert promoted == []
+
+    redis_cluster.move_slot(queue.route.slot,
+                            redis_cluster.primary_of(other.name),
+                            before=start_promoting)
+    promoter.join(10)
+    assert promoted
+    taken = [queue.codec.decode(m).url for m in queue.reserve('w#1', 10, 0)]
+    assert taken == ['/first', '/second'], (first, taken)

@@ -288,10 +288,11 @@ class ClusterServers:
         return next(s for s in self.servers if s.port == port)
 
     def move_slot(self, slot: int, target: RedisServer,
-                  between=None) -> None:
+                  between=None, before=None) -> None:
         """Migrate ``slot`` to the primary ``target`` key by key, as
-        ``redis-cli --cluster reshard`` does; ``between()`` runs after each
-        batch of keys (while the slot is half migrated)."""
+        ``redis-cli --cluster reshard`` does; ``before()`` runs once the
+        slot is marked as migrating, ``between()`` after each batch of
+        keys (while the slot is half migrated)."""
         nodes = self.nodes()
         by_port = {n['port']: n for n in nodes}
         source = self._owner(slot, nodes)
@@ -303,6 +304,8 @@ class ClusterServers:
                            source['id'])
         source_client.execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING',
                                       by_port[target.port]['id'])
+        if before is not None:
+            before()
         while True:
             keys = source_client.execute_command(
                 'CLUSTER', 'GETKEYSINSLOT', slot, 20)

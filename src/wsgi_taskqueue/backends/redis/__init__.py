@@ -120,7 +120,11 @@ class RedisQueue(QueueBase):
         self.where = self.topology.where
         self.topology.watch()
         self._talking = Talking(self.where, self.route)
-        register = self.route.script
+        guard = (scripts.MIGRATION_GUARD
+                 if self.topology.kind == 'cluster' else '')
+
+        def register(source):
+            return self.route.script(guard + source)
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
         self._reserve = register(scripts.RESERVE)

@@ -90,17 +90,6 @@ class ThreadConnections:
         except redis.exceptions.NoScriptError:
             return self._call(line, script.by_source(keys, args))
 
-    def run_asking(self, script: Script, keys, args):
-        """Run ``script`` here once, though this server does not serve its
-        slot yet (Cluster: it is importing it; ASK redirected us)."""
-        line = self._ready_line()
-        connection = line.connection
-        connection.send_packed_command(
-            _pack(connection, ('ASKING',)) + _pack(
-                connection, script.by_source(keys, args)), check_health=False)
-        connection.read_response()
-        return connection.read_response()
-
     def send_script(self, script: Script, keys, args, failed) -> None:
         """Run a script that writes without waiting for its reply.
 

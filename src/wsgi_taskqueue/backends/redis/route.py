@@ -3,11 +3,15 @@
 On one server or a Sentinel group that is always the same pool.  On a
 Cluster it is the primary of the queue's slot (the ``{Q}`` hash tag), and
 it changes: a ``MOVED`` reply (the slot moved: resharding, failover)
-points the route at the new primary, an ``ASK`` reply (the slot is
-migrating) sends the command to the target with ``ASKING``, and a
-``TRYAGAIN`` reply (the queue's keys are split between the two nodes for a
-moment) is retried after a short pause.  All three mean the command was
-not run, so sending it again is safe for every command.
+points the route at the new primary.  While the slot migrates, scripts
+wait: Redis answers ``ASK`` or ``TRYAGAIN`` when their declared keys are
+not all on the source, and the migration guard (scripts.MIGRATION_GUARD)
+refuses those it would have let run, before they write anything (a script
+that met a key already migrated in its middle would stop half done).  All
+of these mean the script did not run, so sending it again is safe for
+every script; the slot's migration ends in a ``MOVED``, which is followed.
+Scripts are never run on the importing node (``ASKING``): there a key
+that a script empties would make its next command fail half way.
 """
 from __future__ import annotations
 
@@ -71,11 +75,13 @@ class Route:
 
     def run_script(self, script, keys, args):
         """Run ``script`` on this thread's connection to the slot's
-        primary, following MOVED, ASK and TRYAGAIN."""
+        primary, following the slot when it moved (MOVED) and waiting
+        while it moves (ASK, TRYAGAIN, MIGRATING: module docstring)."""
         try:
             return self.connections.run_script(script, keys, args)
-        except (redis.exceptions.AskError,
-                redis.exceptions.TryAgainError) as error:
+        except redis.ResponseError as error:
+            if not _redirection(error):
+                raise
             return self._redirected(error, script, keys, args)
 
     def send_script(self, script, keys, args, failed) -> None:
@@ -96,25 +102,27 @@ class Route:
     def _redirected(self, error, script, keys, args):
         deadline = time.monotonic() + TRYAGAIN_LIMIT
         pause = 0.005
-        for _ in range(MAX_REDIRECTIONS * 4):
+        for _ in range(MAX_REDIRECTIONS):
+            if isinstance(error, redis.exceptions.MovedError):
+                self.moved(error)
+            else:  # the slot is moving: wait until it has moved
+                if time.monotonic() > deadline:
+                    raise error
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
             try:
-                if isinstance(error, redis.exceptions.MovedError):
-                    self.moved(error)
-                    return_value = self.connections.run_script(
-                        script, keys, args)
-                elif isinstance(error, redis.exceptions.AskError):
-                    target = self.topology.pool_at(error.host, error.port)
-                    return_value = thread_connections(target).run_asking(
-                        script, keys, args)
-                else:  # TRYAGAIN: the slot's keys are moving
-                    if time.monotonic() > deadline:
-                        raise error
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.1)
-                    return_value = self.connections.run_script(
-                        script, keys, args)
-                return return_value
-            except (redis.exceptions.AskError,
-                    redis.exceptions.TryAgainError) as again:
+                return self.connections.run_script(script, keys, args)
+            except redis.ResponseError as again:
+                if not _redirection(again):
+                    raise
                 error = again
         raise error
+
+
+def _redirection(error: redis.ResponseError) -> bool:
+    """Whether ``error`` means the slot moved or is moving, so that the
+    script did not run (a Cluster's MOVED, ASK, TRYAGAIN, or the
+    migration guard's refusal, scripts.MIGRATION_GUARD)."""
+    return isinstance(error, (redis.exceptions.AskError,
+                              redis.exceptions.TryAgainError)) or (
+        'non local key' in str(error))
