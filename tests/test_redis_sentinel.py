@@ -41,6 +41,8 @@ def test_a_sentinel_url_and_the_sentinel_keys_find_the_primary(
             taskqueue.add('/task', queue=name)
         assert queue.counts()['pending'] == 1
         assert queue.pool.master_address == ('127.0.0.1', primary)
+        # Each Sentinel watches the primary (a command and an event link).
+        assert queue.clients()['sentinel'] == 6
     # min_replicas = 2: both replicas had the tasks when the commit ended.
     by_url = wsgi_taskqueue.get_queue('by_url')
     for server in sentinel_group.servers:

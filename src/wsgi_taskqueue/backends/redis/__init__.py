@@ -514,12 +514,14 @@ class RedisQueue(QueueBase):
 
     def clients(self) -> dict:
         """The connections to this queue's Redis server from every process
-        (its CLIENT LIST), by what they are for (``CLIENT_NAMES``); those
-        of other programs as ``other``."""
+        (its CLIENT LIST), by what they are for (``CLIENT_NAMES``); the
+        Sentinels' as ``sentinel``, those of other programs as ``other``."""
         roles = {name: role for role, name in CLIENT_NAMES.items()}
         with self._talking:
             counts = collections.Counter(
-                roles.get(client['name'], 'other')
+                roles.get(client['name']) or (
+                    'sentinel' if client['name'].startswith('sentinel-')
+                    else 'other')
                 for client in self.client.client_list()
                 # not the server's replicas or primary
                 if not set(client.get('flags', '')) & {'S', 'M'})
