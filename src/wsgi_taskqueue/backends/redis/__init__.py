@@ -4,8 +4,9 @@ Key layout of one queue (``P`` is the key prefix, ``Q`` the queue name; the
 ``{Q}`` hash tag keeps all of a queue's keys in one Redis Cluster slot, so
 every script that works on one queue is legal there; the stage and the
 promotion of a transaction's tasks for several queues of one Redis take one
-round trip each for all of them, which a cluster would have to split by
-slot).  Each thread of a consumer ``w`` has a processing list of its own,
+round trip each for all of them, on a Cluster one per slot).  Where the
+server is (one, a Sentinel group's primary, a Cluster slot's primary) is
+topology.py's and route.py's business.  Each thread of a consumer ``w`` has a processing list of its own,
 its slot ``w#1``, ``w#2``, ...:
 
 ======================== ====== ==================================== ==========================
@@ -156,9 +157,9 @@ class RedisQueue(QueueBase):
         return self.route.connections
 
     @property
-    def client(self):
-        """A client for reads and idempotent writes (on a Cluster, one that
-        follows redirections)."""
+    def client(self) -> redis.Redis:
+        """A client of that server, for reads and idempotent writes (on a
+        Cluster, a MOVED reply to them is BackendUnavailable: see Talking)."""
         return self.route.client
 
     @property
@@ -243,7 +244,13 @@ class RedisQueue(QueueBase):
         if not self.min_replicas:
             return
         timeout = int(self.socket_timeout * 500)
-        confirmed = self.connections.run('WAIT', self.min_replicas, timeout)
+        try:
+            confirmed = self.connections.run('WAIT', self.min_replicas,
+                                             timeout)
+        except NotSent as exc:
+            # The write before it went out: the vote must not be taken for
+            # one that sent nothing (its abort would not discard the stage).
+            raise redis.ConnectionError(str(exc)) from exc
         if confirmed < self.min_replicas:
             # Perhaps a failover took our replicas: ask where the primary
             # is, so that the next try goes there.
