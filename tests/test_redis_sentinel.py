@@ -9,7 +9,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
-from wsgi_taskqueue.backends.redis.topology import announced_primary
+from wsgi_taskqueue.backends.redis.sentinel import announced_primary
 from wsgi_taskqueue.errors import BackendUnavailable, ConfigurationError
 
 
