@@ -54,19 +54,13 @@ PREFETCH = 10
 
 def spread(servers: ClusterServers, url: str) -> list:
     """QUEUES queues, as evenly spread over the primaries as can be."""
-    queues, per = [], {}
     share = -(-QUEUES // servers.primaries)
-    for number in range(10_000):
-        name = f'bench{number}'
-        port = servers.primary_of(name).port
-        if per.get(port, 0) < share:
-            per[port] = per.get(port, 0) + 1
-            queue = wsgi_taskqueue.RedisQueue(url=url)
-            wsgi_taskqueue.register_queue(name, queue)
-            queues.append(queue)
-            if len(queues) == QUEUES:
-                return queues
-    raise RuntimeError('no spread of queue names')
+    queues = []
+    for name in servers.spread_names(share, prefix='bench')[:QUEUES]:
+        queue = wsgi_taskqueue.RedisQueue(url=url)
+        wsgi_taskqueue.register_queue(name, queue)
+        queues.append(queue)
+    return queues
 
 
 def server_cpu(ports) -> dict:

@@ -15,18 +15,12 @@ from wsgi_taskqueue.task import Task
 
 def queues_on_every_primary(redis_cluster, url) -> list:
     """One queue per primary, registered."""
-    found, primaries = [], set()
-    for number in range(1000):
-        name = f'c{number}'
-        primary = redis_cluster.primary_of(name).port
-        if primary not in primaries:
-            primaries.add(primary)
-            queue = wsgi_taskqueue.RedisQueue(url=url, socket_timeout=2)
-            wsgi_taskqueue.register_queue(name, queue)
-            found.append(queue)
-        if len(found) == redis_cluster.primaries:
-            return found
-    raise AssertionError('no queue names spread over the primaries')
+    queues = []
+    for name in redis_cluster.spread_names(1, prefix='c'):
+        queue = wsgi_taskqueue.RedisQueue(url=url, socket_timeout=2)
+        wsgi_taskqueue.register_queue(name, queue)
+        queues.append(queue)
+    return queues
 
 
 def test_a_queue_lives_on_the_primary_of_its_hash_tag(redis_cluster,

@@ -281,6 +281,20 @@ class ClusterServers:
                 for n in nodes if n['role'] == 'replica')
         wait_until(settled, 'settled cluster', timeout)
 
+    def spread_names(self, per_primary: int, prefix: str = 'q') -> list[str]:
+        """Queue names whose hash tags put ``per_primary`` of them on each
+        primary (``prefix`` followed by a number)."""
+        names, on = [], {}
+        for number in range(100_000):
+            name = f'{prefix}{number}'
+            port = self.primary_of(name).port
+            if on.get(port, 0) < per_primary:
+                on[port] = on.get(port, 0) + 1
+                names.append(name)
+                if len(names) == per_primary * self.primaries:
+                    return names
+        raise RuntimeError('no spread of queue names found')
+
     def primary_of(self, key: str) -> RedisServer:
         """The primary that serves ``key``'s slot."""
         slot = key_slot(key.encode())

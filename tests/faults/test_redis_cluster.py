@@ -30,20 +30,13 @@ def cluster(tmp_path, cluster_url):
 
 
 def spread_queues(redis_cluster, url: str, **settings) -> list[str]:
-    """PER_PRIMARY queue names on each primary, registered in this process;
+    """PER_PRIMARY queues on each primary, registered in this process;
     return their names."""
-    names, on = [], collections.Counter()
-    for number in range(1000):
-        name = f'q{number}'
-        primary = redis_cluster.primary_of(name).port
-        if on[primary] < PER_PRIMARY:
-            on[primary] += 1
-            names.append(name)
-            wsgi_taskqueue.register_queue(name, wsgi_taskqueue.RedisQueue(
-                url=url, secrets=[SECRET], socket_timeout=2, **settings))
-        if len(names) == PER_PRIMARY * redis_cluster.primaries:
-            return names
-    raise AssertionError('no spread of queue names found')
+    names = redis_cluster.spread_names(PER_PRIMARY)
+    for name in names:
+        wsgi_taskqueue.register_queue(name, wsgi_taskqueue.RedisQueue(
+            url=url, secrets=[SECRET], socket_timeout=2, **settings))
+    return names
 
 
 def start_workers(cluster, names, count=2, threads=2, **settings):
