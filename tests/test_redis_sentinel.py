@@ -1,6 +1,7 @@
 """The Redis queue through Sentinel, and min_replicas: settings, errors,
 and the WAIT that makes a vote say no (the failover faults are in
 faults/test_sentinel.py)."""
+import os
 import textwrap
 
 import pytest
@@ -94,3 +95,18 @@ def test_without_enough_replicas_the_vote_says_no(redis_url):
 def test_the_sentinel_events_that_name_aannounced_primary(channel, data, address):
     message = {'type': 'message', 'channel': channel, 'data': data}
     assert announced_primary(message, 'tq') == address
+
+
+def test_a_forked_child_follows_the_sentinels_itself(sentinel_url):
+    queue = wsgi_taskqueue.RedisQueue(url=sentinel_url)
+    watchers = queue.topology._watchers
+    assert len(watchers) == 3 and all(w.is_alive() for w in watchers)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        alive = [w.is_alive() for w in queue.topology._watchers]
+        os.write(write_end, b'ok' if alive == [True] * 3 else b'no')
+        os._exit(0)
+    os.close(write_end)
+    assert os.read(read_end, 2) == b'ok'
+    os.waitpid(pid, 0)

@@ -11,6 +11,7 @@ is under way, not on their first error.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 
@@ -56,6 +57,9 @@ class SentinelTopology(SingleTopology):
             password=sentinel_password)
         self._watchers: list[threading.Thread] = []
         self._watch_lock = threading.Lock()
+        # A forked child (a pre-forking server) has none of the parent's
+        # threads: it follows the Sentinels with threads of its own.
+        os.register_at_fork(after_in_child=self._forked)
         hosts = ','.join(f'{h}:{p}' for h, p in addresses)
         super().__init__(pool, f'redis+sentinel://{hosts}/{service_name}/{db}')
 
@@ -95,6 +99,12 @@ class SentinelTopology(SingleTopology):
                     name=f'wsgi-taskqueue sentinel watch {address}')
                 watcher.start()
                 self._watchers.append(watcher)
+
+    def _forked(self) -> None:
+        self._watch_lock = threading.Lock()
+        if self._watchers:
+            self._watchers = []
+            self.watch()
 
     def _watch(self, host: str, port: int) -> None:
         pause = 0.1
