@@ -20,6 +20,8 @@ cluster N primaries (N = 1, 2, 3; no replicas), six queues spread over
                        queues: 10^6 / that is what one primary could take
                        if it were the only limit (a projection).
     memory B/task      ``used_memory`` of the primaries per queued task.
+one queue, 6 shards, 3 primaries: the same with one queue of six shards
+    (``shards = 6``) instead of six queues.
 sentinel vs url: one primary with two replicas and three Sentinels; the
     same queue reached by ``redis+sentinel://`` and by a plain
     ``redis://`` URL to the primary, in turn: the latency of a commit of
@@ -44,6 +46,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import registry, taskqueue
+from wsgi_taskqueue.backends.redis.sharded import ShardedRedisQueue
 from wsgi_taskqueue.status import Report
 from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
 
@@ -76,9 +79,8 @@ def used_memory(ports) -> int:
                for port in ports)
 
 
-def drain(queue, tasks: int, done: list) -> None:
+def drain(queue, slot: str, tasks: int, done: list) -> None:
     """Reserve and acknowledge until ``tasks`` were taken."""
-    slot = f'bench-{queue.name}#1'
     finished = []
     while len(done) < tasks:
         messages = queue.reserve(slot, PREFETCH, 0.05, done=finished)
@@ -87,25 +89,33 @@ def drain(queue, tasks: int, done: list) -> None:
     queue.ack(slot, finished)
 
 
-def cluster_row(primaries: int, tasks: int) -> dict:
+def cluster_row(primaries: int, tasks: int, sharded: bool = False) -> dict:
+    """Six queues spread over the primaries, or one queue of six shards."""
     with ClusterServers(primaries=primaries, replicas=0) as servers:
-        queues = spread(servers, servers.url)
+        if sharded:
+            hot = ShardedRedisQueue(url=servers.url, shards=QUEUES)
+            wsgi_taskqueue.register_queue('hot', hot)
+            queues, tags = [hot] * QUEUES, [f'hot~{n}' for n in range(QUEUES)]
+        else:
+            queues = spread(servers, servers.url)
+            tags = [queue.name for queue in queues]
+        names = list(dict.fromkeys(queue.name for queue in queues))
         ports = [s.port for s in servers.servers]
-        names = [queue.name for queue in queues]
         queues_on: dict = {}
-        for name in names:
-            port = servers.primary_of(name).port
+        for tag in tags:
+            port = servers.primary_of(tag).port
             queues_on[port] = queues_on.get(port, 0) + 1
         memory, cpu = used_memory(ports), server_cpu(ports)
         started = time.perf_counter()
         for number in range(tasks):
             with transaction.manager:
-                taskqueue.add('/job', queue=names[number % QUEUES])
+                taskqueue.add('/job', queue=queues[number % QUEUES].name)
         enqueue = time.perf_counter() - started
         memory = (used_memory(ports) - memory) / tasks
         done: list = []
-        threads = [threading.Thread(target=drain, args=(queue, tasks, done))
-                   for queue in queues]
+        threads = [threading.Thread(target=drain, args=(
+            queue, f'bench#{number + 1}', tasks, done))
+            for number, queue in enumerate(queues)]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -116,7 +126,8 @@ def cluster_row(primaries: int, tasks: int) -> dict:
                 for port, seconds in server_cpu(ports).items()}
         for name in names:
             registry.unregister_queue(name).close()
-    # Server CPU per task on each primary, over the tasks of its queues.
+    # Server CPU per task on each primary, over the tasks of its queues
+    # (or shards: a transaction's shard is random, so they share evenly).
     per_task = [used[port] / (tasks * share / QUEUES)
                 for port, share in queues_on.items()]
     return {'enqueue': tasks / enqueue, 'drain': tasks / drained,
@@ -206,6 +217,8 @@ def main(argv=None) -> int:
     for _ in range(repeat):
         run = {f'cluster {n} primar{"y" if n == 1 else "ies"}':
                cluster_row(n, tasks) for n in PRIMARIES}
+        run['one queue, 6 shards, 3 primaries'] = cluster_row(
+            3, tasks, sharded=True)
         run.update({f'{kind}': values for kind, values
                     in sentinel_rows(samples).items()})
         runs.append(run)

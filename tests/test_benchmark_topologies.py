@@ -18,8 +18,11 @@ def test_every_row_is_measured(tmp_path):
     assert finished.returncode == 0, finished.stdout + finished.stderr
     rows = json.loads(results.read_text())['rows']
     assert set(rows) == {'cluster 1 primary', 'cluster 2 primaries',
-                         'cluster 3 primaries', 'sentinel', 'url'}
-    for name in ('cluster 1 primary', 'cluster 3 primaries'):
+                         'cluster 3 primaries',
+                         'one queue, 6 shards, 3 primaries', 'sentinel',
+                         'url'}
+    for name in ('cluster 1 primary', 'cluster 3 primaries',
+                 'one queue, 6 shards, 3 primaries'):
         assert set(rows[name]) == {
             'enqueue', 'drain', 'server us/task', 'primary us/task',
             'projected tasks/s per primary', 'memory B/task'}, name

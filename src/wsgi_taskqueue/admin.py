@@ -358,6 +358,8 @@ def _consumer(info: dict, in_flight: int) -> dict:
 
 
 def _type_name(backend) -> str:
+    if getattr(backend, 'kind', None):
+        return backend.kind
     for name, kind in BACKEND_TYPES.items():
         if type(backend) is kind:
             return name

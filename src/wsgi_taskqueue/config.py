@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ from .backends.base import (
     DEFAULT_DEAD_TTL,
     DEFAULT_MAX_TASK_SIZE,
 )
+from .backends.redis.sharded import ShardedRedisQueue
 from .consumer import Consumer, default_consumer_name
 from .errors import ConfigurationError
 from .registry import queue_names, register_queue
@@ -144,6 +146,8 @@ REDIS_SETTINGS = {
     # Replicas that must have a transaction's tasks before its vote says
     # yes (WAIT, at most half of socket_timeout); see docs/scale.rst.
     'min_replicas': (_at_least(0, int), 0),
+    # Hash tags the queue spreads over (a Cluster: over its primaries).
+    'shards': (_at_least(1, int), 1),
 }
 
 BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS}
@@ -303,6 +307,9 @@ def _build_queue(filename, section, values):
         options = convert(BACKEND_SETTINGS[kind], own, filename, section,
                           known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
+        shards = options.pop('shards', 1)
+        if shards > 1:  # one queue over several hash tags
+            factory = functools.partial(ShardedRedisQueue, shards=shards)
     elif '.' in kind:
         factory = _resolve(kind, filename, section)
         options = own

@@ -103,8 +103,11 @@ class RedisQueue(QueueBase):
                  key_prefix: str = 'wsgi-taskqueue', sentinels=(),
                  service_name: str | None = None,
                  sentinel_password: str | None = None, cluster: bool = False,
-                 min_replicas: int = 0, **options):
+                 min_replicas: int = 0, shard: int | None = None, **options):
         self.key_prefix = key_prefix
+        #: Part ``shard`` of a sharded queue (sharded.py): its keys carry
+        #: the hash tag ``{Q~shard}``, its messages the queue's name.
+        self.shard = shard
         self.topology = topology_for(
             url=url, host=host, port=port, db=db, username=username,
             password=password, unix_socket_path=unix_socket_path,
@@ -171,11 +174,12 @@ class RedisQueue(QueueBase):
         # The keys follow the name the queue is registered under, and so
         # does the server that holds them (Cluster: the name's slot).
         self._name = value
+        tag = value if self.shard is None else f'{value}~{self.shard}'
         if self.route is None:
-            self.route = Route(self.topology, value)
+            self.route = Route(self.topology, tag)
         else:
-            self.route.point_at(value)
-        self.base = base = f'{self.key_prefix}:{{{value}}}:'
+            self.route.point_at(tag)
+        self.base = base = f'{self.key_prefix}:{{{tag}}}:'
         self.pending_key = base + 'pending'
         self.staged_key = base + 'staged'
         self.delayed_key = base + 'delayed'
