@@ -19,7 +19,7 @@ import redis
 import redis.sentinel
 
 from .connection import thread_connections
-from .topology import SingleTopology
+from .topology import REFRESH_INTERVAL, SingleTopology
 
 __all__ = ['SentinelTopology', 'announced_primary']
 
@@ -57,6 +57,7 @@ class SentinelTopology(SingleTopology):
             password=sentinel_password)
         self._watchers: list[threading.Thread] = []
         self._watch_lock = threading.Lock()
+        self._asked = 0.0
         # A forked child (a pre-forking server) has none of the parent's
         # threads: it follows the Sentinels with threads of its own.
         os.register_at_fork(after_in_child=self._forked)
@@ -65,7 +66,13 @@ class SentinelTopology(SingleTopology):
 
     def lost(self) -> None:
         """The primary did not answer or lost its replicas: if the
-        Sentinels name another one now, every connection moves there."""
+        Sentinels name another one now, every connection moves there.
+        Asked at most once per REFRESH_INTERVAL: every failing command of
+        every thread reports it."""
+        with self._watch_lock:
+            if time.monotonic() - self._asked < REFRESH_INTERVAL:
+                return
+            self._asked = time.monotonic()
         address = self.pool.master_address
         try:
             if self.pool.get_master_address() != address:

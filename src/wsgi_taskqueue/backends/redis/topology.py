@@ -32,8 +32,9 @@ from .connection import CLIENT_NAMES, describe_url
 
 __all__ = ['topology_for']
 
-#: At most one topology refresh per interval after connection errors: a
-#: dead primary must not be asked about by every failing command.
+#: At most one topology refresh (Cluster) or question to the Sentinels per
+#: interval after errors: a dead primary must not be asked about by every
+#: failing command.
 REFRESH_INTERVAL = 0.5
 
 _topologies: dict = {}
