@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import redis
 import transaction
 
 import wsgi_taskqueue
@@ -50,7 +51,8 @@ def test_a_vote_that_fails_on_one_primary_discards_on_the_others(
     queues = queues_on_every_primary(redis_cluster, cluster_url)
     broken = queues[-1]
     broken.client.set(broken.staged_key, 'not a sorted set')
-    with pytest.raises(Exception, match='WRONGTYPE'), transaction.manager:
+    with pytest.raises(redis.ResponseError, match='WRONGTYPE'), \
+            transaction.manager:
         for queue in queues:
             taskqueue.add('/t', queue=queue.name)
     for queue in queues[:-1]:

@@ -222,8 +222,13 @@ class ClusterServers:
                 _client(server.port).execute_command(
                     'CLUSTER', 'ADDSLOTSRANGE', number * share, end)
         else:
+            redis_cli = shutil.which('redis-cli')
+            if redis_cli is None:
+                raise RuntimeError('redis-cli not found on PATH; install it '
+                                   '(Debian: apt-get install redis-tools, '
+                                   'which redis-server depends on)')
             subprocess.run(
-                [shutil.which('redis-cli'), '--cluster', 'create',
+                [redis_cli, '--cluster', 'create',
                  *(f'127.0.0.1:{s.port}' for s in self.servers),
                  '--cluster-replicas', str(self.replicas), '--cluster-yes'],
                 check=True, stdout=subprocess.DEVNULL,
