@@ -136,3 +136,21 @@ def test_a_script_waits_while_its_slot_migrates(redis_cluster, cluster_url):
     assert promoted
     taken = [queue.codec.decode(m).url for m in queue.reserve('w#1', 10, 0)]
     assert taken == ['/first', '/second'], (first, taken)
+
+
+def test_cluster_true_finds_the_cluster_from_one_node(tmp_path, redis_cluster,
+                                                     cluster_url):
+    node = redis_cluster.servers[1].port
+    path = tmp_path / 'app.ini'
+    path.write_text(f'[taskqueue:c0]\ntype = redis\nhost = 127.0.0.1\n'
+                    f'port = {node}\ncluster = true\n\n'
+                    f'[taskqueue:c1]\ntype = redis\n'
+                    f'url = redis://127.0.0.1:{node}\ncluster = true\n')
+    wsgi_taskqueue.configure(str(path))
+    for name in ('c0', 'c1'):
+        queue = wsgi_taskqueue.get_queue(name)
+        with transaction.manager:
+            taskqueue.add('/t', queue=name)
+        assert queue.counts()['pending'] == 1
+        assert queue.pool.connection_kwargs['port'] == (
+            redis_cluster.primary_of(name).port)
