@@ -340,7 +340,7 @@ class RedisQueue(QueueBase):
             pipe.zcard(self.staged_key)
             pipe.smembers(self.consumers_key)
             pending, delayed, dead, staged, slots = pipe.execute()
-            processing = self._in_flight(sorted(s.decode() for s in slots))
+            processing = self._in_flight(sorted(map(_text, slots)))
         return {'pending': pending, 'delayed': delayed, 'dead': dead,
                 'staged': staged,
                 'processing': {name: count for name, count
@@ -355,12 +355,12 @@ class RedisQueue(QueueBase):
             pipe.time()
             leases, infos, slots, (seconds, micros) = pipe.execute()
             now = seconds + micros / 1e6
-            in_flight = self._in_flight(s.decode() for s in slots)
+            in_flight = self._in_flight(map(_text, slots))
         result = []
         for name, expiry in leases:
-            info = json.loads(infos.get(name, b'{}'))
+            info = _consumer_info(infos.get(name))
             lease = info.pop('lease', 0)
-            name = name.decode()
+            name = _text(name)
             result.append(dict(
                 info, name=name, in_flight=in_flight.get(name, 0),
                 alive=expiry > now,
@@ -371,8 +371,7 @@ class RedisQueue(QueueBase):
         with self._talking:
             fields = self.client.hgetall(self.task_key(task_id))
             if fields:
-                return record({k.decode(): v.decode()
-                               for k, v in fields.items()}, self.name)
+                return record(_texts(fields), self.name)
         for status in self._staged_records():
             if status['id'] == task_id:
                 return status
@@ -393,10 +392,11 @@ class RedisQueue(QueueBase):
                 position += len(ids)
                 pipe = self.client.pipeline(transaction=False)
                 for task_id in ids:
-                    pipe.hgetall(self.task_key(task_id.decode()))
+                    pipe.hgetall(self.task_key(_text(task_id)))
                 for fields in pipe.execute():
-                    fields = {k.decode(): v.decode() for k, v in fields.items()}
-                    if fields and (state is None or fields['state'] == state):
+                    fields = _texts(fields)
+                    if fields and (state is None
+                                   or fields.get('state') == state):
                         found.append(record(fields, self.name))
         return found[start:start + count]
 
@@ -409,7 +409,8 @@ class RedisQueue(QueueBase):
                 pipe.hgetall(f'{self.base}minute:{minute}')
             counts = pipe.execute()
         return [{'minute': (current - minutes + 1 + i) * 60,
-                 **{k.decode(): int(v) for k, v in fields.items()}}
+                 **{_text(k): int(v)
+                    for k, v in fields.items() if v.isdigit()}}
                 for i, fields in enumerate(counts)]
 
     def dead_letters(self, start=0, stop=-1):
@@ -509,6 +510,33 @@ class RedisQueue(QueueBase):
             with self._waiting_lock:
                 self._waiting.setdefault(owner_of(slot), set()).add(waiter)
         return waiter
+
+
+def _text(value: bytes) -> str:
+    """Stored bytes as text; those that are not UTF-8 shown as U+FFFD,
+    not raised: a stored record is shown as it is (``status.record``)."""
+    return value.decode('utf-8', 'replace')
+
+
+def _texts(fields: dict) -> dict:
+    return {_text(k): _text(v) for k, v in fields.items()}
+
+
+def _consumer_info(stored: bytes | None) -> dict:
+    """A consumer's info as its lease wrote it; a value that is not a
+    JSON object with a numeric lease becomes a ``problem``."""
+    try:
+        info = json.loads(stored or b'{}')
+    except (ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict):
+        return {'problem': 'its info is not a JSON object'}
+    lease = info.get('lease', 0)
+    if not isinstance(lease, (int, float)) or isinstance(lease, bool) \
+            or not 0 <= lease < 1e9:  # also refuses NaN
+        info['lease'] = 0
+        info['problem'] = 'its lease is not a number'
+    return info
 
 
 def _twice(operation, *args, **kwargs):
