@@ -352,8 +352,12 @@ def _dashboard(args) -> int:
     except ImportError as exc:
         raise UsageError(
             f'the management app cannot be loaded: {exc}') from exc
+    try:
+        app = make_app(api_key, queues=names)
+    except ValueError as exc:
+        raise UsageError(f'--api-key: {exc}') from None
     import waitress
-    waitress.serve(make_app(api_key, queues=names), listen=args.listen)
+    waitress.serve(app, listen=args.listen)
     return OK
 
 
