@@ -24,6 +24,8 @@ _FIELDS = {
     'a': ('attempt', int, True), 't': ('dead_at', float, True),
 }
 _FIELD_NAMES = [name for name, _, _ in _FIELDS.values()]
+#: How a problem names a field.
+_LABELS = {'task_id': 'task id', 'dead_at': 'time'}
 _KIND_NAMES = {str: 'a string', int: 'a whole number', float: 'a time'}
 
 
@@ -74,13 +76,14 @@ class DeadLetter:
         values, problems = {}, []
         for key, (name, kind, required) in _FIELDS.items():
             value = fields.get(key)
+            label = _LABELS.get(name, name)
             if value is None:
                 if required:
-                    problems.append(f'{name} is missing')
+                    problems.append(f'{label} is missing')
             elif _sound(value, kind):
                 values[name] = kind(value)
             else:
-                problems.append(f'{name} is not {_KIND_NAMES[kind]}')
+                problems.append(f'{label} is not {_KIND_NAMES[kind]}')
         return cls(**{name: values.get(name) for name in _FIELD_NAMES},
                    message=message, record=record,
                    problem='; '.join(problems) or None)
