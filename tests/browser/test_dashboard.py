@@ -200,7 +200,7 @@ def craft_records(redis_url: str) -> None:
     base = 'wsgi-taskqueue:{default}:'
     client = redis.Redis.from_url(redis_url)
     try:
-        fields = 'id q u m s e'.split()
+        fields = ['id', 'q', 'u', 'm', 's', 'e']
         client.lpush(base + 'dead', json.dumps(
             {**dict.fromkeys(fields, ATTACK), 'a': 3, 't': time.time()}
         ).encode() + b'\n' + ATTACK.encode())
