@@ -9,6 +9,7 @@ import html.parser
 import io
 import json
 import time
+import urllib.parse
 
 import hypothesis
 import pytest
@@ -453,3 +454,19 @@ def test_any_stored_record_is_shown_never_a_500(browser, store, letters,
             f'/dead-letters/default/{letter["id"]}/requeue', headers=AUTH,
             status='*')
         assert_documented(response, {200, 404, 409})
+
+
+@hypothesis.settings(max_examples=150, **HYPOTHESIS)
+@hypothesis.given(
+    path=st.sampled_from(['/status', '/tasks', '/dead-letters', '/tasks/']),
+    task_id=st.text(st.characters(blacklist_categories=['Cs']), min_size=1,
+                    max_size=20),
+    params=st.dictionaries(
+        st.sampled_from(['minutes', 'state', 'queue', 'start', 'count']),
+        st.text(st.characters(blacklist_categories=['Cs']), max_size=12)
+        | st.integers().map(str)))
+def test_any_query_gets_a_documented_answer(api, path, task_id, params):
+    if path == '/tasks/':
+        path += urllib.parse.quote(task_id, safe='')
+    response = api.get(path, params, headers=AUTH, status='*')
+    assert_documented(response, {200, 400, 404})
