@@ -375,13 +375,17 @@ def test_a_key_shorter_than_the_minimum_is_refused(key, tmp_path):
 
 
 def test_the_dashboard_command_refuses_a_short_key(tmp_path, redis_url,
-                                                   capsys):
+                                                   capsys, monkeypatch):
     from wsgi_taskqueue.cli import main
     ini = tmp_path / 'app.ini'
     ini.write_text(INI.format(url=redis_url).replace('    ', ''))
     assert main(['dashboard', str(ini), '--api-key', 'tooshort']) == 2
     assert '--api-key: the management API key must be at least 16 ' \
         'characters long, not 8' in capsys.readouterr().err
+    monkeypatch.setenv('WSGI_TASKQUEUE_API_KEY', 'x' * 15)
+    assert main(['dashboard', str(ini)]) == 2
+    assert '$WSGI_TASKQUEUE_API_KEY: the management API key must be at ' \
+        'least 16 characters long, not 15' in capsys.readouterr().err
 
 
 # -- hypothesis ------------------------------------------------------------
@@ -432,7 +436,7 @@ def test_any_json_posted_as_a_task_gets_a_documented_answer(api, fields):
     records=st.lists(st.dictionaries(
         st.sampled_from(['id', 'state', 'updated', 'attempt', 'next',
                          'status', 'consumer', 'header', 'a1', 'a2'])
-        | st.text(max_size=4),
+        | st.text(max_size=4) | st.binary(max_size=4),
         st.binary(max_size=20) | st.text(max_size=20)
         | st.builds(json.dumps, json_values()), min_size=1), max_size=3),
     info=st.binary(max_size=40) | st.builds(json.dumps, json_values()))
@@ -444,6 +448,7 @@ def test_any_stored_record_is_shown_never_a_500(browser, store, letters,
     for number, fields in enumerate(records):
         store.status(f'task{number}', fields)
     store.consumer('someone', info)
+    store.client.zadd(store.queue.tasks_key, {b'\xff\xfe': time.time()})
     for path in READERS:
         response = browser.get(path, status='*')
         assert response.status_int == 200, response.text

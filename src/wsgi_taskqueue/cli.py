@@ -355,7 +355,8 @@ def _dashboard(args) -> int:
     try:
         app = make_app(api_key, queues=names)
     except ValueError as exc:
-        raise UsageError(f'--api-key: {exc}') from None
+        source = '--api-key' if args.api_key else f'${API_KEY_ENV}'
+        raise UsageError(f'{source}: {exc}') from None
     import waitress
     waitress.serve(app, listen=args.listen)
     return OK
