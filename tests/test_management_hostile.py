@@ -183,6 +183,7 @@ MALFORMED_LETTERS = [
     (b'[' * 100_000 + b'\nm', NOT_A_RECORD),
     (b'{}\nmessage', 'queue is missing; error is missing; attempt is '
                      'missing; time is missing'),
+    (letter_record().partition(b'\n')[0] + b'\n', 'it holds no message'),
     (letter_record(a='2'), 'attempt is not a whole number'),
     (letter_record(a=-1), 'attempt is not a whole number'),
     (letter_record(a=True), 'attempt is not a whole number'),

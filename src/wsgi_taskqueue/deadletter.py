@@ -41,8 +41,8 @@ class DeadLetter:
     error: str | None
     attempt: int | None
     dead_at: float | None
-    #: The message as it was queued; None when the record cannot say
-    #: where it starts (see ``problem``).
+    #: The message as it was queued; None when the record holds none, or
+    #: cannot say where it starts (see ``problem``).
     message: bytes | None
     #: The encoded record, as stored (set when read back).
     record: bytes = b''
@@ -84,8 +84,10 @@ class DeadLetter:
                 values[name] = kind(value)
             else:
                 problems.append(f'{label} is not {_KIND_NAMES[kind]}')
+        if not message:
+            problems.append('it holds no message')
         return cls(**{name: values.get(name) for name in _FIELD_NAMES},
-                   message=message, record=record,
+                   message=message or None, record=record,
                    problem='; '.join(problems) or None)
 
     @classmethod

@@ -244,7 +244,7 @@ def test_crafted_records_are_shown_as_text_and_run_no_script(
     expect(letters).to_contain_text(ATTACK)
     expect(letters.locator('tr.malformed')).to_contain_text(
         'malformed dead letter: attempt is not a whole number; time is not '
-        'a time')
+        'a time; it holds no message')
     tasks = page.locator('table[data-panel=tasks]')
     expect(tasks).to_contain_text(ATTACK)
     expect(tasks.locator('tr.malformed')).to_contain_text(
