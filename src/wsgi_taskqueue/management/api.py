@@ -29,9 +29,9 @@ __all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
 MAX_COUNT = 500
 #: Deeper than any status log or dead-letter list is long.
 MAX_START = 1_000_000
-#: Room for a task of the default ``max_payload_size`` (8 MiB) sent as
-#: base64, and its other fields; an app whose queues take larger payloads
-#: raises it (``max_body_size``).
+#: Room for a task of the default ``max_task_size`` (8 MiB) whose body is
+#: sent as base64; an app whose queues take larger tasks raises it
+#: (``max_body_size``).
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 #: Arrays and objects nested deeper than this are refused: the deepest
 #: body the API takes (params holding lists) is 3 levels deep.
