@@ -221,3 +221,18 @@ def test_a_remote_user_that_cannot_travel_is_refused_at_add_time(local_queue):
     with serving(environ={'REMOTE_USER': 'alice\r\nX-Admin: 1'}), \
             pytest.raises(InvalidTask, match='REMOTE_USER'):
         taskqueue.add('/task')
+
+
+def test_reset_empties_the_default_queue_or_the_one_named():
+    first, second = wsgi_taskqueue.LocalQueue(), wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('a', first)
+    wsgi_taskqueue.register_queue('b', second)
+    with transaction.manager:
+        taskqueue.add('/one', queue='a')
+        taskqueue.add('/two', queue='b')
+    taskqueue.reset()
+    assert (len(first), len(second)) == (0, 1)
+    taskqueue.reset('b')
+    assert len(second) == 0
+    with pytest.raises(UnknownQueue):
+        taskqueue.reset('c')

@@ -25,7 +25,7 @@ from .validation import (
     environ_key,
 )
 
-__all__ = ['add', 'status', 'METHODS']
+__all__ = ['add', 'status', 'reset', 'METHODS']
 
 #: Headers of the enqueuing request that must not travel: they describe
 #: that one connection (hop-by-hop, RFC 9110 7.6.1), would be a lie on the
@@ -97,6 +97,13 @@ def status(task_id: str, queue: str | None = None) -> dict | None:
         if found is not None:
             return found
     return None
+
+
+def reset(queue: str | None = None) -> None:
+    """Delete everything of ``queue`` (the default queue if None): tasks
+    in every state, dead letters, the status log.  collective.taskqueue's
+    way for tests to start from an empty queue."""
+    get_queue(queue).reset()
 
 
 def _transaction_manager(environ):

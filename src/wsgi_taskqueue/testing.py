@@ -32,7 +32,8 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
-                 executable: str = 'redis-server', tls: bool = False):
+                 executable: str = 'redis-server', tls: bool = False,
+                 unix_socket: bool = False):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -42,6 +43,8 @@ class RedisServer:
         self.appendonly = appendonly
         self.tls = tls
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
+        #: A unix socket the server listens on beside its port, or None.
+        self.socket_path = self._path('redis.sock') if unix_socket else None
         self.process: subprocess.Popen | None = None
         if tls:
             self._make_certificates()
@@ -62,6 +65,9 @@ class RedisServer:
                       '--tls-auth-clients', 'no']
         else:
             listen = ['--port', str(self.port)]
+        if self.socket_path:
+            listen += ['--unixsocket', self.socket_path,
+                       '--unixsocketperm', '700']
         args = [
             self.executable, *listen, '--bind', '127.0.0.1',
             '--dir', self.directory, '--save', '',
