@@ -1,4 +1,5 @@
-"""Settings: one table per kind of section, read from ini files.
+"""Settings: one table per kind of section, read from ini files and
+zope.conf (``zope/zconfig.py``).
 
 Every setting is a ``(converter, default)`` pair in one table, which the
 ini loader, the filter and the programmatic API share, so a bad value fails
@@ -25,7 +26,8 @@ from .errors import ConfigurationError
 from .registry import queue_names, register_queue
 from .status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 
-__all__ = ['configure', 'load', 'Configuration', 'filter_settings']
+__all__ = ['configure', 'load', 'build', 'register', 'Configuration',
+           'filter_settings']
 
 QUEUE_SECTION = 'taskqueue'
 CONSUMER_SECTION = 'taskqueue-server'
@@ -160,7 +162,7 @@ class ConsumerSpec:
 
 @dataclasses.dataclass
 class Configuration:
-    filename: str
+    filename: str | None
     queues: dict
     consumers: list
 
@@ -179,37 +181,55 @@ def configure(filename: str) -> Configuration:
     with _configure_lock:
         if path not in _configured:
             configuration = load(path)
-            for name, queue in configuration.queues.items():
-                register_queue(name, queue)
+            register(configuration)
             _configured[path] = configuration
         return _configured[path]
 
 
 def load(filename: str) -> Configuration:
     """Read and check the [taskqueue*] sections of ``filename``."""
-    sections = _read_sections(filename)
+    sections = [(section.partition(':')[0], _suffix(section), section, values)
+                for section, values in _read_sections(filename)]
+    return build(sections, filename)
+
+
+def build(sections, source: str | None = None) -> Configuration:
+    """Check and build the queues and consumers of ``sections``.
+
+    Every configuration reader (ini, zope.conf) comes here: ``sections``
+    are ``(kind, name, label, values)``, ``kind`` QUEUE_SECTION or
+    CONSUMER_SECTION, ``name`` the section's own name (or None), ``label``
+    how errors name the section, ``values`` its keys as text.  ``source``
+    names the file in errors.
+    """
     queues = {}
-    for section, values in sections:
-        if section == QUEUE_SECTION or section.startswith(QUEUE_SECTION + ':'):
-            name, queue = _build_queue(filename, section, values)
-            if name in queues:
-                raise ConfigurationError(f'queue {name!r} is defined twice',
-                                         filename, section, 'queue')
-            queues[name] = queue
+    for kind, name, label, values in sections:
+        if kind == QUEUE_SECTION:
+            queue_name, queue = _build_queue(source, label, name, values)
+            if queue_name in queues:
+                raise ConfigurationError(
+                    f'queue {queue_name!r} is defined twice', source, label,
+                    'queue')
+            queues[queue_name] = queue
     consumers = []
     names = set()
     known_queues = set(queues) | set(queue_names())
-    for section, values in sections:
-        if section == CONSUMER_SECTION or section.startswith(
-                CONSUMER_SECTION + ':'):
-            spec = _consumer_spec(filename, section, values, known_queues)
+    for kind, name, label, values in sections:
+        if kind == CONSUMER_SECTION:
+            spec = _consumer_spec(source, label, name, values, known_queues)
             if spec.settings['name'] in names:
                 raise ConfigurationError(
                     f'two consumers are named {spec.settings["name"]!r}',
-                    filename, section, 'name')
+                    source, label, 'name')
             names.add(spec.settings['name'])
             consumers.append(spec)
-    return Configuration(filename, queues, consumers)
+    return Configuration(source, queues, consumers)
+
+
+def register(configuration: Configuration) -> None:
+    """Make the queues of ``configuration`` known to ``taskqueue.add``."""
+    for name, queue in configuration.queues.items():
+        register_queue(name, queue)
 
 
 def _read_sections(filename: str) -> list[tuple[str, dict]]:
@@ -243,9 +263,9 @@ def _suffix(section: str) -> str | None:
     return section.partition(':')[2] or None
 
 
-def _build_queue(filename, section, values):
+def _build_queue(filename, section, section_name, values):
     common = {k: v for k, v in values.items() if k in QUEUE_SETTINGS}
-    common.setdefault('queue', _suffix(section) or 'default')
+    common.setdefault('queue', section_name or 'default')
     common = convert(QUEUE_SETTINGS, common, filename, section)
     own = {k: v for k, v in values.items() if k not in QUEUE_SETTINGS}
     kind = common['type']
@@ -283,7 +303,8 @@ def _resolve(dotted: str, filename, section):
                                  filename, section, 'type') from None
 
 
-def _consumer_spec(filename, section, values, known_queues) -> ConsumerSpec:
+def _consumer_spec(filename, section, section_name, values,
+                   known_queues) -> ConsumerSpec:
     settings = convert(CONSUMER_SETTINGS, values, filename, section)
     if settings['queue'] is None:
         settings['queue'] = 'default'
@@ -294,5 +315,5 @@ def _consumer_spec(filename, section, values, known_queues) -> ConsumerSpec:
             filename, section, 'queue')
     if settings['name'] is None:
         settings['name'] = default_consumer_name(
-            _suffix(section) or settings['queue'])
+            section_name or settings['queue'])
     return ConsumerSpec(section, settings)
