@@ -75,7 +75,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         environ=_task_environ(environ, headers, copy_body=payload is COPY,
                               copy_credentials=backend.credentials == 'copy'),
         payload=_checked_payload(payload, environ, backend.max_payload_size),
-        user_id=_checked_user(environ),
+        user_id=_checked_user(request),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
@@ -125,9 +125,15 @@ def _checked_url(url) -> str:
     return urllib.parse.quote(url, safe=_SAFE_IN_URL)
 
 
-def _checked_user(environ) -> str | None:
-    """The enqueuing user, who the task will run as."""
-    user = environ.get('REMOTE_USER') if environ else None
+def _checked_user(request) -> str | None:
+    """The enqueuing user, who the task will run as: the host's
+    authenticated user when it tells, else ``REMOTE_USER``."""
+    if request is None:
+        return None
+    if request.authenticated_user is not None:
+        user = request.authenticated_user()
+    else:
+        user = request.environ.get('REMOTE_USER')
     if user is not None:
         check_header_value('REMOTE_USER', user)
     return user
