@@ -1,10 +1,24 @@
 """A Zope site served by its own ``runwsgi``, configured through zope.conf
 only, on a Redis of its own."""
+import subprocess
+
 import pytest
 
 from wsgi_taskqueue.testing import RedisServer
 
-from .instance import ZopeInstance
+from .instance import BIN, ZopeInstance, zope5_bin
+
+
+@pytest.fixture(scope='package', params=['zope6', 'zope5'])
+def zope_bin(request):
+    """Zope 6 (the test environment's) and Zope 5.x in turn."""
+    bin_dir = BIN if request.param == 'zope6' else zope5_bin()
+    version = subprocess.run(
+        [str(bin_dir / 'python'), '-c',
+         'import importlib.metadata as m; print(m.version("Zope"))'],
+        check=True, capture_output=True, text=True).stdout
+    assert version.startswith(request.param[-1] + '.'), version
+    return bin_dir
 
 
 @pytest.fixture(scope='package')
@@ -44,9 +58,9 @@ def taskqueue_conf(redis_url: str, consumers: bool = True) -> str:
 
 
 @pytest.fixture(scope='package')
-def zope_site(tmp_path_factory, zope_redis):
+def zope_site(tmp_path_factory, zope_redis, zope_bin):
     instance = ZopeInstance(tmp_path_factory.mktemp('zope') / 'instance',
-                            taskqueue_conf(zope_redis.url))
+                            taskqueue_conf(zope_redis.url), bin_dir=zope_bin)
     try:
         yield instance.start()
     finally:

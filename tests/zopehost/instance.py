@@ -15,11 +15,28 @@ import requests
 from wsgi_taskqueue.testing import free_port
 
 BIN = pathlib.Path(sys.executable).parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: Zope 5.x lives in an environment of its own (it needs ZODB < 6.3); the
+#: suite builds it once, beside the test environment.
+ZOPE5_ENV = ROOT / '.venv-zope5'
+ZOPE5_REQUIREMENTS = ['Zope[wsgi] >= 5.14, < 6', 'ZODB < 6.3']
 #: The test site's views, importable as if installed.
 TESTAPP = pathlib.Path(__file__).resolve().parent / 'zopeapp'
 START_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
 ADMIN = ('admin', 'admin-password')
+
+
+def zope5_bin() -> pathlib.Path:
+    """The bin folder of the Zope 5 environment, built if missing."""
+    runwsgi = ZOPE5_ENV / 'bin' / 'runwsgi'
+    if not runwsgi.exists():
+        subprocess.run([sys.executable, '-m', 'venv', str(ZOPE5_ENV)],
+                       check=True)
+        subprocess.run([str(ZOPE5_ENV / 'bin' / 'pip'), 'install', '--quiet',
+                        '-e', f'{ROOT}[redis,zope]', 'ZEO',
+                        *ZOPE5_REQUIREMENTS], check=True)
+    return runwsgi.parent
 
 
 class ZopeInstance:

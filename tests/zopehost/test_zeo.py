@@ -39,16 +39,16 @@ def zodb(port, server_sync=True):
 
 
 @pytest.fixture(scope='module')
-def web_and_worker(tmp_path_factory, zope_redis, zeo_server):
+def web_and_worker(tmp_path_factory, zope_redis, zeo_server, zope_bin):
     base = tmp_path_factory.mktemp('zeo-instances')
     web = ZopeInstance(base / 'web', taskqueue_conf(
         zope_redis.url, consumers=False).replace(
             'secret a-long', 'key_prefix zeo\n  secret a-long'),
-        zodb=zodb(zeo_server))
+        zodb=zodb(zeo_server), bin_dir=zope_bin)
     worker = ZopeInstance(base / 'worker', taskqueue_conf(
         zope_redis.url).replace(
             'secret a-long', 'key_prefix zeo\n  secret a-long'),
-        zodb=zodb(zeo_server))
+        zodb=zodb(zeo_server), bin_dir=zope_bin)
     try:
         yield web.start(), worker.start()
     finally:
@@ -74,11 +74,11 @@ def test_every_task_runs_once_in_the_worker_and_finds_what_it_created(
 
 
 def test_a_worker_on_zeo_without_server_sync_is_warned(tmp_path, zope_redis,
-                                                        zeo_server):
+                                                        zeo_server, zope_bin):
     worker = ZopeInstance(tmp_path / 'unsynced', taskqueue_conf(
         zope_redis.url).replace(
             'secret a-long', 'key_prefix unsynced\n  secret a-long'),
-        zodb=zodb(zeo_server, server_sync=False))
+        zodb=zodb(zeo_server, server_sync=False), bin_dir=zope_bin)
     try:
         worker.start()
         log = (worker.directory / 'var' / 'log' / 'event.log').read_text()
