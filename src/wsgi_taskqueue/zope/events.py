@@ -56,12 +56,13 @@ def start_consumers(event=None) -> list:
         from ZPublisher.httpexceptions import HTTPExceptionHandler
         from ZPublisher.WSGIPublisher import publish_module
 
-        from .zeo import warn_without_server_sync
+        from .zeo import synced, warn_without_server_sync
 
         warn_without_server_sync()
         # The app of a stock zope.ini: the publisher behind the filter that
-        # turns HTTP exceptions into responses (an Unauthorized is a 401).
-        app = HTTPExceptionHandler(publish_module)
+        # turns HTTP exceptions into responses (an Unauthorized is a 401);
+        # on ZEO, synced with the server first (see zeo.py).
+        app = synced(HTTPExceptionHandler(publish_module))
         for consumer in configuration.build_consumers(app):
             consumer.start()
             _consumers.append(consumer)
