@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ['RedisServer', 'free_port']
+__all__ = ['RedisServer', 'free_port', 'stop_process']
 
 
 def free_port() -> int:
@@ -22,6 +22,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM ``process``, SIGKILL it if it has not ended within
+    ``timeout`` seconds; return its exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 class RedisServer:
@@ -84,13 +97,7 @@ class RedisServer:
         """Stop the server; with AOF on, everything acknowledged is kept."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:

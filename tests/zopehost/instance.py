@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
 
 import requests
 
-from wsgi_taskqueue.testing import free_port
+from wsgi_taskqueue.testing import free_port, stop_process
 
 BIN = pathlib.Path(sys.executable).parent
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -91,14 +90,7 @@ class ZopeInstance:
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code, self.process = self.process.returncode, None
+        code, self.process = stop_process(self.process, timeout), None
         return code
 
     def get(self, path: str, auth=ADMIN, **kwargs) -> requests.Response:

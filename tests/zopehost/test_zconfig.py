@@ -41,8 +41,8 @@ def test_component_xml_is_generated_from_the_settings_tables():
         assert component.read() == zconfig.component_xml()
     queue_keys = {*config.QUEUE_SETTINGS,
                   *(k for t in config.BACKEND_SETTINGS.values() for k in t)}
-    assert set(zconfig.queue_keys.keys()) == queue_keys
-    assert set(zconfig.consumer_keys.keys()) == set(config.CONSUMER_SETTINGS)
+    assert set(zconfig.queue_keys.names()) == queue_keys
+    assert set(zconfig.consumer_keys.names()) == set(config.CONSUMER_SETTINGS)
 
 
 def test_collective_taskqueues_sections_carry_over_named(zope_conf,
@@ -87,7 +87,7 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
                        'max_deliveries': '7', 'staged_grace': '30',
                        'stop_timeout': '5'}
     assert set(queue_values) | {'queue', 'url', 'unix_socket_path'} == set(
-        zconfig.queue_keys.keys())
+        zconfig.queue_keys.names())
     assert set(consumer_values) == set(config.CONSUMER_SETTINGS)
 
     def lines(values):

@@ -23,7 +23,8 @@ def committed_marker(site):
 def test_zope_ini_is_the_stock_one_but_for_its_port(zope_site):
     served = (zope_site.directory / 'etc' / 'zope.ini').read_text()
     changed = [(a, b) for a, b in zip(zope_site.stock_zope_ini.splitlines(),
-                                      served.splitlines()) if a != b]
+                                      served.splitlines(), strict=True)
+               if a != b]
     assert changed == [('port = 8080', f'port = {zope_site.port}')]
 
 

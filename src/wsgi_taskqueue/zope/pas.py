@@ -14,10 +14,10 @@ from Products.PluggableAuthService.interfaces.plugins import (
     IAuthenticationPlugin,
     IExtractionPlugin,
 )
-from Products.PluggableAuthService.plugins.BasePlugin import BasePlugin
 from Products.PluggableAuthService.PluggableAuthService import (
     registerMultiPlugin,
 )
+from Products.PluggableAuthService.plugins.BasePlugin import BasePlugin
 from Products.PluggableAuthService.utils import classImplements
 
 from ..guard import current_task

@@ -55,7 +55,7 @@ class _KeyCheckers:
         check.__name__ = key
         return check
 
-    def keys(self):
+    def names(self):
         return list(self.table)
 
 
@@ -110,7 +110,7 @@ def component_xml() -> str:
     """The text of ``component.xml``: every key of the settings tables."""
     def keys(checkers, prefix):
         return ''.join(f'    <key name="{key}" datatype=".{prefix}.{key}"/>\n'
-                       for key in checkers.keys())
+                       for key in checkers.names())
     return (
         '<!-- Generated from the settings tables of wsgi_taskqueue/config.py'
         ' by\n     wsgi_taskqueue.zope.zconfig.component_xml(); keep them'
