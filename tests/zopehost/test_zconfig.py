@@ -36,6 +36,13 @@ def zope_conf(tmp_path, schema):
     return load
 
 
+def plain_attributes(queue):
+    """What a queue was configured with: its attributes of plain types."""
+    plain = (str, int, float, bool, list, tuple, frozenset, type(None))
+    return {key: value for key, value in vars(queue).items()
+            if isinstance(value, plain)}
+
+
 def test_component_xml_is_generated_from_the_settings_tables():
     with open(zconfig.COMPONENT_PATH) as component:
         assert component.read() == zconfig.component_xml()
@@ -74,9 +81,13 @@ def test_collective_taskqueues_sections_carry_over_named(zope_conf,
 def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
     """The same values through zope.conf and through an ini build the
     same settings."""
-    queue_values = {'type': 'redis', 'max_payload_size': '1000',
+    queue_values = {'type': 'redis', 'max_task_size': '100000',
                     'secret': 'one two', 'credentials': 'user-id',
+                    'copy_headers': 'X-Tenant X-Trace',
+                    'http_host': 'www.example.com:8080', 'max_age': '60',
                     'status_ttl': '60', 'status_max': '10',
+                    'dead_ttl': '3600', 'dead_max': '100',
+                    'dead_credentials': 'true',
                     'host': 'redis.example', 'port': '6380', 'db': '2',
                     'username': 'u', 'password': 'p',
                     'socket_timeout': '1.5', 'key_prefix': 'pfx'}
@@ -107,9 +118,8 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
     [zope_consumer], [ini_consumer] = from_zope.consumers, from_ini.consumers
     assert zope_consumer.settings == ini_consumer.settings
     zope_queue, ini_queue = from_zope.queues['q'], from_ini.queues['q']
-    for attribute in ('where', 'key_prefix', 'credentials', 'status_ttl',
-                      'status_max', 'max_payload_size', 'socket_timeout'):
-        assert getattr(zope_queue, attribute) == getattr(ini_queue, attribute)
+    assert plain_attributes(zope_queue) == plain_attributes(ini_queue)
+    assert zope_queue.where == 'redis.example:6380/2'
     assert zope_queue.pool.connection_kwargs == ini_queue.pool.connection_kwargs
     assert zope_queue.codec.keys == ini_queue.codec.keys == [b"one", b"two"]
 
