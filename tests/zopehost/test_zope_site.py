@@ -1,13 +1,25 @@
 """A Zope site, served by the stock ``runwsgi etc/zope.ini`` of a
 ``mkwsgiinstance`` instance, with wsgi-taskqueue configured in zope.conf
 only: collective.taskqueue's behaviour, end to end."""
+import requests
+
 import wsgi_taskqueue
 
+from .instance import ADMIN
 
-def status_of(zope_redis, task_id, queue='default'):
+
+def finished_status(site, zope_redis, task_id, queue='default'):
+    """The status record of a task, once its consumer acknowledged it
+    (which happens after the task's own commit, so after its record)."""
     backend = wsgi_taskqueue.RedisQueue(queue, url=zope_redis.url)
+    found = []
+
+    def finished():
+        found[:] = [backend.task_status(task_id)]
+        return found[0] is not None and found[0]['state'] != 'running'
     try:
-        return backend.task_status(task_id)
+        site.wait_until(finished, f'task {task_id} to be acknowledged')
+        return found[0]
     finally:
         backend.close()
 
@@ -39,10 +51,28 @@ def test_a_task_runs_once_after_the_commit_as_its_user(zope_site, zope_redis):
     # credentials = copy (the default): Authorization came from the raw
     # environ, and the site's own user folder authenticated it.
     assert record['authorization'] is True
-    status = status_of(zope_redis, task_id)
+    status = finished_status(zope_site, zope_redis, task_id)
     assert (status['state'], status['user']) == ('done', 'admin')
     committed_marker(zope_site)
     assert [r['task_id'] for r in zope_site.records()].count(task_id) == 1
+
+
+def test_a_post_is_replayed_with_its_body(zope_site):
+    response = requests.post(zope_site.url + '/@@enqueue', auth=ADMIN,
+                             data={'note': 'hé, a note'}, timeout=30)
+    assert response.status_code == 200
+    record = zope_site.record_of(response.text)
+    assert (record['method'], record['note']) == ('POST', 'hé, a note')
+
+
+def test_a_body_the_view_read_itself_is_copied_whole(zope_site):
+    body = '{"create": null, "note": "json"}'
+    response = requests.post(
+        zope_site.url + '/@@enqueue', auth=ADMIN, data=body,
+        headers={'Content-Type': 'application/json'}, timeout=30)
+    assert response.status_code == 200
+    record = zope_site.record_of(response.text)
+    assert (record['method'], record['body']) == ('POST', body)
 
 
 def test_aborted_and_doomed_requests_queue_nothing(zope_site):
@@ -88,4 +118,5 @@ def test_with_credentials_user_id_pas_logs_the_task_in_as_its_user(
     assert record['user'] == record['x_task_user_id'] == 'alice'
     # No Authorization travelled: the plugin logged the task in.
     assert record['authorization'] is False
-    assert status_of(zope_redis, response.text, 'userid')['state'] == 'done'
+    assert finished_status(zope_site, zope_redis, response.text,
+                           'userid')['state'] == 'done'

@@ -24,11 +24,16 @@ class Enqueue(BrowserView):
 
     def __call__(self):
         form = self.request.form
+        if self.request.getHeader('Content-Type') == 'application/json':
+            # As a JSON API does: the body is read to its end first.
+            form = json.loads(self.request.stdin.read())
         created = form.get('create')
         if created:
             manage_addFolder(self.context, created)
         params = {'created': created} if created else None
+        # A POST is replayed as a POST with its body (copied by default).
         task_id = taskqueue.add(form.get('target', '/@@record'),
+                                method=self.request['REQUEST_METHOD'],
                                 params=params, queue=form.get('queue'))
         outcome = form.get('outcome', 'commit')
         if outcome == 'abort':
@@ -59,6 +64,9 @@ class Record(BrowserView):
             'layer': ITaskQueueLayer.providedBy(request),
             'authorization': bool(request._auth),
             'path': request['PATH_INFO'],
+            'method': request['REQUEST_METHOD'],
+            'note': request.form.get('note'),
+            'body': (request.get('BODY') or b'').decode('utf-8'),
             'created': created,
             'found': created in app.objectIds() if created else None,
         })
