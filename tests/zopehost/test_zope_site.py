@@ -120,3 +120,17 @@ def test_with_credentials_user_id_pas_logs_the_task_in_as_its_user(
     assert record['authorization'] is False
     assert finished_status(zope_site, zope_redis, response.text,
                            'userid')['state'] == 'done'
+
+
+def test_the_plugin_can_be_added_through_the_zmi(zope_site):
+    assert zope_site.get('/@@setup-pas').status_code == 200
+    form = zope_site.get('/site/acl_users/manage_addProduct/'
+                         'wsgi_taskqueue.zope/manage_addTaskUserPluginForm')
+    assert form.status_code == 200
+    assert 'manage_addTaskUserPlugin' in form.text
+    added = zope_site.get('/site/acl_users/manage_addProduct/'
+                          'wsgi_taskqueue.zope/manage_addTaskUserPlugin',
+                          params={'id': 'another'})
+    assert added.status_code == 200
+    listing = zope_site.get('/site/acl_users/manage_main')
+    assert 'another' in listing.text
