@@ -40,9 +40,15 @@ def configure_queues(event=None) -> config.Configuration:
     global _configuration
     with _lock:
         if _configuration is None:
-            product_config = getattr(getConfiguration(), 'product_config',
+            zope_config = getConfiguration()
+            product_config = getattr(zope_config, 'product_config',
                                      None) or {}
-            _configuration = zconfig.configuration(product_config)
+            # Zope keeps no path of its zope.conf; its instance home
+            # tells which one it is.
+            home = getattr(zope_config, 'instancehome', None)
+            _configuration = zconfig.configuration(
+                product_config,
+                f'zope.conf of {home}' if home else 'zope.conf')
             config.register(_configuration)
         return _configuration
 
