@@ -5,7 +5,7 @@ so that a stock ``runwsgi etc/zope.ini`` needs nothing but zope.conf.
   ``<taskqueue>`` sections of zope.conf become the registered queues.
 - Process starting (``IProcessStarting``, WSGI servers only): the
   ``<taskqueue-server>`` consumers start, dispatching into Zope's
-  publisher; they stop when the process exits.
+  publisher; they stop when the process exits (SIGTERM included).
 - Publication start (``IPubStart``): ``X-Task-*`` headers are removed from
   network requests, task requests get ``ITaskQueueLayer``, and the request
   is bound for ``taskqueue.add`` with Zope's raw environ (which still has
@@ -25,6 +25,7 @@ from zope.interface import alsoProvides
 from .. import config, context
 from ..guard import current_task
 from ..middleware import strip_task_headers
+from ..serve import exit_on_sigterm
 from . import ITaskQueueLayer, zconfig
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def start_consumers(event=None) -> list:
         log.info('started %d task queue consumer(s): %s', len(_consumers),
                  ', '.join(c.name for c in _consumers))
         atexit.register(stop_consumers)
+        exit_on_sigterm()  # runwsgi and zdaemon stop Zope with SIGTERM
         return _consumers
 
 
