@@ -13,7 +13,9 @@ from .instance import ZopeInstance
      ["zope.conf of {home}", "<taskqueue-server w1>", "key 'queue'",
       "undefined queue 'nosuch'"]),
     ('<taskqueue default>\n  type redis\n  port many\n</taskqueue>\n',
-     ["port: bad value 'many'", 'line ', 'zope.conf']),
+     ["port: bad value 'many'", 'line ', '{home}/etc/zope.conf']),
+    ('<taskqueue default>\n  colour blue\n</taskqueue>\n',
+     ["unknown key 'colour'", 'line ', '{home}/etc/zope.conf']),
 ])
 def test_zope_does_not_start_and_names_the_section_and_key(
         tmp_path, sections, expected):

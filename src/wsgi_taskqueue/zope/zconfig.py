@@ -58,6 +58,15 @@ class _KeyCheckers:
     def names(self):
         return list(self.table)
 
+    def keytype(self, name):
+        """The sections' key type: names an unknown key with its line
+        (ZConfig's own error about one gives no line)."""
+        key = name.lower()
+        if key not in self.table:
+            raise ValueError(f'unknown key {name!r}; known keys: '
+                             f'{", ".join(sorted(self.table))}')
+        return key
+
 
 queue_keys = _KeyCheckers(config.QUEUE_SETTINGS,
                           *config.BACKEND_SETTINGS.values())
@@ -117,12 +126,14 @@ def component_xml() -> str:
         ' equal. -->\n'
         '<component prefix="wsgi_taskqueue.zope.zconfig">\n'
         '  <sectiontype name="taskqueue" datatype=".QueueSection"\n'
+        '               keytype=".queue_keys.keytype"\n'
         '               implements="zope.product.base">\n'
         '    <description>A task queue; its name is the queue name unless'
         ' a queue key\n      says otherwise.</description>\n'
         f'{keys(queue_keys, "queue_keys")}'
         '  </sectiontype>\n'
         '  <sectiontype name="taskqueue-server" datatype=".ConsumerSection"'
+        '\n               keytype=".consumer_keys.keytype"'
         '\n               implements="zope.product.base">\n'
         '    <description>A consumer of a queue, running in this Zope'
         ' process; its name\n      is the consumer name unless a name key'
