@@ -89,10 +89,20 @@ def _host(value) -> str:
     return text
 
 
+def _queue_type(value) -> str:
+    """A type of BACKEND_SETTINGS or the dotted name of a class."""
+    kind = str(value).strip()
+    if kind not in BACKEND_SETTINGS and '.' not in kind:
+        raise ValueError(f'unknown queue type {kind!r}; use '
+                         f'{", ".join(BACKEND_SETTINGS)} or the dotted name '
+                         f'of a class')
+    return kind
+
+
 #: Keys every [taskqueue] section understands, whatever its type.
 QUEUE_SETTINGS = {
     'queue': (_name, 'default'),
-    'type': (str, 'local'),
+    'type': (_queue_type, 'local'),
     'max_task_size': (_at_least(0, int), DEFAULT_MAX_TASK_SIZE),
     # One secret or several (whitespace-separated): the first signs, all
     # are accepted, so a secret can be rotated without losing tasks.
@@ -299,13 +309,9 @@ def _build_queue(filename, section, section_name, values):
         options = convert(BACKEND_SETTINGS[kind], own, filename, section,
                           known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
-    elif '.' in kind:
+    else:  # a dotted name (_queue_type)
         factory = _resolve(kind, filename, section)
         options = own
-    else:
-        raise ConfigurationError(
-            f'unknown queue type {kind!r}; use local, redis or the dotted '
-            f'name of a class', filename, section, 'type')
     name = common.pop('queue')
     del common['type']
     common['secrets'] = common.pop('secret')

@@ -148,6 +148,8 @@ def test_the_queue_key_renames_a_queue_and_the_name_key_a_consumer(
      'concurrent_limit', 'must be at least 1'),
     ('<taskqueue-server w>\n  retry_delay -1\n</taskqueue-server>', 3,
      'retry_delay', 'must be greater than 0'),
+    ('<taskqueue q>\n  type nosuch\n</taskqueue>', 3, 'type',
+     "unknown queue type 'nosuch'; use local, redis or the dotted name"),
 ])
 def test_a_bad_key_is_named_with_its_file_and_line(zope_conf, tmp_path,
                                                    section, line, key,
@@ -168,8 +170,6 @@ def test_unnamed_sections_are_refused_as_zope_refuses_them(zope_conf):
 @pytest.mark.parametrize('text, section, key, message', [
     ('<taskqueue q>\n  port 1\n</taskqueue>', '<taskqueue q>', 'port',
      'unknown key'),
-    ('<taskqueue q>\n  type nosuch\n</taskqueue>', '<taskqueue q>', 'type',
-     'unknown queue type'),
     ('<taskqueue-server w>\n  queue q\n</taskqueue-server>',
      '<taskqueue-server w>', 'queue', "undefined queue 'q'"),
     ('<taskqueue a>\n</taskqueue>\n<taskqueue b>\n  queue a\n</taskqueue>',
