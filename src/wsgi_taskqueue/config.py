@@ -222,7 +222,12 @@ def configure(filename: str) -> Configuration:
 
 
 def load(filename: str) -> Configuration:
-    """Read and check the [taskqueue*] sections of ``filename``."""
+    """Read and check the [taskqueue*] sections of ``filename``, or the
+    ``<taskqueue*>`` sections of a zope.conf (one that says ``%import
+    wsgi_taskqueue``; reading it takes Zope)."""
+    if _imports_this_package(filename):
+        from .zope.zconfig import load_zope_conf
+        return load_zope_conf(filename)
     sections = [(section.partition(':')[0], _suffix(section), section, values)
                 for section, values in _read_sections(filename)]
     return build(sections, filename)
@@ -292,6 +297,16 @@ def _read_sections(filename: str) -> list[tuple[str, dict]]:
             raise ConfigurationError(str(exc), filename, section) from None
         sections.append((section, values))
     return sections
+
+
+def _imports_this_package(filename: str) -> bool:
+    """Whether ``filename`` is a ZConfig file with our sections."""
+    try:
+        with open(filename, encoding='utf-8', errors='replace') as file:
+            return any(line.split() == ['%import', 'wsgi_taskqueue']
+                       for line in file)
+    except OSError:
+        return False  # _read_sections says what is wrong
 
 
 def _suffix(section: str) -> str | None:

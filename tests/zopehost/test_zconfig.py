@@ -196,3 +196,18 @@ def test_sections_of_other_products_are_left_alone(zope_conf, schema,
     assert list(zconfig.configuration(product_config).queues) == ['q']
     assert isinstance(zconfig.configuration(product_config).queues['q'],
                       wsgi_taskqueue.LocalQueue)
+
+
+def test_the_operator_commands_name_the_line_of_a_bad_zope_conf(tmp_path,
+                                                                capsys):
+    from wsgi_taskqueue.cli import main
+
+    zope_conf = tmp_path / 'zope.conf'
+    zope_conf.write_text(f'instancehome {tmp_path}\n'
+                         '%import wsgi_taskqueue\n'
+                         '<taskqueue default>\n  type redis\n  port many\n'
+                         '</taskqueue>\n')
+    assert main(['status', str(zope_conf)]) == 2
+    error = capsys.readouterr().err
+    assert "port: bad value 'many'" in error
+    assert f'line 5, in file://{zope_conf}' in error

@@ -1,6 +1,8 @@
 """A Zope site, served by the stock ``runwsgi etc/zope.ini`` of a
 ``mkwsgiinstance`` instance, with wsgi-taskqueue configured in zope.conf
 only: collective.taskqueue's behaviour, end to end."""
+import json
+
 import requests
 
 import wsgi_taskqueue
@@ -134,3 +136,13 @@ def test_the_plugin_can_be_added_through_the_zmi(zope_site):
     assert added.status_code == 200
     listing = zope_site.get('/site/acl_users/manage_main')
     assert 'another' in listing.text
+
+
+def test_the_operator_commands_read_the_sites_zope_conf(zope_site, capsys):
+    from wsgi_taskqueue.cli import main
+
+    zope_conf = zope_site.directory / 'etc' / 'zope.conf'
+    assert main(['status', str(zope_conf), '--json', '--check']) == 0
+    statuses = json.loads(capsys.readouterr().out)
+    assert [(s['queue'], s['live_consumers']) for s in statuses] == [
+        ('default', 1), ('userid', 1)]

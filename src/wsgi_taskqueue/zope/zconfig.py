@@ -21,7 +21,7 @@ import os
 from .. import config
 
 __all__ = ['QueueSection', 'ConsumerSection', 'configuration',
-           'component_xml', 'queue_keys', 'consumer_keys']
+           'load_zope_conf', 'component_xml', 'queue_keys', 'consumer_keys']
 
 #: Where ``%import wsgi_taskqueue`` finds the component.
 COMPONENT_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)),
@@ -113,6 +113,19 @@ def configuration(product_config: dict, source: str = 'zope.conf'
                 for section in product_config.values()
                 if isinstance(section, _Section)]
     return config.build(sections, source)
+
+
+def load_zope_conf(path: str) -> config.Configuration:
+    """The queues and consumers of the zope.conf at ``path``, read with
+    Zope's own schema (for the operator commands)."""
+    import ZConfig
+    from Zope2.Startup.options import ZopeWSGIOptions
+
+    try:
+        root = ZopeWSGIOptions(configfile=path)().configroot
+    except ZConfig.ConfigurationError as exc:
+        raise config.ConfigurationError(str(exc), path) from None
+    return configuration(root.product_config or {}, path)
 
 
 def component_xml() -> str:
