@@ -80,8 +80,16 @@ def answers(url):
         return False
 
 
+#: Pins on the command line, as a site's [versions] would have them.
+ZOPE_VERSIONS = {
+    'zope6': [],
+    'zope5': ['versions:Zope=5.14.2', 'versions:ZODB=6.2'],
+}
+
+
+@pytest.mark.parametrize('zope', sorted(ZOPE_VERSIONS))
 def test_the_buildout_builds_a_web_and_a_worker_instance_that_run_tasks(
-        tmp_path):
+        tmp_path, zope):
     directory = tmp_path / 'site'
     directory.mkdir()
     shutil.copy(ROOT / 'buildout' / 'buildout.cfg', directory)
@@ -99,7 +107,11 @@ def test_the_buildout_builds_a_web_and_a_worker_instance_that_run_tasks(
             # The test site's views, as a site adds its own package.
             f'instance:extra-paths={TESTAPP}',
             'instance:zcml=wsgi_taskqueue taskqueue_zope_testapp',
+            *ZOPE_VERSIONS[zope],
         ], cwd=directory, check=True, stdout=subprocess.DEVNULL)
+        # The instance script puts its eggs on sys.path: which Zope it is.
+        script = (directory / 'bin' / 'instance').read_text()
+        assert f'Zope-{zope[-1]}.' in script
         scripts = [Script(directory, 'zeoserver')]
         try:
             web_url, worker_url = (f'http://127.0.0.1:{web}',
