@@ -91,7 +91,8 @@ def stop_consumers() -> None:
 
 def bind_request(event) -> None:
     request = event.request
-    environ = request._orig_env  # as the WSGI server gave it
+    # The environ as the WSGI server gave it (HTTPRequest keeps it).
+    environ = getattr(request, '_orig_env', request.environ)
     task = current_task(environ)
     if task is None:
         strip_task_headers(environ)
