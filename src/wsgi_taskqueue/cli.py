@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Transaction-aware task queue for WSGI applications. '
                     'Every command reads the [taskqueue*] sections of the '
-                    'ini file CONFIG.')
+                    'ini file CONFIG (the operator commands also read the '
+                    '<taskqueue*> sections of a zope.conf).')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log debug messages')
     commands = parser.add_subparsers(dest='command', required=True,

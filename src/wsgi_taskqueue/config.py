@@ -1,4 +1,5 @@
-"""Settings: one table per kind of section, read from ini files.
+"""Settings: one table per kind of section, read from ini files and
+zope.conf (``zope/zconfig.py``).
 
 Every setting is a ``(converter, default)`` pair in one table, which the
 ini loader, the filter and the programmatic API share, so a bad value fails
@@ -30,7 +31,8 @@ from .errors import ConfigurationError
 from .registry import queue_names, register_queue
 from .status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 
-__all__ = ['configure', 'load', 'Configuration', 'filter_settings']
+__all__ = ['configure', 'load', 'build', 'register', 'Configuration',
+           'filter_settings']
 
 QUEUE_SECTION = 'taskqueue'
 CONSUMER_SECTION = 'taskqueue-server'
@@ -87,10 +89,20 @@ def _host(value) -> str:
     return text
 
 
+def _queue_type(value) -> str:
+    """A type of BACKEND_SETTINGS or the dotted name of a class."""
+    kind = str(value).strip()
+    if kind not in BACKEND_SETTINGS and '.' not in kind:
+        raise ValueError(f'unknown queue type {kind!r}; use '
+                         f'{", ".join(BACKEND_SETTINGS)} or the dotted name '
+                         f'of a class')
+    return kind
+
+
 #: Keys every [taskqueue] section understands, whatever its type.
 QUEUE_SETTINGS = {
     'queue': (_name, 'default'),
-    'type': (str, 'local'),
+    'type': (_queue_type, 'local'),
     'max_task_size': (_at_least(0, int), DEFAULT_MAX_TASK_SIZE),
     # One secret or several (whitespace-separated): the first signs, all
     # are accepted, so a secret can be rotated without losing tasks.
@@ -185,7 +197,7 @@ class ConsumerSpec:
 
 @dataclasses.dataclass
 class Configuration:
-    filename: str
+    filename: str | None
     queues: dict
     consumers: list
 
@@ -204,37 +216,60 @@ def configure(filename: str) -> Configuration:
     with _configure_lock:
         if path not in _configured:
             configuration = load(path)
-            for name, queue in configuration.queues.items():
-                register_queue(name, queue)
+            register(configuration)
             _configured[path] = configuration
         return _configured[path]
 
 
 def load(filename: str) -> Configuration:
-    """Read and check the [taskqueue*] sections of ``filename``."""
-    sections = _read_sections(filename)
+    """Read and check the [taskqueue*] sections of ``filename``, or the
+    ``<taskqueue*>`` sections of a zope.conf (one that says ``%import
+    wsgi_taskqueue``; reading it takes Zope)."""
+    if _imports_this_package(filename):
+        from .zope.zconfig import load_zope_conf
+        return load_zope_conf(filename)
+    sections = [(section.partition(':')[0], _suffix(section), section, values)
+                for section, values in _read_sections(filename)]
+    return build(sections, filename)
+
+
+def build(sections, source: str | None = None) -> Configuration:
+    """Check and build the queues and consumers of ``sections``.
+
+    Every configuration reader (ini, zope.conf) comes here: ``sections``
+    are ``(kind, name, label, values)``, ``kind`` QUEUE_SECTION or
+    CONSUMER_SECTION, ``name`` the section's own name (or None), ``label``
+    how errors name the section, ``values`` its keys as text.  ``source``
+    names the file in errors.
+    """
     queues = {}
-    for section, values in sections:
-        if section == QUEUE_SECTION or section.startswith(QUEUE_SECTION + ':'):
-            name, queue = _build_queue(filename, section, values)
-            if name in queues:
-                raise ConfigurationError(f'queue {name!r} is defined twice',
-                                         filename, section, 'queue')
-            queues[name] = queue
+    for kind, name, label, values in sections:
+        if kind == QUEUE_SECTION:
+            queue_name, queue = _build_queue(source, label, name, values)
+            if queue_name in queues:
+                raise ConfigurationError(
+                    f'queue {queue_name!r} is defined twice', source, label,
+                    'queue')
+            queues[queue_name] = queue
     consumers = []
     names = set()
     known_queues = set(queues) | set(queue_names())
-    for section, values in sections:
-        if section == CONSUMER_SECTION or section.startswith(
-                CONSUMER_SECTION + ':'):
-            spec = _consumer_spec(filename, section, values, known_queues)
+    for kind, name, label, values in sections:
+        if kind == CONSUMER_SECTION:
+            spec = _consumer_spec(source, label, name, values, known_queues)
             if spec.settings['name'] in names:
                 raise ConfigurationError(
                     f'two consumers are named {spec.settings["name"]!r}',
-                    filename, section, 'name')
+                    source, label, 'name')
             names.add(spec.settings['name'])
             consumers.append(spec)
-    return Configuration(filename, queues, consumers)
+    return Configuration(source, queues, consumers)
+
+
+def register(configuration: Configuration) -> None:
+    """Make the queues of ``configuration`` known to ``taskqueue.add``."""
+    for name, queue in configuration.queues.items():
+        register_queue(name, queue)
 
 
 def _read_sections(filename: str) -> list[tuple[str, dict]]:
@@ -264,13 +299,23 @@ def _read_sections(filename: str) -> list[tuple[str, dict]]:
     return sections
 
 
+def _imports_this_package(filename: str) -> bool:
+    """Whether ``filename`` is a ZConfig file with our sections."""
+    try:
+        with open(filename, encoding='utf-8', errors='replace') as file:
+            return any(line.split() == ['%import', 'wsgi_taskqueue']
+                       for line in file)
+    except OSError:
+        return False  # _read_sections says what is wrong
+
+
 def _suffix(section: str) -> str | None:
     return section.partition(':')[2] or None
 
 
-def _build_queue(filename, section, values):
+def _build_queue(filename, section, section_name, values):
     common = {k: v for k, v in values.items() if k in QUEUE_SETTINGS}
-    common.setdefault('queue', _suffix(section) or 'default')
+    common.setdefault('queue', section_name or 'default')
     common = convert(QUEUE_SETTINGS, common, filename, section)
     own = {k: v for k, v in values.items() if k not in QUEUE_SETTINGS}
     kind = common['type']
@@ -279,13 +324,9 @@ def _build_queue(filename, section, values):
         options = convert(BACKEND_SETTINGS[kind], own, filename, section,
                           known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
-    elif '.' in kind:
+    else:  # a dotted name (_queue_type)
         factory = _resolve(kind, filename, section)
         options = own
-    else:
-        raise ConfigurationError(
-            f'unknown queue type {kind!r}; use local, redis or the dotted '
-            f'name of a class', filename, section, 'type')
     name = common.pop('queue')
     del common['type']
     common['secrets'] = common.pop('secret')
@@ -306,7 +347,8 @@ def _resolve(dotted: str, filename, section):
                                  filename, section, 'type') from None
 
 
-def _consumer_spec(filename, section, values, known_queues) -> ConsumerSpec:
+def _consumer_spec(filename, section, section_name, values,
+                   known_queues) -> ConsumerSpec:
     settings = convert(CONSUMER_SETTINGS, values, filename, section)
     if settings['queue'] is None:
         settings['queue'] = 'default'
@@ -317,5 +359,5 @@ def _consumer_spec(filename, section, values, known_queues) -> ConsumerSpec:
             filename, section, 'queue')
     if settings['name'] is None:
         settings['name'] = default_consumer_name(
-            _suffix(section) or settings['queue'])
+            section_name or settings['queue'])
     return ConsumerSpec(section, settings)

@@ -17,7 +17,7 @@ from . import context
 from .dispatch import ENVIRON_KEY
 from .validation import TASK_HEADER_PREFIX
 
-__all__ = ['TaskQueueMiddleware', 'filter_factory']
+__all__ = ['TaskQueueMiddleware', 'filter_factory', 'strip_task_headers']
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ class TaskQueueMiddleware:
         self.manage_transaction = manage_transaction
 
     def __call__(self, environ, start_response):
-        if ENVIRON_KEY not in environ:
-            for key in [k for k in environ if k.startswith(TASK_HEADER_PREFIX)]:
-                del environ[key]
+        strip_task_headers(environ)
         if _has_body(environ):
             # The app may read wsgi.input before it calls add(), which
             # copies the body by default.
@@ -79,6 +77,15 @@ class TaskQueueMiddleware:
             manager.abort()
         start_response(status, headers, exc_info)
         return chunks
+
+
+def strip_task_headers(environ) -> None:
+    """Remove ``X-Task-*`` headers from a request that came from the
+    network (one without the dispatcher's environ marker), so that the app
+    may trust them on task requests."""
+    if ENVIRON_KEY not in environ:
+        for key in [k for k in environ if k.startswith(TASK_HEADER_PREFIX)]:
+            del environ[key]
 
 
 def _has_body(environ) -> bool:

@@ -19,7 +19,8 @@ from .config import configure
 from .consumer import TaskBudget
 from .errors import ConfigurationError
 
-__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits']
+__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits',
+           'exit_on_sigterm']
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def server_runner(wsgi_app, global_conf, **settings):
     """``paste.server_runner``: waitress plus the ini's consumers."""
     import waitress
 
-    _exit_on_sigterm()
+    exit_on_sigterm()
     with running_consumers(wsgi_app, global_conf['__file__']):
         waitress.serve(wsgi_app, **settings)
 
@@ -153,9 +154,12 @@ def _resident_memory() -> int:
         return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so consumers stop cleanly."""
-    if threading.current_thread() is threading.main_thread():
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so consumers stop cleanly (a process
+    killed by the signal's default action runs no cleanup), unless the
+    process already handles SIGTERM its own way."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_system_exit)
 
 

@@ -105,28 +105,31 @@ class RedisQueue(QueueBase):
         self.socket_timeout = socket_timeout
         common = dict(socket_timeout=socket_timeout,
                       socket_connect_timeout=socket_timeout,
-                      socket_keepalive=True,
                       # The pool serves reads and idempotent writes
                       # (discard, reset): once more after a failure, as
                       # after a Redis restart.  The scripts that move tasks
                       # run on thread connections that never re-send.
                       retry=Retry(NoBackoff(), 1))
+        # TCP keepalive notices a peer that vanished without a word; a unix
+        # socket has no such option (redis-py refuses it there).
+        tcp = dict(common, socket_keepalive=True)
         if url:
+            on_unix_socket = url.startswith('unix:')
             self.pool = shared_pool(
                 (url, socket_timeout),
-                lambda: redis.ConnectionPool.from_url(url, **common))
+                lambda: redis.ConnectionPool.from_url(
+                    url, **(common if on_unix_socket else tcp)))
             self.where = describe_url(url)
         else:
             self.pool = shared_pool(
                 (host, port, db, username, password, unix_socket_path,
                  socket_timeout),
                 lambda: redis.ConnectionPool(
-                    connection_class=(redis.UnixDomainSocketConnection
-                                      if unix_socket_path
-                                      else redis.Connection),
-                    **({'path': unix_socket_path} if unix_socket_path
-                       else {'host': host, 'port': port}),
-                    db=db, username=username, password=password, **common))
+                    db=db, username=username, password=password,
+                    **({'connection_class': redis.UnixDomainSocketConnection,
+                        'path': unix_socket_path, **common}
+                       if unix_socket_path
+                       else {'host': host, 'port': port, **tcp})))
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
         self.connections = thread_connections(self.pool)
