@@ -25,6 +25,7 @@ from .commands import (
     UsageError,
     selected_queues,
 )
+from . import __version__
 from .errors import BackendUnavailable, TaskQueueError
 from .status import STATES
 
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                     'ini file CONFIG.')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log debug messages')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
     commands = parser.add_subparsers(dest='command', required=True,
                                      metavar='COMMAND')
 
@@ -70,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command('serve', 'serve the app and run its consumers',
-                    _metrics)
+                    _metrics, _variables)
     serve.add_argument('--app', default='main', help='app section name')
     serve.add_argument('--server', default='main', help='server section name')
 
     worker = command(
         'worker', 'run only the consumers (the app is called in-process)',
-        _metrics)
+        _metrics, _variables)
     worker.add_argument('--app', default='main', help='app section name')
     worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
                         help='stop after this many seconds')
@@ -157,6 +160,13 @@ def _metrics(parser) -> None:
     parser.add_argument('--metrics', metavar='HOST:PORT',
                         help='serve Prometheus metrics of this process '
                              'there (needs prometheus_client)')
+
+
+def _variables(parser) -> None:
+    parser.add_argument('variables', nargs='*', type=_key_value,
+                        metavar='NAME=VALUE',
+                        help='a value for %%(NAME)s in CONFIG, winning over '
+                             'its [DEFAULT] (repeatable)')
 
 
 def _queues(parser) -> None:
@@ -240,7 +250,7 @@ def _header(text: str) -> tuple[str, str]:
 
 def main(argv=None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
     except SystemExit as exc:  # --help, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else USAGE
     try:
@@ -263,6 +273,22 @@ def main(argv=None) -> int:
         if isinstance(exc, redis.RedisError):  # e.g. NOPERM, WRONGPASS
             return _fail(f'Redis refused: {exc}', UNAVAILABLE)
         raise
+
+
+def _parse(parser, argv):
+    """Parse ``argv``; ``NAME=VALUE`` variables may also follow options
+    (``serve app.ini --app x port=8080``), where argparse alone would not
+    take them after its positional arguments were done."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, 'variables') and not any(
+            text.startswith('-') for text in extra):
+        try:
+            args.variables += [_key_value(text) for text in extra]
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    return args
 
 
 def _configure_logging(args) -> None:
@@ -307,30 +333,34 @@ def _serve_metrics(args) -> None:
 
 
 def _serve(args) -> int:
-    from paste.deploy import loadapp
-    from paste.deploy.loadwsgi import SERVER, loadcontext
+    from .config import configure
+    from .loading import load_app, load_server
+    from .serve import running_consumers, serve_logged, server_runner
 
-    from .serve import running_consumers, server_runner
-
-    url = f'config:{_abspath(args.config)}'
-    app = loadapp(url, name=args.app)
+    variables = dict(args.variables)
+    # First, so the filter and the consumers find the variables applied.
+    configure(args.config, variables)
+    app = load_app(args.config, args.app, variables)
+    server = load_server(args.config, args.server, variables)
     _serve_metrics(args)
-    server = loadcontext(SERVER, url, name=args.server)
-    if server.object is server_runner:
-        server.create()(app)
-    else:
-        # Another server: the consumers run beside it in this process.
-        with running_consumers(app, args.config):
+    with serve_logged(args.config):
+        if server.object is server_runner:
             server.create()(app)
+        else:
+            # Another server: the consumers run beside it in this process.
+            with running_consumers(app, args.config):
+                server.create()(app)
     return OK
 
 
 def _worker(args) -> int:
-    from paste.deploy import loadapp
-
+    from .config import configure
+    from .loading import load_app
     from .serve import WorkerLimits, run_worker
 
-    app = loadapp(f'config:{_abspath(args.config)}', name=args.app)
+    variables = dict(args.variables)
+    configure(args.config, variables)
+    app = load_app(args.config, args.app, variables)
     _serve_metrics(args)
     run_worker(app, args.config, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,

@@ -25,7 +25,8 @@ from .errors import ConfigurationError
 from .registry import queue_names, register_queue
 from .status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 
-__all__ = ['configure', 'load', 'Configuration', 'filter_settings']
+__all__ = ['configure', 'load', 'from_mappings', 'Configuration',
+           'filter_settings']
 
 QUEUE_SECTION = 'taskqueue'
 CONSUMER_SECTION = 'taskqueue-server'
@@ -172,22 +173,67 @@ _configured: dict[str, Configuration] = {}
 _configure_lock = threading.Lock()
 
 
-def configure(filename: str) -> Configuration:
+def configure(filename: str, variables: dict | None = None) -> Configuration:
     """Register the queues of an ini file, once per file and process (the
-    filter and the server runner both load the same file)."""
+    filter and the server runner both load the same file).
+
+    ``variables`` (``NAME=VALUE`` arguments of ``serve`` and ``worker``)
+    are interpolated as ``%(NAME)s`` and win over the file's [DEFAULT].
+    """
     path = os.path.abspath(filename)
     with _configure_lock:
         if path not in _configured:
-            configuration = load(path)
+            configuration = load(path, variables)
             for name, queue in configuration.queues.items():
                 register_queue(name, queue)
             _configured[path] = configuration
         return _configured[path]
 
 
-def load(filename: str) -> Configuration:
+def load(filename: str, variables: dict | None = None) -> Configuration:
     """Read and check the [taskqueue*] sections of ``filename``."""
-    sections = _read_sections(filename)
+    return _build(_read_sections(filename, variables), filename)
+
+
+def from_mappings(queues: dict, consumers: dict,
+                  source: str | None = None) -> Configuration:
+    """A Configuration from Python mappings (Flask's ``app.config``,
+    Pyramid's settings): ``queues`` maps a queue name to the keys of its
+    [taskqueue] section, ``consumers`` a consumer name to the keys of its
+    [taskqueue-server] section.
+
+    Values may be the ini's strings or Python values (numbers, booleans, a
+    list of secrets); they go through the same tables, so a wrong key or
+    value fails with the ini's message, naming ``source`` as the file.
+    """
+    sections = []
+    for kind, mapping in ((QUEUE_SECTION, queues),
+                          (CONSUMER_SECTION, consumers)):
+        if not isinstance(mapping, dict):
+            raise ConfigurationError(
+                f'expected a dict of {kind} sections by name, not '
+                f'{type(mapping).__name__}', source, kind)
+        for name, values in mapping.items():
+            section = f'{kind}:{name}'
+            if not isinstance(values, dict):
+                raise ConfigurationError(
+                    f'expected a dict of keys, not {type(values).__name__}',
+                    source, section)
+            sections.append((section, {
+                key: _as_text(value) for key, value in values.items()
+                if value is not None}))
+    return _build(sections, source)
+
+
+def _as_text(value):
+    """A list of lines (``secret``) as the ini writes it; other values
+    pass as they are, which every converter accepts."""
+    if isinstance(value, (list, tuple)):
+        return ' '.join(str(item) for item in value)
+    return value
+
+
+def _build(sections: list[tuple[str, dict]], filename) -> Configuration:
     queues = {}
     for section, values in sections:
         if section == QUEUE_SECTION or section.startswith(QUEUE_SECTION + ':'):
@@ -212,9 +258,11 @@ def load(filename: str) -> Configuration:
     return Configuration(filename, queues, consumers)
 
 
-def _read_sections(filename: str) -> list[tuple[str, dict]]:
+def _read_sections(filename: str, variables: dict | None = None
+                   ) -> list[tuple[str, dict]]:
     """The [taskqueue*] sections with their own keys (not [DEFAULT]'s),
-    values interpolated as PasteDeploy does (``%(here)s``)."""
+    values interpolated as PasteDeploy does (``%(here)s``), ``variables``
+    winning over [DEFAULT]."""
     if not os.path.exists(filename):
         raise ConfigurationError('no such file', filename)
     here = os.path.dirname(os.path.abspath(filename))
@@ -226,6 +274,9 @@ def _read_sections(filename: str) -> list[tuple[str, dict]]:
         own_keys.read(filename)
     except configparser.Error as exc:
         raise ConfigurationError(str(exc), filename) from None
+    parser.read_dict({parser.default_section: {
+        name: str(value) for name, value in (variables or {}).items()
+        if name not in ('here', '__file__')}})
     sections = []
     for section in parser.sections():
         if section.split(':', 1)[0] not in (QUEUE_SECTION, CONSUMER_SECTION):
@@ -233,10 +284,23 @@ def _read_sections(filename: str) -> list[tuple[str, dict]]:
         try:
             values = {key: parser.get(section, key)
                       for key in own_keys.options(section)}
+        except configparser.InterpolationError as exc:
+            raise ConfigurationError(
+                interpolation_problem(exc), filename, section,
+                exc.option) from None
         except configparser.Error as exc:
             raise ConfigurationError(str(exc), filename, section) from None
         sections.append((section, values))
     return sections
+
+
+def interpolation_problem(exc: configparser.InterpolationError) -> str:
+    """What is wrong with a ``%(NAME)s``, said for a person who can pass
+    ``NAME=VALUE`` on the command line."""
+    if isinstance(exc, configparser.InterpolationMissingOptionError):
+        return (f'%({exc.reference})s is not defined: set {exc.reference} '
+                f'in [DEFAULT] or pass {exc.reference}=VALUE to the command')
+    return exc.message.splitlines()[0]
 
 
 def _suffix(section: str) -> str | None:

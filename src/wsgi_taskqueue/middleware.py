@@ -104,7 +104,8 @@ def filter_factory(global_conf, **settings):
     filename = global_conf.get('__file__')
     options = filter_settings(settings, filename)
     if filename:
-        configure(filename)
+        # global_conf: the file's [DEFAULT] and the command's NAME=VALUE.
+        configure(filename, global_conf)
 
     def filter(app):
         return TaskQueueMiddleware(app, **options)

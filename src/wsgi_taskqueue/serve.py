@@ -19,7 +19,8 @@ from .config import configure
 from .consumer import TaskBudget
 from .errors import ConfigurationError
 
-__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits']
+__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits',
+           'serve_logged', 'report_dropped']
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,42 @@ def running_consumers(app, filename: str, require_shared: bool = False,
         for consumer in consumers:
             consumer.start()
             started.append(consumer)
+        if consumers:
+            log.info('consumers running: %s', ', '.join(
+                f'{c.name} (queue {c.queue!r})' for c in consumers))
         yield consumers
     finally:
         for consumer in started:
             consumer.stop(consumer.stop_timeout)
+        report_dropped(configuration.queues.values())
+
+
+def report_dropped(queues) -> int:
+    """Log how many tasks the in-process (``local``) ``queues`` still
+    hold, which are lost as this process stops; return the count."""
+    dropped = 0
+    for queue in queues:
+        if queue.shared:
+            continue
+        counts = queue.counts()
+        left = (counts['pending'] + counts['delayed']
+                + sum(counts['processing'].values()))
+        if left:
+            log.warning('queue %r is in-process (type local): %d task(s) '
+                        'that did not run are dropped as this process '
+                        'stops', queue.name, left)
+        dropped += left
+    return dropped
+
+
+@contextlib.contextmanager
+def serve_logged(filename: str):
+    """Log when ``serve`` starts and stops serving ``filename``."""
+    log.info('serving %s (process %d)', filename, os.getpid())
+    try:
+        yield
+    finally:
+        log.info('stopped serving %s', filename)
 
 
 def server_runner(wsgi_app, global_conf, **settings):

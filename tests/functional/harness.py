@@ -43,7 +43,8 @@ class Process:
     def __init__(self, command: str, ini: pathlib.Path,
                  title: str | None = None,
                  log_path: pathlib.Path | None = None,
-                 pythonpath: list[str] = PYTHONPATH):
+                 pythonpath: list[str] = PYTHONPATH,
+                 variables: dict | None = None):
         self.title = title or f'wsgi-taskqueue {command} {ini.name}'
         self.log_path = log_path or ini.with_name(f'{command}-{ini.stem}.log')
         path = pythonpath + os.environ.get('PYTHONPATH', '').split(os.pathsep)
@@ -51,7 +52,8 @@ class Process:
                    PYTHONPATH=os.pathsep.join(filter(None, path)))
         with open(self.log_path, 'wb') as log:
             self.popen = subprocess.Popen(
-                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini)],
+                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini),
+                 *(f'{k}={v}' for k, v in (variables or {}).items())],
                 cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT)
 
@@ -79,26 +81,30 @@ class Process:
 class Deployment:
     """The processes of one test, in the test's own directory.
 
-    Ini files are copies of the examples with a free port and the test's
-    Redis; ``%(here)s`` then puts the apps' SQLite files beside them.
+    Ini files are copies of the examples with a free port; the test's
+    Redis is passed as the examples' users pass theirs, as the command's
+    ``redis_url=URL`` argument.  ``%(here)s`` puts the apps' SQLite files
+    beside the copies.
     """
 
     def __init__(self, directory: pathlib.Path):
         self.directory = directory
         self.processes: list[Process] = []
+        #: The NAME=VALUE arguments of the commands serving each ini.
+        self.variables: dict[pathlib.Path, dict] = {}
 
     def ini(self, example: str, redis_url: str | None = None) -> pathlib.Path:
-        """Copy ``examples/<example>`` here, on a free port, using
-        ``redis_url`` for its Redis queues."""
+        """Copy ``examples/<example>`` here, on a free port, to be served
+        with ``redis_url`` for its Redis queues."""
         parser = configparser.RawConfigParser()  # keeps %(here)s as it is
         parser.optionxform = str
         parser.read(EXAMPLES / example)
         parser['server:main']['listen'] = f'127.0.0.1:{free_port()}'
-        for section in parser.sections():
-            if parser[section].get('type') == 'redis':
-                if redis_url is None:
-                    raise ValueError(f'{example} needs a redis_url')
-                parser[section]['url'] = redis_url
+        if 'redis_url' in parser.defaults():
+            if redis_url is None:
+                raise ValueError(f'{example} needs a redis_url')
+            self.variables[self.directory / pathlib.Path(example).name] = {
+                'redis_url': redis_url}
         target = self.directory / pathlib.Path(example).name
         with open(target, 'w') as file:
             parser.write(file)
@@ -145,7 +151,7 @@ class Deployment:
             process.stop()
 
     def _start(self, command: str, ini: pathlib.Path) -> Process:
-        process = Process(command, ini)
+        process = Process(command, ini, variables=self.variables.get(ini))
         self.processes.append(process)
         return process
 
