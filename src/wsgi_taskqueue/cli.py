@@ -248,11 +248,19 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, configuration=None, app=None) -> int:
+    """Run the command of ``argv``; return its exit code.
+
+    ``configuration`` and ``app``: work on a Configuration built elsewhere
+    (``flask taskqueue``, from ``app.config``) rather than on the ini file
+    CONFIG, and run ``worker``'s consumers on ``app``.
+    """
     try:
         args = _parse(build_parser(), argv)
     except SystemExit as exc:  # --help, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else USAGE
+    if configuration is not None:
+        args.config, args.app_object = configuration, app
     try:
         _configure_logging(args)
         code = COMMANDS[args.handler](args)
@@ -296,7 +304,7 @@ def _configure_logging(args) -> None:
     does), else INFO for the long-running commands (one line per task) and
     WARNING for the others; -v means DEBUG."""
     server = args.handler in ('serve', 'worker', 'dashboard')
-    if server and _has_loggers(args.config):
+    if server and isinstance(args.config, str) and _has_loggers(args.config):
         logging.config.fileConfig(args.config, defaults={
             'here': os.path.dirname(_abspath(args.config)),
             '__file__': _abspath(args.config)},
@@ -358,9 +366,11 @@ def _worker(args) -> int:
     from .loading import load_app
     from .serve import WorkerLimits, run_worker
 
-    variables = dict(args.variables)
-    configure(args.config, variables)
-    app = load_app(args.config, args.app, variables)
+    app = getattr(args, 'app_object', None)
+    if app is None:
+        variables = dict(args.variables)
+        configure(args.config, variables)
+        app = load_app(args.config, args.app, variables)
     _serve_metrics(args)
     run_worker(app, args.config, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,

@@ -25,7 +25,8 @@ from .errors import ConfigurationError
 from .registry import queue_names, register_queue
 from .status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
 
-__all__ = ['configure', 'load', 'from_mappings', 'Configuration',
+__all__ = ['configure', 'load', 'from_mappings', 'configuration_of',
+           'Configuration',
            'filter_settings']
 
 QUEUE_SECTION = 'taskqueue'
@@ -188,6 +189,14 @@ def configure(filename: str, variables: dict | None = None) -> Configuration:
                 register_queue(name, queue)
             _configured[path] = configuration
         return _configured[path]
+
+
+def configuration_of(source) -> Configuration:
+    """``source`` itself when it is a Configuration (built from Python
+    mappings), else the configuration of the ini file it names."""
+    if isinstance(source, Configuration):
+        return source
+    return configure(source)
 
 
 def load(filename: str, variables: dict | None = None) -> Configuration:

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 
-from .config import configure
+from .config import configuration_of
 from .consumer import TaskBudget
 from .errors import ConfigurationError
 
@@ -30,11 +30,13 @@ _CHECK_INTERVAL = 0.2
 
 
 @contextlib.contextmanager
-def running_consumers(app, filename: str, require_shared: bool = False,
+def running_consumers(app, filename, require_shared: bool = False,
                       budget: TaskBudget | None = None):
-    """Start the consumers an ini file configures; stop them on exit,
-    each waiting up to its ``stop_timeout`` for the tasks in flight."""
-    configuration = configure(filename)
+    """Start the consumers an ini file (or a Configuration) configures;
+    stop them on exit, each waiting up to its ``stop_timeout`` for the
+    tasks in flight."""
+    configuration = configuration_of(filename)
+    filename = configuration.filename
     consumers = configuration.build_consumers(app)
     for consumer in consumers:
         consumer.budget = budget
@@ -113,9 +115,9 @@ class WorkerLimits:
     once: bool = False
 
 
-def run_worker(app, filename: str, limits: WorkerLimits | None = None) -> str:
-    """Run the consumers of ``filename`` until a signal or a limit says
-    stop; return why it stopped.
+def run_worker(app, filename, limits: WorkerLimits | None = None) -> str:
+    """Run the consumers of ``filename`` (an ini file or a Configuration)
+    until a signal or a limit says stop; return why it stopped.
 
     SIGTERM, SIGINT and SIGQUIT stop taking tasks and let those in flight
     finish (up to each consumer's ``stop_timeout``); SIGUSR2 pauses taking
@@ -134,7 +136,8 @@ def run_worker(app, filename: str, limits: WorkerLimits | None = None) -> str:
                            budget=budget) as consumers:
         if not consumers:
             raise ConfigurationError(
-                'no [taskqueue-server] section: nothing to consume', filename)
+                'no [taskqueue-server] section: nothing to consume',
+                configuration_of(filename).filename)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, stop_on_signal)
         signal.signal(signal.SIGUSR2, lambda *_: _each(consumers, 'pause'))

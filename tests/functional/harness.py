@@ -15,9 +15,9 @@ from wsgi_taskqueue.testing import free_port
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / 'examples'
 
-#: The Pyramid example is imported from its folder (as if installed with
-#: ``pip install -e examples/pyramid_app``).
-PYTHONPATH = [str(EXAMPLES / 'pyramid_app')]
+#: The Pyramid and Flask examples are imported from their folders (as if
+#: installed with ``pip install -e examples/pyramid_app``).
+PYTHONPATH = [str(EXAMPLES / 'pyramid_app'), str(EXAMPLES / 'flask')]
 
 #: Generous for a loaded two-core machine; a hang still fails in time.
 START_TIMEOUT = 30.0
@@ -44,17 +44,22 @@ class Process:
                  title: str | None = None,
                  log_path: pathlib.Path | None = None,
                  pythonpath: list[str] = PYTHONPATH,
-                 variables: dict | None = None):
+                 variables: dict | None = None,
+                 argv: list[str] | None = None, env: dict | None = None):
+        """``argv`` (with ``title`` and ``log_path``): another command than
+        ``wsgi-taskqueue``, run in the folder of ``ini``; ``env``: more
+        environment variables."""
         self.title = title or f'wsgi-taskqueue {command} {ini.name}'
         self.log_path = log_path or ini.with_name(f'{command}-{ini.stem}.log')
         path = pythonpath + os.environ.get('PYTHONPATH', '').split(os.pathsep)
-        env = dict(os.environ, PYTHONUNBUFFERED='1',
+        env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}),
                    PYTHONPATH=os.pathsep.join(filter(None, path)))
+        argv = argv or [
+            sys.executable, '-m', 'wsgi_taskqueue', command, str(ini),
+            *(f'{k}={v}' for k, v in (variables or {}).items())]
         with open(self.log_path, 'wb') as log:
             self.popen = subprocess.Popen(
-                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini),
-                 *(f'{k}={v}' for k, v in (variables or {}).items())],
-                cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
+                argv, cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT)
 
     @property
