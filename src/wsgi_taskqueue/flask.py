@@ -32,6 +32,7 @@ import threading
 
 import click
 import flask
+from flask.cli import AppGroup
 
 from . import datamanager, sqlsession, taskqueue
 from .config import configure, from_mappings
@@ -193,7 +194,7 @@ def _join(environ):
 datamanager.joiners.append(_join)
 
 
-@click.group('taskqueue', help='The wsgi-taskqueue commands on the queues '
+@click.group('taskqueue', cls=AppGroup, help='The wsgi-taskqueue commands on the queues '
              'of the app (TASKQUEUE_* settings); each takes the options of '
              'its wsgi-taskqueue command, without CONFIG (--help lists '
              'them).')

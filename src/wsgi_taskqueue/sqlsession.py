@@ -16,7 +16,8 @@ data manager through the same two phases ``transaction`` would:
   a commit that failed, ``close()``) discards them; rolling back a savepoint
   (``begin_nested``) drops the tasks added since it began.
 
-Flushes are remembered, so a host can tell a session that wrote nothing
+Flushes and DML statements run through the session are remembered (not
+what runs on ``session.connection()`` directly), so a host can tell a session that wrote nothing
 (its tasks may commit alone, ``commit_alone``) from one whose writes were
 never committed (its tasks must go with them, ``drop``).
 """
@@ -67,7 +68,8 @@ def pending(session) -> int:
 
 
 def wrote(session) -> bool:
-    """Whether ``session`` has writes its transaction did not commit."""
+    """Whether ``session`` has writes its transaction did not commit
+    (flushed, executed through it, or waiting for a flush)."""
     return bool(session.info.get(_WROTE) or session.new or session.dirty
                 or session.deleted)
 
@@ -118,6 +120,13 @@ def _savepoint(session, transaction) -> None:
 @_listens('after_flush')
 def _flushed(session, flush_context) -> None:
     session.info[_WROTE] = True
+
+
+@_listens('do_orm_execute')
+def _executed(state) -> None:
+    """``session.execute(insert(...))`` writes without a flush."""
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
 
 
 @_listens('before_commit')
