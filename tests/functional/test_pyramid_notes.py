@@ -3,8 +3,12 @@ zope.sqlalchemy, where a note and the task that processes it are written in
 one transaction."""
 import contextlib
 import sqlite3
+import sys
 
 import requests
+from pyramid.paster import get_appsettings
+
+from .harness import EXAMPLES, Process, _answers, _listen
 
 ALICE = ('alice', 'wonderland')
 
@@ -101,3 +105,28 @@ def test_a_network_request_cannot_pose_as_a_task(deployment):
     assert response.json() == {'remote_user': 'alice', 'task': False,
                                'task_headers': {}}
     assert len(task_runs(deployment)[task_id]) == 1
+
+
+def test_pserve_starts_the_consumers_of_the_settings(deployment):
+    """No pipeline and no server runner of ours: pserve and waitress."""
+    ini = deployment.ini('pyramid_app/local.ini')
+    process = Process('pserve', ini, title=f'pserve {ini.name}',
+                      log_path=ini.with_name('pserve.log'), argv=[
+                          sys.executable, '-m', 'pyramid.scripts.pserve',
+                          str(ini)])
+    deployment.processes.append(process)
+    url = 'http://' + _listen(ini)
+    deployment.wait_until(lambda: _answers(url), 'pserve to answer')
+    written = post(url, '/notes', auth=ALICE, data={'text': 'a b'})
+    [run] = wait_for_runs(deployment, written['tasks'])[written['tasks'][0]]
+    assert run['remote_user'] == 'alice' and run['note_found']
+
+
+def test_get_appsettings_reads_the_apps_settings(deployment, monkeypatch):
+    """What alembic's env.py and the starter's tests call."""
+    monkeypatch.syspath_prepend(str(EXAMPLES / 'pyramid_app'))
+    ini = deployment.ini('pyramid_app/redis.ini', 'redis://127.0.0.1:1/0')
+    settings = get_appsettings(str(ini))
+    assert settings['sqlalchemy.url'] == \
+        f'sqlite:///{deployment.directory}/notes.sqlite'
+    assert settings['taskqueue.queue.default.url'] == 'redis://127.0.0.1:6379/0'
