@@ -163,3 +163,18 @@ def test_stopping_with_tasks_in_a_local_queue_logs_how_many_are_dropped(
         "run are dropped as this process stops",
         "queue 'mail' is in-process (type local): 1 task(s) that did not "
         "run are dropped as this process stops"]
+
+
+def test_every_command_takes_variables(write_ini, run, redis_url):
+    ini = write_ini("""
+        [DEFAULT]
+        redis_url = redis://127.0.0.1:1/0
+        [taskqueue]
+        type = redis
+        url = %(redis_url)s
+    """)
+    assert run('status', ini)[0] == 3  # the default: nothing listens there
+    wsgi_taskqueue.config._configured.clear()
+    code, out, err = run('status', ini, f'redis_url={redis_url}', '--json')
+    assert code == 0, err
+    assert '"pending": 0' in out

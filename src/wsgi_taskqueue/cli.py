@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Transaction-aware task queue for WSGI applications. '
                     'Every command reads the [taskqueue*] sections of the '
-                    'ini file CONFIG.')
+                    'ini file CONFIG; NAME=VALUE arguments after CONFIG '
+                    'set %(NAME)s in it, winning over its [DEFAULT].')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log debug messages')
     parser.add_argument('--version', action='version',
@@ -262,6 +263,10 @@ def main(argv=None, *, configuration=None, app=None) -> int:
     if configuration is not None:
         args.config, args.app_object = configuration, app
     try:
+        if isinstance(args.config, str):
+            from .config import configure
+            # Every command reads CONFIG with its variables.
+            configure(args.config, dict(args.variables))
         _configure_logging(args)
         code = COMMANDS[args.handler](args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -284,12 +289,13 @@ def main(argv=None, *, configuration=None, app=None) -> int:
 
 
 def _parse(parser, argv):
-    """Parse ``argv``; ``NAME=VALUE`` variables may also follow options
-    (``serve app.ini --app x port=8080``), where argparse alone would not
-    take them after its positional arguments were done."""
+    """Parse ``argv``.  ``NAME=VALUE`` variables are positional arguments
+    of ``serve`` and ``worker``; the other commands, and those two after
+    their options (``serve app.ini --app x port=8080``), get them from
+    what argparse leaves over."""
     args, extra = parser.parse_known_args(argv)
-    if extra and hasattr(args, 'variables') and not any(
-            text.startswith('-') for text in extra):
+    args.variables = getattr(args, 'variables', [])
+    if extra and not any(text.startswith('-') for text in extra):
         try:
             args.variables += [_key_value(text) for text in extra]
         except argparse.ArgumentTypeError as exc:
@@ -341,13 +347,12 @@ def _serve_metrics(args) -> None:
 
 
 def _serve(args) -> int:
-    from .config import configure
     from .loading import load_app, load_server
     from .serve import running_consumers, serve_logged, server_runner
 
+    # main() has configured CONFIG with the variables: the filter and the
+    # consumers find them applied.
     variables = dict(args.variables)
-    # First, so the filter and the consumers find the variables applied.
-    configure(args.config, variables)
     app = load_app(args.config, args.app, variables)
     server = load_server(args.config, args.server, variables)
     _serve_metrics(args)
@@ -362,15 +367,12 @@ def _serve(args) -> int:
 
 
 def _worker(args) -> int:
-    from .config import configure
     from .loading import load_app
     from .serve import WorkerLimits, run_worker
 
     app = getattr(args, 'app_object', None)
     if app is None:
-        variables = dict(args.variables)
-        configure(args.config, variables)
-        app = load_app(args.config, args.app, variables)
+        app = load_app(args.config, args.app, dict(args.variables))
     _serve_metrics(args)
     run_worker(app, args.config, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,
