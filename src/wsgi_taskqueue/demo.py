@@ -181,11 +181,13 @@ class DemoApp:
         if request.GET.get('refuse'):
             # Another 4xx than 408, 409, 423 or 429: dead-lettered at once.
             self.runs.record(task, request.remote_user, f'{item}: 400, dead')
-            return webob.exc.HTTPBadRequest('refused on purpose')
+            return webob.Response('refused on purpose\n', status=400,
+                                  content_type='text/plain')
         if task.attempt <= int(request.GET.get('fail', 0)):
             # 503: retried after a delay that doubles each time.
             self.runs.record(task, request.remote_user, f'{item}: 503, retried')
-            return webob.exc.HTTPServiceUnavailable('failing on purpose')
+            return webob.Response('failing on purpose\n', status=503,
+                                  content_type='text/plain')
         self.runs.record(task, request.remote_user, item)
         return webob.Response('recorded', content_type='text/plain')
 

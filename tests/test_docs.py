@@ -1,0 +1,18 @@
+"""The documentation site builds, warning-free (``-W``), as the test
+command must check: a reference to a page, function or key that no longer
+exists fails here."""
+import pathlib
+import subprocess
+import sys
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / 'docs'
+
+
+def test_the_docs_build_without_warnings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-q',
+         '-b', 'html', '-d', str(tmp_path / 'doctrees'), str(DOCS),
+         str(tmp_path / 'html')],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / 'html' / 'configuration.html').exists()
