@@ -37,17 +37,6 @@ def write_ini(tmp_path):
     return write
 
 
-@pytest.fixture
-def run(capsys):
-    from wsgi_taskqueue.cli import main
-
-    def run(*argv):
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
-
 def test_version(run):
     code, out, _ = run('--version')
     assert (code, out) == (0, f'wsgi-taskqueue {wsgi_taskqueue.__version__}\n')
@@ -152,12 +141,12 @@ def test_stopping_with_tasks_in_a_local_queue_logs_how_many_are_dropped(
         [taskqueue:mail]
         type = local
     """)
-    with caplog.at_level(logging.WARNING, 'wsgi_taskqueue'):
-        with running_consumers(RecordingApp(), ini):  # a web-only process
-            for _ in range(3):
-                taskqueue.add('/x')
-            taskqueue.add('/y', queue='mail')
-            transaction.commit()
+    with caplog.at_level(logging.WARNING, 'wsgi_taskqueue'), \
+            running_consumers(RecordingApp(), ini):  # a web-only process
+        for _ in range(3):
+            taskqueue.add('/x')
+        taskqueue.add('/y', queue='mail')
+        transaction.commit()
     assert [record.getMessage() for record in caplog.records] == [
         "queue 'default' is in-process (type local): 3 task(s) that did not "
         "run are dropped as this process stops",

@@ -15,6 +15,7 @@ import logging.config
 import os
 import sys
 
+from . import __version__
 from .commands import (
     INTERRUPTED,
     NOT_DONE,
@@ -25,7 +26,6 @@ from .commands import (
     UsageError,
     selected_queues,
 )
-from . import __version__
 from .errors import BackendUnavailable, TaskQueueError
 from .status import STATES
 

@@ -194,10 +194,10 @@ def _join(environ):
 datamanager.joiners.append(_join)
 
 
-@click.group('taskqueue', cls=AppGroup, help='The wsgi-taskqueue commands on the queues '
-             'of the app (TASKQUEUE_* settings); each takes the options of '
-             'its wsgi-taskqueue command, without CONFIG (--help lists '
-             'them).')
+@click.group('taskqueue', cls=AppGroup, help=(
+    'The wsgi-taskqueue commands on the queues of the app (TASKQUEUE_* '
+    'settings); each takes the options of its wsgi-taskqueue command, '
+    'without CONFIG (--help lists them).'))
 def taskqueue_command():
     pass
 

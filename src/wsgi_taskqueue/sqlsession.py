@@ -17,9 +17,10 @@ data manager through the same two phases ``transaction`` would:
   (``begin_nested``) drops the tasks added since it began.
 
 Flushes and DML statements run through the session are remembered (not
-what runs on ``session.connection()`` directly), so a host can tell a session that wrote nothing
-(its tasks may commit alone, ``commit_alone``) from one whose writes were
-never committed (its tasks must go with them, ``drop``).
+what runs on ``session.connection()`` directly), so a host can tell a
+session that wrote nothing (its tasks may commit alone, ``commit_alone``)
+from one whose writes were never committed (its tasks must go with them,
+``drop``).
 """
 from __future__ import annotations
 

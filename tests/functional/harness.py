@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import pathlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -173,3 +175,22 @@ def _answers(url: str) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def runs_by_task(database: pathlib.Path, table: str
+                 ) -> dict[str, list[sqlite3.Row]]:
+    """The rows of ``table`` (one per task run, with a ``task_id``) in an
+    example app's SQLite ``database``, by task id."""
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        db.row_factory = sqlite3.Row
+        runs: dict = {}
+        for row in db.execute(f'SELECT * FROM {table}'):
+            runs.setdefault(row['task_id'], []).append(row)
+        return runs
+
+
+def notes(url: str) -> list[dict]:
+    """``GET /notes`` of an example app."""
+    response = requests.get(f'{url}/notes', timeout=10)
+    response.raise_for_status()
+    return response.json()

@@ -2,7 +2,6 @@
 where ``db.session.commit()`` commits a note and the task that processes
 it, or neither.  Served by waitress in a subprocess, configured as its
 users configure it: ``FLASK_*`` environment variables."""
-import contextlib
 import json
 import sqlite3
 import sys
@@ -12,7 +11,7 @@ import requests
 
 from wsgi_taskqueue.testing import free_port
 
-from .harness import Process
+from .harness import Process, notes, runs_by_task
 
 ALICE = {'name': 'alice', 'password': 'wonderland'}
 
@@ -65,13 +64,7 @@ class FlaskNotes:
 
     def runs(self) -> dict[str, list[sqlite3.Row]]:
         """The task_run rows, by task id."""
-        path = self.directory / 'notes.sqlite'
-        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
-            db.row_factory = sqlite3.Row
-            runs = {}
-            for row in db.execute('SELECT * FROM task_run'):
-                runs.setdefault(row['task_id'], []).append(row)
-            return runs
+        return runs_by_task(self.directory / 'notes.sqlite', 'task_run')
 
     def wait_for_runs(self, task_ids: list[str]) -> dict:
         self.deployment.wait_until(
@@ -99,12 +92,6 @@ def post(session, url: str, path: str, expected_status: int = 200,
          **form) -> dict:
     response = session.post(url + path, data=form, timeout=10)
     assert response.status_code == expected_status, response.text
-    return response.json()
-
-
-def notes(url: str) -> list[dict]:
-    response = requests.get(f'{url}/notes', timeout=10)
-    response.raise_for_status()
     return response.json()
 
 

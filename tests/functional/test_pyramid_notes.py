@@ -1,14 +1,13 @@
 """The Pyramid example (examples/pyramid_app): pyramid_tm, SQLAlchemy and
 zope.sqlalchemy, where a note and the task that processes it are written in
 one transaction."""
-import contextlib
 import sqlite3
 import sys
 
 import requests
 from pyramid.paster import get_appsettings
 
-from .harness import EXAMPLES, Process, _answers, _listen
+from .harness import EXAMPLES, Process, _answers, _listen, notes, runs_by_task
 
 ALICE = ('alice', 'wonderland')
 
@@ -19,21 +18,9 @@ def post(url: str, path: str, expected_status: int = 200, **kwargs) -> dict:
     return response.json()
 
 
-def notes(url: str) -> list[dict]:
-    response = requests.get(f'{url}/notes', timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
 def task_runs(deployment) -> dict[str, list[sqlite3.Row]]:
     """The task_runs rows of the app's database, by task id."""
-    path = deployment.directory / 'notes.sqlite'
-    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
-        db.row_factory = sqlite3.Row
-        runs = {}
-        for row in db.execute('SELECT * FROM task_runs'):
-            runs.setdefault(row['task_id'], []).append(row)
-        return runs
+    return runs_by_task(deployment.directory / 'notes.sqlite', 'task_runs')
 
 
 def wait_for_runs(deployment, task_ids: list[str]) -> dict:

@@ -15,8 +15,8 @@ values are JSON: ``FLASK_TASKQUEUE_QUEUES='{"default": {"type": "redis",
 """
 from flask import Flask
 
-from .models import db
 from .extensions import login_manager, taskqueue
+from .models import db
 
 
 def create_app(test_config: dict | None = None) -> Flask:
