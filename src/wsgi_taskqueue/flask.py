@@ -97,6 +97,8 @@ class TaskQueue:
         return _state(app).start_consumers(app)
 
     def stop_consumers(self, app: flask.Flask | None = None) -> None:
+        """Stop the app's consumers (done at exit), each waiting up to its
+        ``stop_timeout`` for the tasks in flight."""
         _state(app or flask.current_app).stop_consumers()
 
 
