@@ -268,3 +268,18 @@ def test_flask_taskqueue_commands(redis_url):
     assert (result.exit_code, result.output) == (0, '[]\n')
     result = runner.invoke(args=['taskqueue', 'show', 'nope'])
     assert result.exit_code == 1
+
+
+def test_under_the_worker_command_the_consumers_are_handed_over():
+    """``wsgi-taskqueue worker`` runs them; the app must not start them
+    again at its first request (their names would clash)."""
+    from wsgi_taskqueue.serve import hosting_consumers
+
+    app = make_app(TASKQUEUE_QUEUES={'default': {'type': 'local'}},
+                   TASKQUEUE_CONSUMERS={'w': {}})
+    with hosting_consumers() as handed_over:
+        TaskQueue(app)
+    state = app.extensions['taskqueue']
+    assert handed_over == [state.configuration]
+    app.test_client().get('/')
+    assert state.consumers == []

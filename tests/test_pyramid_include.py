@@ -114,3 +114,15 @@ def test_consumers_start_with_the_app():
     finally:
         stop_consumers(app.registry)
     assert not any(c['alive'] for c in wsgi_taskqueue.get_queue().consumers())
+
+
+def test_under_the_worker_command_the_consumers_are_handed_over():
+    from wsgi_taskqueue.serve import hosting_consumers
+
+    with hosting_consumers() as handed_over:
+        app = make_app(**{'taskqueue.queue.default.type': 'local',
+                          'taskqueue.consumer.w.queue': 'default',
+                          'taskqueue.start_consumers': 'true'})
+    [configuration] = handed_over
+    assert len(configuration.consumers) == 1
+    assert 'taskqueue.consumers' not in app.registry

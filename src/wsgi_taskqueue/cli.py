@@ -367,14 +367,19 @@ def _serve(args) -> int:
 
 
 def _worker(args) -> int:
+    from .config import configuration_of
     from .loading import load_app
-    from .serve import WorkerLimits, run_worker
+    from .serve import WorkerLimits, hosting_consumers, run_worker
 
     app = getattr(args, 'app_object', None)
+    configuration = configuration_of(args.config)
     if app is None:
-        app = load_app(args.config, args.app, dict(args.variables))
+        with hosting_consumers() as handed_over:
+            app = load_app(args.config, args.app, dict(args.variables))
+        # The ini's consumers, and those of the app's own settings.
+        configuration = configuration.joined(*handed_over)
     _serve_metrics(args)
-    run_worker(app, args.config, WorkerLimits(
+    run_worker(app, configuration, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,
         memory_limit=args.memory_limit, once=args.once))
     return OK

@@ -169,6 +169,26 @@ class Configuration:
     def build_consumers(self, app) -> list[Consumer]:
         return [spec.build(app) for spec in self.consumers]
 
+    def joined(self, *others: Configuration) -> Configuration:
+        """This configuration and ``others`` as one (an ini's sections
+        and an app's settings, run by one worker)."""
+        if not others:
+            return self
+        names = {spec.settings['name'] for spec in self.consumers}
+        consumers = list(self.consumers)
+        queues = dict(self.queues)
+        for other in others:
+            for spec in other.consumers:
+                if spec.settings['name'] in names:
+                    raise ConfigurationError(
+                        f'two consumers are named '
+                        f'{spec.settings["name"]!r}', other.filename,
+                        spec.section, 'name')
+                names.add(spec.settings['name'])
+                consumers.append(spec)
+            queues.update(other.queues)
+        return Configuration(self.filename, queues, consumers)
+
 
 _configured: dict[str, Configuration] = {}
 _configure_lock = threading.Lock()

@@ -39,6 +39,7 @@ from .config import configure, from_mappings
 from .guard import is_task
 from .middleware import TaskQueueMiddleware
 from .registry import register_queue
+from .serve import hand_over
 
 __all__ = ['TaskQueue', 'task_only', 'CONFIG_SOURCE']
 
@@ -83,6 +84,8 @@ class TaskQueue:
         app.extensions['taskqueue'] = state
         app.wsgi_app = TaskQueueMiddleware(app.wsgi_app,
                                            manage_transaction=db is None)
+        if hand_over(state.configuration):
+            state.consumers = []  # `wsgi-taskqueue worker` runs them
         app.before_request(functools.partial(state.started, app))
         if db is not None:
             sqlsession.follow(db.session)

@@ -10,7 +10,8 @@ Settings, one key per ``[taskqueue]`` / ``[taskqueue-server]`` key::
     taskqueue.consumer.NAME.KEY = VALUE    a consumer NAME (a consumer
                                            with no other key: queue = default)
     taskqueue.start_consumers = true       false: build the app without
-                                           starting them (pshell, tests)
+                                           starting them (pshell, tests,
+                                           a web-only process)
     taskqueue.ini = PATH                   instead: the [taskqueue*]
                                            sections of an ini file
 
@@ -19,7 +20,9 @@ filter does: binds the request for ``taskqueue.add`` and strips
 ``X-Task-*`` headers from network requests; the ``task`` view predicate
 (``task=True``: only as a task); and starts the consumers in this process
 when the app is created (``ApplicationCreated``), so they run under
-``pserve``, ``wsgi-taskqueue serve`` and any server, and stop at exit.
+``pserve``, ``wsgi-taskqueue serve`` and any server, and stop at exit;
+``wsgi-taskqueue worker`` runs them itself, whatever
+``start_consumers`` says.
 pyramid_tm manages the transaction that ``taskqueue.add`` joins.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .config import configure, from_mappings
 from .errors import ConfigurationError
 from .middleware import bind, unbind
 from .registry import register_queue
+from .serve import hand_over
 
 __all__ = ['includeme', 'configuration_from_settings', 'stop_consumers',
            'SETTINGS_SOURCE']
@@ -52,6 +56,8 @@ def includeme(config) -> None:
     config.registry['taskqueue.configuration'] = configuration
     config.include('wsgi_taskqueue.guard')
     config.add_tween('wsgi_taskqueue.pyramid.tween_factory', under=INGRESS)
+    if hand_over(configuration):
+        return  # `wsgi-taskqueue worker` runs them
     if asbool(settings.get(PREFIX + 'start_consumers', True)):
         config.add_subscriber(_start_consumers, ApplicationCreated)
 

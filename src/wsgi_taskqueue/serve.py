@@ -20,13 +20,40 @@ from .consumer import TaskBudget
 from .errors import ConfigurationError
 
 __all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits',
-           'serve_logged', 'report_dropped']
+           'serve_logged', 'report_dropped', 'hosting_consumers', 'hand_over']
 
 log = logging.getLogger(__name__)
 
 #: How often a worker checks its limits; short enough for a prompt exit,
 #: long enough to cost nothing.
 _CHECK_INTERVAL = 0.2
+
+#: While ``wsgi-taskqueue worker`` loads its app: the configurations whose
+#: consumers hosts (the Pyramid include, the Flask extension) handed over
+#: to it, instead of starting them.
+_handed_over: list | None = None
+
+
+@contextlib.contextmanager
+def hosting_consumers():
+    """Within: the consumers an app configures for itself are handed over
+    (``hand_over``) to the command loading it, which runs them as its own
+    (with its signals and limits), rather than started by the app."""
+    global _handed_over
+    _handed_over = []
+    try:
+        yield _handed_over
+    finally:
+        _handed_over = None
+
+
+def hand_over(configuration) -> bool:
+    """Give ``configuration``'s consumers to the command loading the app;
+    False when no command takes them (the host starts them itself)."""
+    if _handed_over is None:
+        return False
+    _handed_over.append(configuration)
+    return True
 
 
 @contextlib.contextmanager

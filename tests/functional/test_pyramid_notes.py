@@ -117,3 +117,21 @@ def test_get_appsettings_reads_the_apps_settings(deployment, monkeypatch):
     assert settings['sqlalchemy.url'] == \
         f'sqlite:///{deployment.directory}/notes.sqlite'
     assert settings['taskqueue.queue.default.url'] == 'redis://127.0.0.1:6379/0'
+
+
+def test_a_web_only_process_and_a_worker_of_the_apps_settings(
+        deployment, redis_url):
+    """``taskqueue.start_consumers = false`` serves without consumers;
+    ``wsgi-taskqueue worker`` runs those of the app's settings."""
+    ini = deployment.ini('pyramid_app/redis.ini', redis_url)
+    web = ini.with_name('web.ini')
+    web.write_text(ini.read_text().replace(
+        '[app:main]\n', '[app:main]\ntaskqueue.start_consumers = false\n'))
+    deployment.variables[web] = deployment.variables[ini]
+    url = deployment.serve(web)
+    written = post(url, '/notes', data={'text': 'for the worker', 'count': 5})
+    worker = deployment.worker(ini)
+    runs = wait_for_runs(deployment, written['tasks'])
+    assert sorted(runs) == sorted(written['tasks'])
+    assert worker.running
+    assert {note['words'] for note in notes(url)} == {3}
