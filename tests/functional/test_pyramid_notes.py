@@ -7,6 +7,8 @@ import sys
 import requests
 from pyramid.paster import get_appsettings
 
+import wsgi_taskqueue
+
 from .harness import EXAMPLES, Process, _answers, _listen, notes, runs_by_task
 
 ALICE = ('alice', 'wonderland')
@@ -121,15 +123,24 @@ def test_get_appsettings_reads_the_apps_settings(deployment, monkeypatch):
 
 def test_a_web_only_process_and_a_worker_of_the_apps_settings(
         deployment, redis_url):
-    """``taskqueue.start_consumers = false`` serves without consumers;
-    ``wsgi-taskqueue worker`` runs those of the app's settings."""
+    """As docs/pyramid.rst says: ``taskqueue.start_consumers =
+    %(consumers)s``, ``serve app.ini consumers=false`` for a web-only
+    process, ``worker app.ini`` for the consumers of the app's settings."""
     ini = deployment.ini('pyramid_app/redis.ini', redis_url)
-    web = ini.with_name('web.ini')
-    web.write_text(ini.read_text().replace(
-        '[app:main]\n', '[app:main]\ntaskqueue.start_consumers = false\n'))
-    deployment.variables[web] = deployment.variables[ini]
+    ini.write_text(ini.read_text().replace(
+        '[DEFAULT]\n', '[DEFAULT]\nconsumers = true\n').replace(
+        '[app:main]\n', '[app:main]\ntaskqueue.start_consumers = '
+        '%(consumers)s\n'))
+    web = ini.with_name('web.ini')  # the same file, served with consumers=false
+    web.write_text(ini.read_text())
+    deployment.variables[web] = dict(deployment.variables[ini],
+                                     consumers='false')
     url = deployment.serve(web)
     written = post(url, '/notes', data={'text': 'for the worker', 'count': 5})
+    # The web process answered: consumers it had started would hold leases.
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url)
+    wsgi_taskqueue.register_queue('default', queue)
+    assert queue.consumers() == [] and queue.counts()['pending'] == 5
     worker = deployment.worker(ini)
     runs = wait_for_runs(deployment, written['tasks'])
     assert sorted(runs) == sorted(written['tasks'])
