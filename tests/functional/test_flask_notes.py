@@ -9,6 +9,7 @@ import sys
 import pytest
 import requests
 
+import wsgi_taskqueue
 from wsgi_taskqueue.testing import free_port
 
 from .harness import Process, notes, runs_by_task
@@ -167,6 +168,11 @@ def test_a_web_only_process_and_the_flask_taskqueue_worker(
     app = FlaskNotes(deployment, redis_url)
     url = app.serve(consumers={})  # a web-only process
     written = post(requests, url, '/notes', text='for the worker', count=5)
+    # The commit sends the promotion without waiting for it.
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url)
+    wsgi_taskqueue.register_queue('default', queue)
+    deployment.wait_until(lambda: queue.counts()['pending'] == 5,
+                          'five pending tasks')
     status = app.flask('taskqueue', 'status', '--json')
     assert status.popen.wait(30) == 0, status.report()
     [queue] = json.loads(status.log_path.read_text())

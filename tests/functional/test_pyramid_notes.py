@@ -137,10 +137,13 @@ def test_a_web_only_process_and_a_worker_of_the_apps_settings(
                                      consumers='false')
     url = deployment.serve(web)
     written = post(url, '/notes', data={'text': 'for the worker', 'count': 5})
-    # The web process answered: consumers it had started would hold leases.
+    # The commit sends the promotion without waiting for it: wait until
+    # Redis applied it.  Consumers of the web process would hold leases.
     queue = wsgi_taskqueue.RedisQueue(url=redis_url)
     wsgi_taskqueue.register_queue('default', queue)
-    assert queue.consumers() == [] and queue.counts()['pending'] == 5
+    deployment.wait_until(lambda: queue.counts()['pending'] == 5,
+                          'five pending tasks')
+    assert queue.consumers() == []
     worker = deployment.worker(ini)
     runs = wait_for_runs(deployment, written['tasks'])
     assert sorted(runs) == sorted(written['tasks'])
