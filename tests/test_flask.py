@@ -59,14 +59,14 @@ def test_settings_take_the_ini_strings_or_python_values():
     app = make_app(
         TASKQUEUE_QUEUES={
             'default': {'type': 'local', 'secret': ['new', 'old'],
-                        'max_payload_size': 1024},
+                        'max_task_size': 1024},
             'mail': {'type': 'local', 'secret': 'one two'}},
         TASKQUEUE_CONSUMERS={'w1': {'queue': 'mail',
                                     'concurrent_limit': '3'}})
     TaskQueue(app)
     configuration = app.extensions['taskqueue'].configuration
     assert sorted(configuration.queues) == ['default', 'mail']
-    assert wsgi_taskqueue.get_queue('default').max_payload_size == 1024
+    assert wsgi_taskqueue.get_queue('default').max_task_size == 1024
     [consumer] = configuration.consumers
     assert consumer.settings['queue'] == 'mail'
     assert consumer.settings['concurrent_limit'] == 3

@@ -16,10 +16,15 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 import threading
 
 from .backends import BACKEND_TYPES
-from .backends.base import DEFAULT_MAX_PAYLOAD_SIZE
+from .backends.base import (
+    DEFAULT_DEAD_MAX,
+    DEFAULT_DEAD_TTL,
+    DEFAULT_MAX_TASK_SIZE,
+)
 from .consumer import Consumer, default_consumer_name
 from .errors import ConfigurationError
 from .registry import queue_names, register_queue
@@ -72,17 +77,37 @@ def _lines(value) -> list[str]:
     return [line.strip() for line in str(value).split() if line.strip()]
 
 
+_HOST = re.compile(r'([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?')
+
+
+def _host(value) -> str:
+    """A Host header: a name or address, and an optional port."""
+    text = str(value).strip()
+    if not _HOST.fullmatch(text):
+        raise ValueError(f'must be a host name or address with an optional '
+                         f'port, such as www.example.com:8080: {value!r}')
+    return text
+
+
 #: Keys every [taskqueue] section understands, whatever its type.
 QUEUE_SETTINGS = {
     'queue': (_name, 'default'),
     'type': (str, 'local'),
-    'max_payload_size': (_at_least(0, int), DEFAULT_MAX_PAYLOAD_SIZE),
+    'max_task_size': (_at_least(0, int), DEFAULT_MAX_TASK_SIZE),
     # One secret or several (whitespace-separated): the first signs, all
     # are accepted, so a secret can be rotated without losing tasks.
     'secret': (_lines, []),
     'credentials': (str, 'copy'),
+    # Header names that travel with credentials = user-id, beside the
+    # allow-list (backends.base.USER_ID_HEADERS).
+    'copy_headers': (_lines, []),
+    'http_host': (_host, None),
+    'max_age': (_at_least(0, float), 0.0),
     'status_ttl': (_at_least(0, int), DEFAULT_STATUS_TTL),
     'status_max': (_at_least(1, int), DEFAULT_STATUS_MAX),
+    'dead_ttl': (_at_least(1, int), DEFAULT_DEAD_TTL),
+    'dead_max': (_at_least(1, int), DEFAULT_DEAD_MAX),
+    'dead_credentials': (as_bool, False),
 }
 
 #: Keys of ``type = redis``, beside QUEUE_SETTINGS.  host, port, db,
@@ -354,13 +379,11 @@ def _build_queue(filename, section, values):
         raise ConfigurationError(
             f'unknown queue type {kind!r}; use local, redis or the dotted '
             f'name of a class', filename, section, 'type')
-    name = common['queue']
+    name = common.pop('queue')
+    del common['type']
+    common['secrets'] = common.pop('secret')
     try:
-        queue = factory(name, max_payload_size=common['max_payload_size'],
-                        secrets=common['secret'],
-                        credentials=common['credentials'],
-                        status_ttl=common['status_ttl'],
-                        status_max=common['status_max'], **options)
+        queue = factory(name, **common, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(str(exc), filename, section) from None
     return name, queue
@@ -402,16 +425,31 @@ SETTINGS_HELP = {
                   '``default``'),
         'type': ('``local`` (in-process, volatile), ``redis``, or the dotted '
                  'name of a class', None),
-        'max_payload_size': ('largest body ``add`` accepts, in bytes', None),
+        'max_task_size': ('largest task ``add`` accepts, in bytes: URL, '
+                          'header names and values, and body', None),
         'secret': ('HMAC secrets, whitespace-separated: the first signs, all '
                    'are accepted (rotation); consumers refuse unsigned or '
                    'forged tasks', '(none)'),
-        'credentials': ('``copy``: Cookie and Authorization travel with the '
-                        'task; ``user-id``: only the signed ``REMOTE_USER`` '
-                        'does', None),
+        'credentials': ('``copy``: every request header travels with the '
+                        'task, Cookie and Authorization included; '
+                        '``user-id``: the signed ``REMOTE_USER`` and an '
+                        'allow-list of headers (:doc:`guarantees`, "Hostile '
+                        'input")', None),
+        'copy_headers': ('with ``user-id``: more header names that travel, '
+                         'whitespace-separated', '(none)'),
+        'http_host': ('the Host of every task request (e.g. '
+                      '``www.example.com:8080``) instead of the enqueuing '
+                      'request\'s', None),
+        'max_age': ('seconds after which a task not yet run is '
+                    'dead-lettered instead; 0: no limit', None),
         'status_ttl': ('seconds a task\'s status record is kept after its '
                        'last change; 0 turns the status log off', None),
         'status_max': ('status records a queue keeps at most', None),
+        'dead_ttl': ('seconds a dead letter is kept (a week)', None),
+        'dead_max': ('dead letters a queue keeps at most; the oldest go '
+                     'first', None),
+        'dead_credentials': ('whether dead letters keep the Cookie and '
+                             'Authorization their task carried', None),
     },
     'redis': {
         'url': ('``redis://`` or ``rediss://`` (TLS, e.g. '
