@@ -149,3 +149,26 @@ def test_a_web_only_process_and_a_worker_of_the_apps_settings(
     assert sorted(runs) == sorted(written['tasks'])
     assert worker.running
     assert {note['words'] for note in notes(url)} == {3}
+
+
+def test_the_starters_test_pattern(deployment, monkeypatch):
+    """The Pyramid starter's tests build the app from the ini's settings
+    (``main({}, **get_appsettings(ini))``) and talk to it with WebTest:
+    with the include, its consumers run in the test process."""
+    import webtest
+
+    from wsgi_taskqueue.pyramid import stop_consumers
+
+    monkeypatch.syspath_prepend(str(EXAMPLES / 'pyramid_app'))
+    import pyramid_notes
+
+    ini = deployment.ini('pyramid_app/local.ini')
+    app = pyramid_notes.main({}, **get_appsettings(str(ini)))
+    try:
+        client = webtest.TestApp(app)
+        written = client.post('/notes', {'text': 'in the test process'},
+                              extra_environ={'REMOTE_USER': 'alice'}).json
+        wait_for_runs(deployment, written['tasks'])
+        assert client.get('/notes').json[0]['words'] == 4
+    finally:
+        stop_consumers(app.app.registry)
