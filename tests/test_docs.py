@@ -16,3 +16,13 @@ def test_the_docs_build_without_warnings(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / 'html' / 'configuration.html').exists()
+
+
+def test_the_readme_is_valid_restructuredtext():
+    """It is the package's long description, rendered by PyPI."""
+    import docutils.core
+
+    readme = (DOCS.parent / 'README.rst').read_text()
+    docutils.core.publish_string(readme, writer_name='null',
+                                 settings_overrides={'halt_level': 2,
+                                                     'report_level': 2})
