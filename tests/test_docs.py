@@ -23,6 +23,6 @@ def test_the_readme_is_valid_restructuredtext():
     import docutils.core
 
     readme = (DOCS.parent / 'README.rst').read_text()
-    docutils.core.publish_string(readme, writer_name='null',
+    docutils.core.publish_string(readme, writer='null',
                                  settings_overrides={'halt_level': 2,
                                                      'report_level': 2})
