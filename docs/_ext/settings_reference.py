@@ -2,8 +2,9 @@
 settings tables, with their defaults and meanings, and how a key is
 written in each configuration form (ini, zope.conf, Flask, Pyramid).
 
-Generated from ``wsgi_taskqueue.config``, so the reference cannot drift
-from what the loader accepts: a key without a description, or a
+Generated from ``wsgi_taskqueue.config``'s tables and the descriptions of
+``wsgi_taskqueue.settings_help``, so the reference cannot drift from what
+the loader accepts: a key without a description, or a
 description of no key, is a warning (an error under ``-W``).
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
 from sphinx.util import logging
 
-from wsgi_taskqueue import config
+from wsgi_taskqueue import settings_help
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,13 @@ def _default(value) -> str:
 def rows(table: str) -> list[tuple[str, str, str]]:
     """(key, default, meaning) of each key of ``table``, in the table's
     order; warns of keys and descriptions that do not match."""
-    settings = config.SETTINGS_TABLES[table]
-    described = config.SETTINGS_HELP[table]
+    settings = settings_help.SETTINGS_TABLES[table]
+    described = settings_help.SETTINGS_HELP[table]
     for key in sorted(set(settings) - set(described)):
-        log.warning('config.SETTINGS_HELP[%r] does not describe %r',
+        log.warning('settings_help.SETTINGS_HELP[%r] does not describe %r',
                     table, key)
     for key in sorted(set(described) - set(settings)):
-        log.warning('config.SETTINGS_HELP[%r] describes %r, which is no '
+        log.warning('settings_help.SETTINGS_HELP[%r] describes %r, which is no '
                     'key of the table', table, key)
     result = []
     for key, (_, default) in settings.items():
@@ -65,9 +66,9 @@ class SettingsDirective(Directive):
 
     def run(self):
         table = self.arguments[0]
-        if table not in config.SETTINGS_TABLES:
+        if table not in settings_help.SETTINGS_TABLES:
             raise self.error(f'unknown settings table {table!r}; known: '
-                             f'{", ".join(config.SETTINGS_TABLES)}')
+                             f'{", ".join(settings_help.SETTINGS_TABLES)}')
         lines = ['.. list-table::', '   :header-rows: 1',
                  '   :widths: 20 20 60', '',
                  '   * - key', '     - default', '     - meaning']
