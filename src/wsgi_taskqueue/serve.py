@@ -110,7 +110,10 @@ def report_dropped(queues) -> int:
 
 @contextlib.contextmanager
 def serve_logged(filename: str):
-    """Log when ``serve`` starts and stops serving ``filename``."""
+    """Log when ``serve`` starts and stops serving ``filename``; SIGTERM
+    stops it as Ctrl-C does, whatever the server, so that consumers stop
+    cleanly and exit hooks run."""
+    _exit_on_sigterm()
     log.info('serving %s (process %d)', filename, os.getpid())
     try:
         yield

@@ -172,3 +172,15 @@ def test_the_starters_test_pattern(deployment, monkeypatch):
         assert client.get('/notes').json[0]['words'] == 4
     finally:
         stop_consumers(app.app.registry)
+
+
+def test_serve_under_another_server_stops_cleanly_on_sigterm(deployment):
+    """``egg:waitress#main``, not our runner: SIGTERM still stops the
+    consumers of the app's settings and logs the stop."""
+    url = deployment.serve(deployment.ini('pyramid_app/local.ini'))
+    written = post(url, '/notes', data={'text': 'x'})
+    wait_for_runs(deployment, written['tasks'])
+    [process] = deployment.processes
+    process.stop()
+    assert process.popen.returncode == 0
+    assert 'stopped serving' in process.log_path.read_text()
