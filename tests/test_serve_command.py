@@ -2,6 +2,7 @@
 version, configuration errors that exit 2 naming file, section and key,
 ``NAME=VALUE`` variables, and what the log says at start and stop."""
 import logging
+import signal
 import textwrap
 
 import pytest
@@ -26,6 +27,14 @@ def server_factory(global_conf, **settings):
     """A server that returns at once, as one stopped by Ctrl-C does."""
     seen['server'] = settings
     return lambda app: None
+
+
+@pytest.fixture(autouse=True)
+def sigterm_handler():
+    """``serve`` turns SIGTERM into an exit: not in the test process."""
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture
