@@ -86,7 +86,8 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
     message = backend.codec.encode(task)
-    manager = datamanager.for_transaction(_transaction_manager(environ))
+    manager = (datamanager.joined(environ) if datamanager.joiners else None
+               ) or datamanager.for_transaction(_transaction_manager(environ))
     manager.add(backend, message)
     if request is not None and manager not in request.data_managers:
         request.data_managers.append(manager)

@@ -47,7 +47,7 @@ consumer whose lease is gone, counting how often each task was found
 unfinished: one that keeps killing its consumer goes to the dead letters
 instead of looping.  It also promotes staged batches older than a grace
 period: their transaction voted, but the process died before it could
-promote or discard them (at-least-once: see the README's Guarantees).
+promote or discard them (at-least-once: see docs/guarantees.rst).
 Lease times come from Redis's clock (TIME), so consumers on hosts whose
 clocks disagree still agree on who is gone.
 
