@@ -61,16 +61,6 @@ def ini(tmp_path, redis_url):
 
 
 @pytest.fixture
-def run(capsys):
-    """main(argv) -> (exit code, stdout, stderr)."""
-    def run(*argv):
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
-
-@pytest.fixture
 def stdin(monkeypatch):
     """What the user types (the empty string: end of input at once)."""
     def typing(text):

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ['RedisServer', 'free_port']
+__all__ = ['RedisServer', 'free_port', 'stop_process']
 
 
 def free_port() -> int:
@@ -22,6 +22,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM ``process``, SIGKILL it if it has not ended within
+    ``timeout`` seconds; return its exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 class RedisServer:
@@ -33,7 +46,7 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
                  executable: str = 'redis-server', tls: bool = False,
-                 options: tuple = ()):
+                 unix_socket: bool = False, options: tuple = ()):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -45,6 +58,8 @@ class RedisServer:
         #: More command-line options (``('--replicaof', host, port)``...).
         self.options = tuple(options)
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
+        #: A unix socket the server listens on beside its port, or None.
+        self.socket_path = self._path('redis.sock') if unix_socket else None
         self.process: subprocess.Popen | None = None
         if tls:
             self._make_certificates()
@@ -65,6 +80,9 @@ class RedisServer:
                       '--tls-auth-clients', 'no']
         else:
             listen = ['--port', str(self.port)]
+        if self.socket_path:
+            listen += ['--unixsocket', self.socket_path,
+                       '--unixsocketperm', '700']
         args = [
             self.executable, *listen, '--bind', '127.0.0.1',
             '--dir', self.directory, '--save', '',
@@ -81,13 +99,7 @@ class RedisServer:
         """Stop the server; with AOF on, everything acknowledged is kept."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:

@@ -47,15 +47,17 @@ def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
                  sentinel_password=None, cluster=False):
     """The shared topology of these settings (one per process, so that the
     queues of one Redis are written in one round trip)."""
-    common = dict(socket_timeout=socket_timeout,
-                  socket_connect_timeout=socket_timeout,
-                  socket_keepalive=True,
-                  # The pool serves reads and idempotent writes (discard,
-                  # reset): once more after a failure, as after a restart.
-                  # The scripts that move tasks run on thread connections
-                  # that never re-send.
-                  retry=Retry(NoBackoff(), 1),
-                  client_name=CLIENT_NAMES['pool'])
+    on_unix_socket = dict(socket_timeout=socket_timeout,
+                          socket_connect_timeout=socket_timeout,
+                          # The pool serves reads and idempotent writes
+                          # (discard, reset): once more after a failure, as
+                          # after a restart.  The scripts that move tasks
+                          # run on thread connections that never re-send.
+                          retry=Retry(NoBackoff(), 1),
+                          client_name=CLIENT_NAMES['pool'])
+    # TCP keepalive notices a peer that vanished without a word; a unix
+    # socket has no such option (redis-py refuses it there).
+    common = dict(on_unix_socket, socket_keepalive=True)
     scheme = urllib.parse.urlsplit(url).scheme if url else None
     if scheme == 'redis+sentinel' or sentinels or service_name:
         if url:
@@ -90,16 +92,18 @@ def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
     if url:
         key = ('url', url, socket_timeout)
         return _shared(key, lambda: SingleTopology(
-            redis.ConnectionPool.from_url(url, **common), describe_url(url)))
+            redis.ConnectionPool.from_url(url, **(
+                on_unix_socket if scheme == 'unix' else common)),
+            describe_url(url)))
     key = (host, port, db, username, password, unix_socket_path,
            socket_timeout)
     return _shared(key, lambda: SingleTopology(
         redis.ConnectionPool(
-            connection_class=(redis.UnixDomainSocketConnection
-                              if unix_socket_path else redis.Connection),
-            **({'path': unix_socket_path} if unix_socket_path
-               else {'host': host, 'port': port}),
-            db=db, username=username, password=password, **common),
+            db=db, username=username, password=password,
+            **({'connection_class': redis.UnixDomainSocketConnection,
+                'path': unix_socket_path, **on_unix_socket}
+               if unix_socket_path
+               else {'host': host, 'port': port, **common})),
         (unix_socket_path or f'{host}:{port}') + f'/{db}'))
 
 
