@@ -18,14 +18,17 @@ demo: $(BIN)/python
 # Programs the suite runs: its own redis-server on a free port, openssl for
 # throw-away TLS certificates, Debian's Chromium for the dashboard's browser
 # test (driven by Playwright from the `test` extra; Playwright's own browser
-# downloads are never used).  apt-get installs whichever is missing; the
-# Debian package of each has the program's name.
-ensure = @missing=$$(for p in $(1); do command -v $$p >/dev/null || echo $$p; done); \
+# downloads are never used), PostgreSQL's and MariaDB's servers (each test
+# session starts its own, in a temporary directory, on a free port).
+# apt-get installs whichever is missing; `program=package` names a Debian
+# package that is not called like its program.
+ensure = @missing=$$(for p in $(1); do command -v $${p%%=*} >/dev/null || \
+	  ls /usr/lib/postgresql/*/bin/$${p%%=*} >/dev/null 2>&1 || echo $${p\#*=}; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test: $(BIN)/python
-	$(call ensure,redis-server openssl chromium)
+	$(call ensure,redis-server openssl chromium initdb=postgresql mariadbd=mariadb-server)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/pytest
 

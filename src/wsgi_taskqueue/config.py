@@ -97,7 +97,27 @@ REDIS_SETTINGS = {
     'key_prefix': (_name, 'wsgi-taskqueue'),
 }
 
-BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS}
+def _table_prefix(value) -> str:
+    text = str(value).strip()
+    if not text.replace('_', '').isalnum() or not text.isascii():
+        raise ValueError(f'must be letters, digits and "_": {value!r}')
+    return text
+
+
+#: Keys of ``type = sql`` (or postgresql, sqlite, mysql), beside
+#: QUEUE_SETTINGS.  ``url`` is a SQLAlchemy URL (postgresql+psycopg://...,
+#: mysql+pymysql://..., sqlite:///path/to/tasks.db).
+SQL_SETTINGS = {
+    'url': (str, None),
+    'schema': (_name, None),
+    'table_prefix': (_table_prefix, 'taskqueue_'),
+    'timeout': (_positive, 5.0),
+    'poll_interval': (_positive, 0.5),
+}
+
+BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS,
+                    **dict.fromkeys(('sql', 'postgresql', 'sqlite', 'mysql'),
+                                    SQL_SETTINGS)}
 
 #: Keys of [taskqueue-server] sections; name, queue, concurrent_limit and
 #: retry_max_count are collective.taskqueue's.
@@ -254,13 +274,17 @@ def _build_queue(filename, section, values):
         options = convert(BACKEND_SETTINGS[kind], own, filename, section,
                           known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
+        if BACKEND_SETTINGS[kind] is SQL_SETTINGS and 'url' not in options:
+            raise ConfigurationError(
+                'a SQL queue needs a SQLAlchemy URL, e.g. '
+                'sqlite:///%(here)s/tasks.db', filename, section, 'url')
     elif '.' in kind:
         factory = _resolve(kind, filename, section)
         options = own
     else:
         raise ConfigurationError(
-            f'unknown queue type {kind!r}; use local, redis or the dotted '
-            f'name of a class', filename, section, 'type')
+            f'unknown queue type {kind!r}; use local, redis, sql '
+            f'(postgresql, sqlite, mysql) or the dotted name of a class', filename, section, 'type')
     name = common['queue']
     try:
         queue = factory(name, max_payload_size=common['max_payload_size'],

@@ -14,7 +14,7 @@ import json
 import time
 
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
-           'record', 'MemoryStatusLog']
+           'record', 'header_of', 'MemoryStatusLog']
 
 STATES = ('staged', 'queued', 'running', 'done', 'retrying', 'dead', 'purged')
 
@@ -64,6 +64,12 @@ def record(fields: dict, queue: str) -> dict:
     }
 
 
+def header_of(task) -> str:
+    """What a status record keeps of the task's header (JSON)."""
+    return json.dumps({'m': task.method, 'u': task.path, 'uid': task.user_id,
+                       't': task.created_at, 'a': task.attempt})
+
+
 def _number(text):
     try:
         return float(text)
@@ -87,9 +93,7 @@ class MemoryStatusLog:
         self._records.pop(task.id, None)
         self._records[task.id] = {
             'id': task.id, 'state': state, 'updated': str(time.time()),
-            'header': json.dumps({'m': task.method, 'u': task.path,
-                                  'uid': task.user_id, 't': task.created_at,
-                                  'a': task.attempt})}
+            'header': header_of(task)}
         while len(self._records) > self.queue.status_max:
             self._records.popitem(last=False)
 

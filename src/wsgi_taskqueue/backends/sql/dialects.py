@@ -1,0 +1,176 @@
+"""What differs between PostgreSQL, MariaDB/MySQL and SQLite, and only that.
+
+The queue's logic asks its dialect for the database's clock, for the
+reserve (the one statement that must let many consumers take different
+rows at once), for the per-minute counter (an upsert) and for engine
+set-up; everything else is plain SQLAlchemy Core that runs everywhere.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ['dialect_for']
+
+
+class Dialect:
+    """A database's ways; chosen by the engine's dialect name."""
+
+    #: True when the database can wake waiting consumers (LISTEN/NOTIFY).
+    listens = False
+
+    def __init__(self, tables):
+        self.tables = tables
+
+    def configure(self, engine) -> None:
+        """Set up a new engine (connection events)."""
+
+    def now(self):
+        """The database's clock, epoch seconds: one clock for the leases,
+        staging times and due times of every host."""
+        raise NotImplementedError
+
+    def take(self, connection, queue: str, slot: str, consumer: str,
+             limit: int) -> list:
+        """Move up to ``limit`` ready rows of ``queue`` that are due into
+        ``slot``, skipping rows other consumers are taking; return them
+        (id, message, task_id, attempt) in queue order."""
+        tasks = self.tables.tasks
+        rows = connection.execute(
+            self._due(sa.select(tasks.c.id, tasks.c.message, tasks.c.task_id,
+                                tasks.c.attempt), queue, limit)).all()
+        if rows:
+            connection.execute(tasks.update().where(
+                tasks.c.id.in_([row.id for row in rows])).values(
+                state='processing', slot=slot, consumer=consumer,
+                delayed=False))
+        return rows
+
+    def _due(self, select, queue: str, limit: int):
+        tasks = self.tables.tasks
+        return select.where(
+            tasks.c.queue == queue, tasks.c.state == 'ready',
+            tasks.c.due <= self.now()).order_by(
+            tasks.c.due, tasks.c.id).limit(limit)
+
+    def count(self, connection, queue: str, minute: int,
+              outcomes: dict) -> None:
+        """Add ``outcomes`` ({done|retried|dead: n}) to the counts of
+        ``minute``, creating its row."""
+        minutes = self.tables.minutes
+        insert = self._insert(minutes).values(queue=queue, minute=minute,
+                                              **outcomes)
+        connection.execute(self._add_on_conflict(insert, minutes, outcomes))
+
+    def notify(self, connection, queue: str) -> None:
+        """Wake the consumers of other processes (when ``listens``)."""
+
+
+class PostgreSQL(Dialect):
+    listens = True
+
+    def now(self):
+        return sa.cast(sa.func.extract('epoch', sa.func.clock_timestamp()),
+                       sa.Double)
+
+    def take(self, connection, queue, slot, consumer, limit):
+        # One statement: the rows other consumers hold locked are skipped,
+        # not waited for.
+        tasks = self.tables.tasks
+        chosen = self._due(sa.select(tasks.c.id), queue, limit) \
+            .with_for_update(skip_locked=True)
+        rows = connection.execute(
+            tasks.update().where(tasks.c.id.in_(chosen)).values(
+                state='processing', slot=slot, consumer=consumer,
+                delayed=False).returning(
+                tasks.c.id, tasks.c.message, tasks.c.task_id,
+                tasks.c.attempt, tasks.c.due)).all()
+        # RETURNING follows no ORDER BY.
+        return sorted(rows, key=lambda row: (row.due, row.id))
+
+    def _insert(self, table):
+        from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
+    def _add_on_conflict(self, insert, table, outcomes):
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.queue, table.c.minute],
+            set_={name: table.c[name] + insert.excluded[name]
+                  for name in outcomes})
+
+    def notify(self, connection, queue):
+        connection.execute(sa.select(sa.func.pg_notify(
+            self.channel, queue)))
+
+    @property
+    def channel(self) -> str:
+        """The channel the consumers of these tables listen on."""
+        return f'{self.tables.prefix}wakeup'
+
+
+class MySQL(Dialect):
+    """MariaDB (10.6 and later) and MySQL 8: SKIP LOCKED, but MariaDB has
+    no UPDATE ... RETURNING, so a reserve is SELECT ... FOR UPDATE SKIP
+    LOCKED and an UPDATE of what it locked, in one short transaction."""
+
+    def now(self):
+        return sa.func.unix_timestamp(sa.func.now(6))
+
+    def _due(self, select, queue, limit):
+        return super()._due(select, queue, limit).with_for_update(
+            skip_locked=True)
+
+    def _insert(self, table):
+        from sqlalchemy.dialects.mysql import insert
+        return insert(table)
+
+    def _add_on_conflict(self, insert, table, outcomes):
+        return insert.on_duplicate_key_update(
+            {name: table.c[name] + insert.inserted[name]
+             for name in outcomes})
+
+
+class SQLite(Dialect):
+    """One writer at a time: every transaction starts with BEGIN
+    IMMEDIATE, so two processes never both read and then fail to write
+    (SQLite's deadlock, 'database is locked'); WAL lets readers go on
+    beside the writer.  A busy database is waited for up to the queue's
+    ``timeout``."""
+
+    def configure(self, engine):
+        @sa.event.listens_for(engine, 'connect')
+        def connected(dbapi_connection, _record):
+            # The driver must not open transactions of its own.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute('PRAGMA journal_mode=WAL')
+            cursor.close()
+
+        @sa.event.listens_for(engine, 'begin')
+        def begin(connection):
+            connection.exec_driver_sql('BEGIN IMMEDIATE')
+
+    def now(self):
+        return (sa.func.julianday('now') - 2440587.5) * 86400.0
+
+    def _insert(self, table):
+        from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def _add_on_conflict(self, insert, table, outcomes):
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.queue, table.c.minute],
+            set_={name: table.c[name] + insert.excluded[name]
+                  for name in outcomes})
+
+
+DIALECTS = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,
+            'sqlite': SQLite}
+
+
+def dialect_for(engine, tables) -> Dialect:
+    try:
+        return DIALECTS[engine.dialect.name](tables)
+    except KeyError:
+        raise ValueError(
+            f'a SQL queue runs on {", ".join(sorted(DIALECTS))}, not '
+            f'{engine.dialect.name!r}') from None

@@ -1,0 +1,342 @@
+"""The SQL queue: IQueueBackend over SQLAlchemy Core (the table layout is
+in the package's docstring).
+
+Every move of a task is one database transaction, with its status record
+and minute count in the same transaction, so a crash between two
+statements loses or duplicates nothing.  The dialect-specific parts (the
+reserve, the clock, the upsert) are in ``dialects.py``.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+
+import sqlalchemy as sa
+from zope.interface import implementer
+
+from ...interfaces import IQueueBackend
+from ..base import QueueBase, owner_of
+from ..local import _peek, _unfinished_record
+from .operations import Operations
+from .statuslog import SqlStatusLog
+from .store import DEFAULT_POLL, DEFAULT_TIMEOUT, release_store, shared_store
+
+__all__ = ['SqlQueue']
+
+
+@implementer(IQueueBackend)
+class SqlQueue(Operations, QueueBase):
+    """See IQueueBackend and the package's docstring."""
+
+    shared = True
+
+    def __init__(self, name: str = 'default', *, url: str,
+                 schema: str | None = None,
+                 table_prefix: str = 'taskqueue_',
+                 timeout: float = DEFAULT_TIMEOUT,
+                 poll_interval: float = DEFAULT_POLL, **options):
+        super().__init__(name, **options)
+        self.store = shared_store(url, schema, table_prefix, timeout,
+                                  poll_interval)
+        self.where = self.store.where
+        self.log = SqlStatusLog(self)
+        self._interruptions: collections.Counter = collections.Counter()
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @property
+    def tasks_table(self):
+        return self.store.tables.tasks
+
+    # -- the transaction's side ------------------------------------------
+
+    @property
+    def group(self):
+        # The queues of one database stage and promote in one transaction.
+        return self.store
+
+    def stage_batches(self, batch_id, batches):
+        with self.store.transaction() as connection:
+            self.insert_staged(connection, batch_id, batches)
+
+    def insert_staged(self, connection, batch_id, batches) -> None:
+        """Write the staged rows of ``batches`` on ``connection``."""
+        now = self.store.dialect.now()
+        for queue, messages in batches.items():
+            tasks = [_peek(message) for message in messages]
+            connection.execute(
+                self.tasks_table.insert().values(staged_at=now), [
+                    {'queue': queue.name, 'state': 'staged',
+                     'batch': batch_id, 'message': message,
+                     'task_id': task and task.id,
+                     'attempt': task and task.attempt}
+                    for message, task in zip(messages, tasks, strict=True)])
+            queue.log.new(connection, tasks, 'staged')
+
+    def promote_batches(self, batch_id, queues, failed=None):
+        tasks = self.tasks_table
+        with self.store.transaction() as connection:
+            for queue in queues:
+                in_batch = sa.select(tasks.c.task_id).where(
+                    tasks.c.queue == queue.name, tasks.c.batch == batch_id,
+                    tasks.c.state == 'staged')
+                queue.log.update(connection, connection.execute(
+                    in_batch).scalars().all(), state='queued')
+                promoted = connection.execute(tasks.update().where(
+                    tasks.c.queue == queue.name, tasks.c.batch == batch_id,
+                    tasks.c.state == 'staged').values(
+                    state='ready', due=self.store.dialect.now(), batch=None,
+                    staged_at=None)).rowcount
+                if promoted:
+                    self.store.dialect.notify(connection, queue.name)
+        self.store.wakeups.notify()
+
+    def discard(self, batch_id):
+        tasks = self.tasks_table
+        with self.store.transaction() as connection:
+            staged = (tasks.c.queue == self.name, tasks.c.batch == batch_id,
+                      tasks.c.state == 'staged')
+            self._forget(connection, connection.execute(
+                sa.select(tasks.c.task_id).where(*staged)).scalars().all())
+            connection.execute(tasks.delete().where(*staged))
+
+    # -- the consumer's side ---------------------------------------------
+
+    def reserve(self, slot, limit, timeout, done=(), recover=False):
+        owner = owner_of(slot)
+        deadline = time.monotonic() + timeout
+        interruptions = self._interruptions[owner]
+        wakeups = self.store.wakeups
+        while True:
+            generation = wakeups.generation
+            next_due = None
+            with self.store.transaction() as connection:
+                self._finish(connection, slot, done)
+                if recover:
+                    self._requeue(connection, owner, slot=slot, count=False)
+                done, recover = (), False
+                if limit == 0:
+                    return []
+                taken = self.store.dialect.take(connection, self.name, slot,
+                                                owner, limit)
+                if taken:
+                    self.log.update_each(connection, [
+                        {'task_id': row.task_id, 'state': 'running',
+                         'consumer': slot, 'attempt': row.attempt}
+                        for row in taken])
+                    return [row.message for row in taken]
+                next_due = self._next_due(connection)
+            wait = deadline - time.monotonic()
+            if wait <= 0 or self._interruptions[owner] != interruptions \
+                    or self._closed:
+                return []
+            if next_due is not None:
+                wait = min(wait, max(0.001, next_due))
+            self.store.listen()
+            wakeups.wait(generation, wait)
+
+    def interrupt(self, consumer):
+        self._interruptions[consumer] += 1
+        self.store.wakeups.notify()
+
+    def ack(self, slot, done):
+        with self.store.transaction() as connection:
+            self._finish(connection, slot, done)
+
+    def retry(self, slot, message, new_message, due, report):
+        with self.store.transaction() as connection:
+            row_id = self._find(connection, slot, message)
+            if row_id is None:
+                return
+            task = _peek(new_message)
+            connection.execute(self.tasks_table.update().where(
+                self.tasks_table.c.id == row_id).values(
+                message=new_message, state='ready', delayed=True, due=due,
+                slot=None, consumer=None,
+                attempt=task.attempt if task else None))
+            self.log.outcome(connection, [report], 'retrying', 'retried',
+                             next=due)
+        self.store.wakeups.notify()
+
+    def bury(self, slot, message, record, report=None):
+        with self.store.transaction() as connection:
+            row_id = self._find(connection, slot, message)
+            if row_id is None:
+                return
+            self._bury(connection, [row_id], [record])
+            self.log.outcome(connection, [report], 'dead', 'dead')
+
+    def requeue_processing(self, consumer, max_deliveries=0):
+        with self.store.transaction() as connection:
+            return self._requeue(connection, consumer,
+                                 max_deliveries=max_deliveries)
+
+    def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
+        leases = self.store.tables.leases
+        mine = (leases.c.queue == self.name, leases.c.consumer == consumer)
+        try:
+            with self.store.transaction() as connection:
+                now = self.store.now(connection)
+                held = connection.execute(sa.select(leases).where(
+                    *mine).with_for_update()).first()
+                if held is not None and held.token != token \
+                        and held.expires > now:
+                    known = json.loads(held.info)
+                    gone = (gone_pid is not None
+                            and known.get('pid') == gone_pid
+                            and known.get('host') == (info or {}).get('host'))
+                    if not gone:
+                        return False
+                values = {'token': token, 'expires': now + ttl, 'lease': ttl,
+                          'info': json.dumps(info or {})}
+                if held is None:
+                    connection.execute(leases.insert().values(
+                        queue=self.name, consumer=consumer, **values))
+                else:
+                    connection.execute(leases.update().where(*mine).values(
+                        **values))
+                return True
+        except sa.exc.IntegrityError:
+            return False  # another token inserted it first
+
+    def release(self, consumer, token):
+        leases = self.store.tables.leases
+        with self.store.transaction() as connection:
+            connection.execute(leases.delete().where(
+                leases.c.queue == self.name, leases.c.consumer == consumer,
+                leases.c.token == token))
+
+    def sweep(self, grace, max_deliveries=0):
+        report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
+        tasks, leases = self.tasks_table, self.store.tables.leases
+        with self.store.transaction() as connection:
+            now = self.store.now(connection)
+            live = set(connection.execute(sa.select(leases.c.consumer).where(
+                leases.c.queue == self.name,
+                leases.c.expires > now)).scalars())
+            owners = connection.execute(sa.select(tasks.c.consumer).where(
+                tasks.c.queue == self.name,
+                tasks.c.state == 'processing').distinct()).scalars().all()
+            for consumer in sorted(set(owners) - live):
+                requeued, dead = self._requeue(connection, consumer,
+                                               max_deliveries=max_deliveries)
+                report['consumers'].append(consumer)
+                report['requeued'] += requeued
+                report['dead'] += dead
+            connection.execute(leases.delete().where(
+                leases.c.queue == self.name, leases.c.expires <= now))
+            report['batches'] = connection.execute(
+                sa.select(tasks.c.batch).where(
+                    tasks.c.queue == self.name, tasks.c.state == 'staged',
+                    tasks.c.staged_at < now - grace).distinct()
+            ).scalars().all()
+            self.log.trim(connection)
+        for batch in report['batches']:
+            self.promote(batch)
+        return report
+
+    def close(self):
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.store.wakeups.notify()
+        release_store(self.store)
+
+    # -- helpers ---------------------------------------------------------
+
+    def _finish(self, connection, slot, done) -> None:
+        """Acknowledge ``done`` ((message, Report) pairs) in ``slot``."""
+        if not done:
+            return
+        held = self._held(connection, slot)
+        finished, reports = [], []
+        for message, report in done:
+            if held.get(message):
+                finished.append(held[message].pop(0))
+                reports.append(report)
+        if finished:
+            connection.execute(self.tasks_table.delete().where(
+                self.tasks_table.c.id.in_(finished)))
+            self.log.outcome(connection, reports, 'done', 'done')
+
+    def _held(self, connection, slot) -> dict:
+        """message -> ids of the rows in ``slot``."""
+        tasks = self.tasks_table
+        held: dict = {}
+        for row in connection.execute(sa.select(
+                tasks.c.id, tasks.c.message).where(
+                tasks.c.queue == self.name,
+                tasks.c.consumer == owner_of(slot), tasks.c.slot == slot,
+                tasks.c.state == 'processing').order_by(tasks.c.id)):
+            held.setdefault(bytes(row.message), []).append(row.id)
+        return held
+
+    def _find(self, connection, slot, message):
+        """The id of a row of ``slot`` holding ``message``, or None."""
+        ids = self._held(connection, slot).get(message)
+        return ids[0] if ids else None
+
+    def _bury(self, connection, row_ids, records) -> None:
+        connection.execute(self.tasks_table.delete().where(
+            self.tasks_table.c.id.in_(row_ids)))
+        connection.execute(self.store.tables.dead.insert(), [
+            {'queue': self.name, 'record': record} for record in records])
+
+    def _requeue(self, connection, consumer, slot=None, count=True,
+                 max_deliveries=0):
+        """Put the messages in flight of ``consumer`` (of one ``slot``)
+        back at the head of the line, counting an unfinished delivery for
+        each (with ``count``); bury those found unfinished
+        ``max_deliveries`` times.  Return (requeued, dead)."""
+        tasks = self.tasks_table
+        held = [tasks.c.queue == self.name, tasks.c.consumer == consumer,
+                tasks.c.state == 'processing']
+        if slot is not None:
+            held.append(tasks.c.slot == slot)
+        if count:
+            connection.execute(tasks.update().where(*held).values(
+                deliveries=tasks.c.deliveries + 1))
+        rows = connection.execute(sa.select(
+            tasks.c.id, tasks.c.message, tasks.c.task_id,
+            tasks.c.deliveries).where(*held)).all()
+        if not rows:
+            return 0, 0
+        dead = [row for row in rows
+                if max_deliveries and row.deliveries >= max_deliveries]
+        if dead:
+            self._bury(connection, [row.id for row in dead], [
+                _unfinished_record(self.name, row.message, _peek(row.message),
+                                   row.deliveries) for row in dead])
+            self.log.update(connection, [row.task_id for row in dead],
+                            state='dead')
+        back = [row for row in rows if row not in dead]
+        if back:
+            connection.execute(tasks.update().where(
+                tasks.c.id.in_([row.id for row in back])).values(
+                state='ready', slot=None, consumer=None))
+            self.log.update(connection, [row.task_id for row in back],
+                            state='queued', consumer='')
+            self.store.wakeups.notify()
+        return len(back), len(dead)
+
+    def _next_due(self, connection) -> float | None:
+        """Seconds until the next retry falls due, if one is waiting."""
+        tasks = self.tasks_table
+        now = self.store.dialect.now()
+        due = connection.execute(sa.select(sa.func.min(tasks.c.due) - now)
+                                 .where(tasks.c.queue == self.name,
+                                        tasks.c.state == 'ready',
+                                        tasks.c.due > now)).scalar()
+        return None if due is None else float(due)
+
+    def _forget(self, connection, task_ids) -> None:
+        """Delete the status records of ``task_ids``."""
+        task_ids = [task_id for task_id in task_ids if task_id]
+        if not task_ids:
+            return
+        for table in (self.store.tables.status, self.store.tables.attempts):
+            connection.execute(table.delete().where(
+                table.c.queue == self.name, table.c.task_id.in_(task_ids)))
