@@ -150,6 +150,9 @@ def init(connection, tables: Tables) -> list[str]:
         raise SchemaError(f'the task queue tables are of version {found}, '
                           f'newer than this wsgi-taskqueue knows '
                           f'({SCHEMA_VERSION}): upgrade wsgi-taskqueue')
+    elif found < SCHEMA_VERSION:
+        raise SchemaError(f'no upgrade from version {found} of the task '
+                          f'queue tables to {SCHEMA_VERSION} is known')
     return done
 
 
