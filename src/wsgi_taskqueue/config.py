@@ -115,7 +115,13 @@ SQL_SETTINGS = {
     'poll_interval': (_positive, 0.5),
 }
 
-BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS,
+#: Keys of ``type = sync`` (tasks run in the committing process).
+SYNC_SETTINGS = {
+    'retry_max_count': (_at_least(0, int), 10),
+}
+
+BACKEND_SETTINGS = {'local': {}, 'sync': SYNC_SETTINGS,
+                    'redis': REDIS_SETTINGS,
                     **dict.fromkeys(('sql', 'postgresql', 'sqlite', 'mysql'),
                                     SQL_SETTINGS)}
 
@@ -283,7 +289,7 @@ def _build_queue(filename, section, values):
         options = own
     else:
         raise ConfigurationError(
-            f'unknown queue type {kind!r}; use local, redis, sql '
+            f'unknown queue type {kind!r}; use local, sync, redis, sql '
             f'(postgresql, sqlite, mysql) or the dotted name of a class', filename, section, 'type')
     name = common['queue']
     try:
