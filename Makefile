@@ -10,10 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The demo: an app and its consumers in one process, in-process queue.
+# The demo: an app and its consumers in one process, its tasks in a SQLite
+# file under examples/plain.
 demo: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/wsgi-taskqueue serve examples/plain/local.ini
+	$(BIN)/wsgi-taskqueue serve examples/plain/sqlite.ini
 
 # Programs the suite runs: its own redis-server on a free port, openssl for
 # throw-away TLS certificates, Debian's Chromium for the dashboard's browser
