@@ -97,6 +97,15 @@ REDIS_SETTINGS = {
     'key_prefix': (_name, 'wsgi-taskqueue'),
 }
 
+def _dotted_name(value) -> str:
+    text = str(value).strip()
+    if '.' not in text or not all(part.isidentifier()
+                                  for part in text.split('.')):
+        raise ValueError(f'must be a dotted name (package.module.name), '
+                         f'not {value!r}')
+    return text
+
+
 def _table_prefix(value) -> str:
     text = str(value).strip()
     if not text.replace('_', '').isalnum() or not text.isascii():
@@ -113,6 +122,9 @@ SQL_SETTINGS = {
     'table_prefix': (_table_prefix, 'taskqueue_'),
     'timeout': (_positive, 5.0),
     'poll_interval': (_positive, 0.5),
+    # The app's zope.sqlalchemy session (a dotted name): tasks are written
+    # in its transaction when it is on the queue's database (the outbox).
+    'session': (_dotted_name, None),
 }
 
 #: Keys of ``type = sync`` (tasks run in the committing process).

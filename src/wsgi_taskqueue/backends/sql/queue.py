@@ -19,7 +19,9 @@ from zope.interface import implementer
 from ...interfaces import IQueueBackend
 from ..base import QueueBase, owner_of
 from ..local import _peek, _unfinished_record
+from . import outbox
 from .operations import Operations
+from .outbox import AppSession
 from .statuslog import SqlStatusLog
 from .store import DEFAULT_POLL, DEFAULT_TIMEOUT, release_store, shared_store
 
@@ -36,8 +38,12 @@ class SqlQueue(Operations, QueueBase):
                  schema: str | None = None,
                  table_prefix: str = 'taskqueue_',
                  timeout: float = DEFAULT_TIMEOUT,
-                 poll_interval: float = DEFAULT_POLL, **options):
+                 poll_interval: float = DEFAULT_POLL,
+                 session: str | None = None, **options):
         super().__init__(name, **options)
+        #: The app's session (dotted name) whose transaction the tasks
+        #: join when it is on this database: the outbox (``outbox.py``).
+        self.app_session = session and AppSession(session)
         self.store = shared_store(url, schema, table_prefix, timeout,
                                   poll_interval)
         self.where = self.store.where
@@ -57,23 +63,31 @@ class SqlQueue(Operations, QueueBase):
         # The queues of one database stage and promote in one transaction.
         return self.store
 
+    def enqueue_in_transaction(self, batch_id, batches):
+        session = self.app_session and self.app_session.joined(self.store)
+        return session is not None and outbox.write(self, session, batches)
+
     def stage_batches(self, batch_id, batches):
         with self.store.transaction() as connection:
-            self.insert_staged(connection, batch_id, batches)
+            self.insert(connection, batches, batch_id)
 
-    def insert_staged(self, connection, batch_id, batches) -> None:
-        """Write the staged rows of ``batches`` on ``connection``."""
+    def insert(self, connection, batches, batch_id=None) -> None:
+        """Write the rows of ``batches`` on ``connection``: staged under
+        ``batch_id``, or pending at once without one (the outbox)."""
         now = self.store.dialect.now()
+        values = ({'state': 'staged', 'batch': batch_id, 'staged_at': now}
+                  if batch_id else {'state': 'ready', 'due': now})
         for queue, messages in batches.items():
             tasks = [_peek(message) for message in messages]
-            connection.execute(
-                self.tasks_table.insert().values(staged_at=now), [
-                    {'queue': queue.name, 'state': 'staged',
-                     'batch': batch_id, 'message': message,
-                     'task_id': task and task.id,
-                     'attempt': task and task.attempt}
-                    for message, task in zip(messages, tasks, strict=True)])
-            queue.log.new(connection, tasks, 'staged')
+            connection.execute(self.tasks_table.insert().values(**values), [
+                {'queue': queue.name, 'message': message,
+                 'task_id': task and task.id,
+                 'attempt': task and task.attempt}
+                for message, task in zip(messages, tasks, strict=True)])
+            queue.log.new(connection, tasks,
+                          'staged' if batch_id else 'queued')
+            if not batch_id:
+                self.store.dialect.notify(connection, queue.name)
 
     def promote_batches(self, batch_id, queues, failed=None):
         tasks = self.tasks_table

@@ -110,14 +110,22 @@ class Store:
         with self._check_lock:
             if self._checked:
                 return
-            if self.engine.dialect.name == 'sqlite':
-                self.init()
-                return
             try:
                 with self.engine.begin() as connection:
-                    schema.check(connection, self.tables, self.where)
+                    self.ensure_schema(connection)
             except UNAVAILABLE as exc:
                 raise self._unavailable(exc, unsent=True) from exc
+            self._checked = True
+
+    def ensure_schema(self, connection) -> None:
+        """Check the tables on ``connection`` (of this database), creating
+        them in a SQLite file that has none; SchemaError if they are
+        missing or of another version."""
+        if self.engine.dialect.name == 'sqlite':
+            if not schema.init(connection, self.tables):
+                self._checked = True
+        else:
+            schema.check(connection, self.tables, self.where)
             self._checked = True
 
     def _unavailable(self, exc, unsent=False) -> BackendUnavailable:
