@@ -62,9 +62,16 @@ def redis_queue(redis_url):
 
 
 @pytest.fixture(scope='session')
-def postgresql_url():
+def postgresql_server():
     with PostgresServer() as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server):
+    if not postgresql_server.running:  # a test stopped it
+        postgresql_server.start()
+    return postgresql_server.url
 
 
 @pytest.fixture(scope='session')
@@ -78,13 +85,19 @@ def sqlite_url(tmp_path):
     return f'sqlite:///{tmp_path}/tasks.db'
 
 
-def sql_queue(url):
-    """A registered SQL queue on ``url`` whose tables are empty."""
+def empty_sql_queue(url):
+    """A SQL queue on ``url`` whose tables exist and are empty."""
     queue = wsgi_taskqueue.SqlQueue(url=url)
     queue.store.init()
     with queue.store.transaction() as connection:
         for table in queue.store.tables.of_queue():
             connection.execute(table.delete())
+    return queue
+
+
+def sql_queue(url):
+    """A registered SQL queue on ``url`` whose tables are empty."""
+    queue = empty_sql_queue(url)
     wsgi_taskqueue.register_queue('default', queue)
     return queue
 

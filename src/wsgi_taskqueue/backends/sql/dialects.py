@@ -17,6 +17,10 @@ class Dialect:
 
     #: True when the database can wake waiting consumers (LISTEN/NOTIFY).
     listens = False
+    #: True when the database takes one writer at a time: a process then
+    #: lets one of its threads at a time ask (SQLite's wait for a busy
+    #: file favours no one, so threads could starve each other).
+    one_writer = False
 
     def __init__(self, tables):
         self.tables = tables
@@ -134,7 +138,11 @@ class SQLite(Dialect):
     IMMEDIATE, so two processes never both read and then fail to write
     (SQLite's deadlock, 'database is locked'); WAL lets readers go on
     beside the writer.  A busy database is waited for up to the queue's
-    ``timeout``."""
+    ``timeout``.  ``synchronous = NORMAL``: in WAL mode a commit survives
+    the crash of any process (kill -9), and only a power cut may lose the
+    last ones; the file's writers hold their lock for far shorter."""
+
+    one_writer = True
 
     def configure(self, engine):
         @sa.event.listens_for(engine, 'connect')
@@ -143,6 +151,7 @@ class SQLite(Dialect):
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute('PRAGMA journal_mode=WAL')
+            cursor.execute('PRAGMA synchronous=NORMAL')
             cursor.close()
 
         @sa.event.listens_for(engine, 'begin')

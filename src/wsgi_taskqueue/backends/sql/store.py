@@ -59,12 +59,29 @@ class Store:
         self.users = 0
         self._checked = False
         self._check_lock = threading.Lock()
+        self._writer = threading.Lock() if self.dialect.one_writer else None
 
     @contextlib.contextmanager
     def transaction(self):
         """A connection in a transaction that commits when the block ends
         without an exception; database trouble is BackendUnavailable."""
         self._check_schema()
+        if self._writer is None:
+            with self._transaction() as connection:
+                yield connection
+            return
+        if not self._writer.acquire(timeout=self.timeout):
+            raise BackendUnavailable(
+                f'SQL queue database {self.where} unavailable: busy for '
+                f'more than {self.timeout}s', unsent=True)
+        try:
+            with self._transaction() as connection:
+                yield connection
+        finally:
+            self._writer.release()
+
+    @contextlib.contextmanager
+    def _transaction(self):
         try:
             connection = self.engine.connect()
         except UNAVAILABLE as exc:
