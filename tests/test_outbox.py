@@ -12,6 +12,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.errors import BackendUnavailable
 
 from outbox import app as outbox_app
 
@@ -143,3 +144,38 @@ def test_kill_9_at_any_step_of_the_commit_leaves_both_or_neither(
     assert result.returncode == (0 if step == 'never' else -9), result.stderr
     expected = 1 if committed else 0
     assert counted(database) == (expected, expected, 0)
+
+
+def test_a_session_on_the_queues_database_is_recognised_by_its_url(database):
+    """No ``session`` setting: any zope.sqlalchemy session of the
+    transaction on the queue's database carries the tasks (a Pyramid app's
+    per-request session, say)."""
+    queue = wsgi_taskqueue.SqlQueue(url=database)
+    wsgi_taskqueue.register_queue('default', queue)
+    own_statements = []
+    sa.event.listen(queue.store.engine, 'before_cursor_execute',
+                    lambda *args: own_statements.append(args[2]))
+    with transaction.manager:
+        write_note_and_task()
+    assert counted(database) == (1, 1, 0)
+    assert own_statements == []
+
+
+def test_outbox_off_stages_on_the_queues_own_connection(database):
+    queue = wsgi_taskqueue.SqlQueue(url=database, outbox=False, timeout=1)
+    wsgi_taskqueue.register_queue('default', queue)
+    staged = []
+    sa.event.listen(queue.store.engine, 'before_cursor_execute',
+                    lambda *args: staged.append(args[2]))
+    if database.startswith('sqlite'):
+        # One writer at a time: the app's session holds the file until
+        # its commit, which comes after the vote that stages.
+        with pytest.raises(BackendUnavailable, match='database is locked'):
+            with transaction.manager:
+                write_note_and_task()
+        assert counted(database) == (0, 0, 0)
+        return
+    with transaction.manager:
+        write_note_and_task()
+    assert counted(database) == (1, 1, 0)
+    assert any('INSERT INTO taskqueue_tasks' in s for s in staged)

@@ -122,8 +122,10 @@ SQL_SETTINGS = {
     'table_prefix': (_table_prefix, 'taskqueue_'),
     'timeout': (_positive, 5.0),
     'poll_interval': (_positive, 0.5),
-    # The app's zope.sqlalchemy session (a dotted name): tasks are written
-    # in its transaction when it is on the queue's database (the outbox).
+    # Tasks are written in the app's own transaction when one of its
+    # zope.sqlalchemy sessions (that of `session`, a dotted name, if set)
+    # is on the queue's database: the outbox.
+    'outbox': (as_bool, True),
     'session': (_dotted_name, None),
 }
 

@@ -89,7 +89,7 @@ class TaskDataManager:
         # commit(), whether it has work to commit.
         for batches in self._groups():
             queue = next(iter(batches))
-            if queue.enqueue_in_transaction(self.batch_id, batches):
+            if queue.enqueue_in_transaction(txn, self.batch_id, batches):
                 self.in_transaction.add(queue.group)
 
     def tpc_vote(self, txn) -> None:

@@ -87,9 +87,13 @@ class Deployment:
         self.directory = directory
         self.processes: list[Process] = []
 
-    def ini(self, example: str, redis_url: str | None = None) -> pathlib.Path:
+    def ini(self, example: str, redis_url: str | None = None,
+            database_url: str | None = None, **queue_settings
+            ) -> pathlib.Path:
         """Copy ``examples/<example>`` here, on a free port, using
-        ``redis_url`` for its Redis queues."""
+        ``redis_url`` for its Redis queues and ``database_url`` for its
+        PostgreSQL queues and app database; ``queue_settings`` go into its
+        [taskqueue] section."""
         parser = configparser.RawConfigParser()  # keeps %(here)s as it is
         parser.optionxform = str
         parser.read(EXAMPLES / example)
@@ -99,6 +103,12 @@ class Deployment:
                 if redis_url is None:
                     raise ValueError(f'{example} needs a redis_url')
                 parser[section]['url'] = redis_url
+            for key in ('url', 'sqlalchemy.url'):
+                if parser[section].get(key, '').startswith('postgresql'):
+                    if database_url is None:
+                        raise ValueError(f'{example} needs a database_url')
+                    parser[section][key] = database_url
+        parser['taskqueue'].update(queue_settings)
         target = self.directory / pathlib.Path(example).name
         with open(target, 'w') as file:
             parser.write(file)

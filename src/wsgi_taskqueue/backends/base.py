@@ -52,7 +52,7 @@ class QueueBase:
         (see IQueueBackend); by default a queue is a group of its own."""
         return self
 
-    def enqueue_in_transaction(self, batch_id, batches):
+    def enqueue_in_transaction(self, txn, batch_id, batches):
         return False  # only a queue in the app's own database can
 
     def stage(self, batch_id, messages):

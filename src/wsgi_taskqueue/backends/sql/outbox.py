@@ -1,8 +1,9 @@
 """The transactional outbox: tasks written in the app's own database
 transaction, through its zope.sqlalchemy session.
 
-When the session named by the queue's ``session`` setting is part of the
-transaction and connected to the queue's database, the data manager's
+When a zope.sqlalchemy session of the transaction (the one named by the
+queue's ``session`` setting, or else any) is connected to the queue's
+database, the data manager's
 commit phase (before any vote, so before zope.sqlalchemy decides in its own
 commit() whether the session has work) inserts the tasks as pending rows
 on the session's connection and marks the session changed.  One database
@@ -24,17 +25,22 @@ log = logging.getLogger(__name__)
 
 
 class AppSession:
-    """The app's session factory named by a dotted name (resolved on first
-    use: the app's module may import this package)."""
+    """The app's session: the current one of the factory named by a dotted
+    name (resolved on first use: the app's module may import this
+    package), or any of the transaction's zope.sqlalchemy sessions on the
+    queue's database (``dotted`` None)."""
 
-    def __init__(self, dotted: str):
+    def __init__(self, dotted: str | None = None):
         self.dotted = dotted
         self._factory = None
         self._warned = False
 
-    def joined(self, store):
-        """The app's current session when it is in the transaction (it
-        began) and connected to ``store``'s database; else None."""
+    def joined(self, txn, store):
+        """The app's session when it is in ``txn`` (it began) and
+        connected to ``store``'s database; else None."""
+        if self.dotted is None:
+            return next((session for session in _sessions_of(txn)
+                         if _on(session, store)), None)
         session = self._resolve()()
         if not session.in_transaction():
             return None
@@ -82,6 +88,23 @@ def write(queue, session, batches) -> bool:
     sa.event.listen(session, 'after_commit',
                     lambda _session: wakeups.notify(), once=True)
     return True
+
+
+def _sessions_of(txn):
+    """The SQLAlchemy sessions that zope.sqlalchemy joined to ``txn``
+    (the transaction package lists its resources only privately)."""
+    try:
+        from zope.sqlalchemy.datamanager import SessionDataManager
+    except ImportError:  # then no session of the app is in a transaction
+        return
+    for resource in getattr(txn, '_resources', ()):
+        if isinstance(resource, SessionDataManager):
+            yield resource.session
+
+
+def _on(session, store) -> bool:
+    return session.in_transaction() and same_database(
+        session.get_bind().engine.url, store.engine.url)
 
 
 def same_database(first, second) -> bool:

@@ -39,11 +39,13 @@ class SqlQueue(Operations, QueueBase):
                  table_prefix: str = 'taskqueue_',
                  timeout: float = DEFAULT_TIMEOUT,
                  poll_interval: float = DEFAULT_POLL,
-                 session: str | None = None, **options):
+                 session: str | None = None, outbox: bool = True,
+                 **options):
         super().__init__(name, **options)
-        #: The app's session (dotted name) whose transaction the tasks
-        #: join when it is on this database: the outbox (``outbox.py``).
-        self.app_session = session and AppSession(session)
+        #: Where the tasks join the app's own transaction on this database
+        #: (``outbox.py``): the app's session named by ``session``, or any
+        #: zope.sqlalchemy session of the transaction; None: never.
+        self.app_session = AppSession(session) if outbox else None
         self.store = shared_store(url, schema, table_prefix, timeout,
                                   poll_interval)
         self.where = self.store.where
@@ -63,8 +65,9 @@ class SqlQueue(Operations, QueueBase):
         # The queues of one database stage and promote in one transaction.
         return self.store
 
-    def enqueue_in_transaction(self, batch_id, batches):
-        session = self.app_session and self.app_session.joined(self.store)
+    def enqueue_in_transaction(self, txn, batch_id, batches):
+        session = self.app_session and self.app_session.joined(txn,
+                                                               self.store)
         return session is not None and outbox.write(self, session, batches)
 
     def stage_batches(self, batch_id, batches):
