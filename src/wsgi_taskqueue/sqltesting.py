@@ -13,12 +13,11 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
-from .testing import free_port
+from .testing import free_port, terminate
 
 __all__ = ['PostgresServer', 'MariaDBServer']
 
@@ -175,13 +174,7 @@ class MariaDBServer(_Server):
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            terminate(self.process, timeout)
             self.process = None
         self.running = False
 

@@ -73,6 +73,18 @@ def recording(queue: str = 'default', **options):
             register_queue(queue, previous)
 
 
+def terminate(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a server, SIGKILL it if it has not exited in ``timeout``
+    seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -134,13 +146,7 @@ class RedisServer:
         """Stop the server; with AOF on, everything acknowledged is kept."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:

@@ -96,10 +96,7 @@ class PostgreSQL(Dialect):
         return insert(table)
 
     def _add_on_conflict(self, insert, table, outcomes):
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.queue, table.c.minute],
-            set_={name: table.c[name] + insert.excluded[name]
-                  for name in outcomes})
+        return _on_conflict_add(insert, table, outcomes)
 
     def notify(self, connection, queue):
         connection.execute(sa.select(sa.func.pg_notify(
@@ -166,10 +163,15 @@ class SQLite(Dialect):
         return insert(table)
 
     def _add_on_conflict(self, insert, table, outcomes):
-        return insert.on_conflict_do_update(
-            index_elements=[table.c.queue, table.c.minute],
-            set_={name: table.c[name] + insert.excluded[name]
-                  for name in outcomes})
+        return _on_conflict_add(insert, table, outcomes)
+
+
+def _on_conflict_add(insert, table, outcomes):
+    """PostgreSQL's and SQLite's upsert of the minute counts."""
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.queue, table.c.minute],
+        set_={name: table.c[name] + insert.excluded[name]
+              for name in outcomes})
 
 
 DIALECTS = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,
