@@ -304,7 +304,8 @@ def _build_queue(filename, section, values):
     else:
         raise ConfigurationError(
             f'unknown queue type {kind!r}; use local, sync, redis, sql '
-            f'(postgresql, sqlite, mysql) or the dotted name of a class', filename, section, 'type')
+            f'(postgresql, sqlite, mysql) or the dotted name of a class',
+            filename, section, 'type')
     name = common['queue']
     try:
         queue = factory(name, max_payload_size=common['max_payload_size'],

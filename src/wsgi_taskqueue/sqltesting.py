@@ -31,7 +31,8 @@ class _Server:
 
     def __init__(self):
         self.port = free_port()
-        self.directory = tempfile.mkdtemp(prefix=f'wsgi-taskqueue-{self.kind}-')
+        self.directory = tempfile.mkdtemp(
+            prefix=f'wsgi-taskqueue-{self.kind}-')
         self.running = False
         if os.getuid() == 0:
             user = pwd.getpwnam(self.system_user)
