@@ -24,13 +24,16 @@ class Dialect:
 
     def __init__(self, tables):
         self.tables = tables
+        # Built once: constructing an expression costs more than running
+        # its cached compiled form.
+        self.now = lambda clock=self.clock(): clock
 
     def configure(self, engine) -> None:
         """Set up a new engine (connection events)."""
 
-    def now(self):
+    def clock(self):
         """The database's clock, epoch seconds: one clock for the leases,
-        staging times and due times of every host."""
+        staging times and due times of every host (``now()``)."""
         raise NotImplementedError
 
     def take(self, connection, queue: str, slot: str, consumer: str,
@@ -72,7 +75,7 @@ class Dialect:
 class PostgreSQL(Dialect):
     listens = True
 
-    def now(self):
+    def clock(self):
         return sa.cast(sa.func.extract('epoch', sa.func.clock_timestamp()),
                        sa.Double)
 
@@ -113,7 +116,7 @@ class MySQL(Dialect):
     no UPDATE ... RETURNING, so a reserve is SELECT ... FOR UPDATE SKIP
     LOCKED and an UPDATE of what it locked, in one short transaction."""
 
-    def now(self):
+    def clock(self):
         return sa.func.unix_timestamp(sa.func.now(6))
 
     def _due(self, select, queue, limit):
@@ -155,7 +158,7 @@ class SQLite(Dialect):
         def begin(connection):
             connection.exec_driver_sql('BEGIN IMMEDIATE')
 
-    def now(self):
+    def clock(self):
         return (sa.func.julianday('now') - 2440587.5) * 86400.0
 
     def _insert(self, table):

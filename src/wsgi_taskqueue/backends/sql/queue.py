@@ -153,6 +153,8 @@ class SqlQueue(Operations, QueueBase):
                 wait = min(wait, max(0.001, next_due))
             self.store.listen()
             wakeups.wait(generation, wait)
+            if self._interruptions[owner] != interruptions:
+                return []  # before taking more: the consumer may pause
 
     def interrupt(self, consumer):
         self._interruptions[consumer] += 1
