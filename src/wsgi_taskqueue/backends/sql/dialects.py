@@ -24,9 +24,21 @@ class Dialect:
 
     def __init__(self, tables):
         self.tables = tables
+        self._statements: dict = {}
         # Built once: constructing an expression costs more than running
         # its cached compiled form.
         self.now = lambda clock=self.clock(): clock
+
+    def statement(self, key, build):
+        """The statement ``build()`` makes, built once per ``key`` (its
+        values are bound parameters): SQLAlchemy caches the compiled form,
+        but building the expression each time would cost more than
+        running it."""
+        try:
+            return self._statements[key]
+        except KeyError:
+            statement = self._statements[key] = build()
+            return statement
 
     def configure(self, engine) -> None:
         """Set up a new engine (connection events)."""
@@ -42,21 +54,27 @@ class Dialect:
         ``slot``, skipping rows other consumers are taking; return them
         (id, message, task_id, attempt) in queue order."""
         tasks = self.tables.tasks
-        rows = connection.execute(
-            self._due(sa.select(tasks.c.id, tasks.c.message, tasks.c.task_id,
-                                tasks.c.attempt), queue, limit)).all()
+        rows = connection.execute(self.statement(
+            ('due', limit), lambda: self._due(sa.select(
+                tasks.c.id, tasks.c.message, tasks.c.task_id,
+                tasks.c.attempt), limit)), {'b_queue': queue}).all()
         if rows:
-            connection.execute(tasks.update().where(
-                tasks.c.id.in_([row.id for row in rows])).values(
-                state='processing', slot=slot, consumer=consumer,
-                delayed=False))
+            connection.execute(self.statement('take', lambda: tasks.update(
+            ).where(tasks.c.id.in_(sa.bindparam('b_ids', expanding=True))
+                    ).values(state='processing', slot=sa.bindparam('b_slot'),
+                             consumer=sa.bindparam('b_consumer'),
+                             delayed=False)),
+                {'b_ids': [row.id for row in rows], 'b_slot': slot,
+                 'b_consumer': consumer})
         return rows
 
-    def _due(self, select, queue: str, limit: int):
+    def _due(self, select, limit: int):
+        """``select`` of the first ``limit`` ready rows of the queue
+        ``b_queue`` that are due."""
         tasks = self.tables.tasks
         return select.where(
-            tasks.c.queue == queue, tasks.c.state == 'ready',
-            tasks.c.due <= self.now()).order_by(
+            tasks.c.queue == sa.bindparam('b_queue'),
+            tasks.c.state == 'ready', tasks.c.due <= self.now()).order_by(
             tasks.c.due, tasks.c.id).limit(limit)
 
     def count(self, connection, queue: str, minute: int,
@@ -64,9 +82,16 @@ class Dialect:
         """Add ``outcomes`` ({done|retried|dead: n}) to the counts of
         ``minute``, creating its row."""
         minutes = self.tables.minutes
-        insert = self._insert(minutes).values(queue=queue, minute=minute,
-                                              **outcomes)
-        connection.execute(self._add_on_conflict(insert, minutes, outcomes))
+
+        def build():
+            insert = self._insert(minutes).values(
+                queue=sa.bindparam('b_queue'),
+                minute=sa.bindparam('b_minute'),
+                **{name: sa.bindparam(f'b_{name}') for name in outcomes})
+            return self._add_on_conflict(insert, minutes, outcomes)
+        connection.execute(self.statement(('count', *outcomes), build), {
+            'b_queue': queue, 'b_minute': minute,
+            **{f'b_{name}': number for name, number in outcomes.items()}})
 
     def notify(self, connection, queue: str) -> None:
         """Wake the consumers of other processes (when ``listens``)."""
@@ -83,14 +108,18 @@ class PostgreSQL(Dialect):
         # One statement: the rows other consumers hold locked are skipped,
         # not waited for.
         tasks = self.tables.tasks
-        chosen = self._due(sa.select(tasks.c.id), queue, limit) \
-            .with_for_update(skip_locked=True)
-        rows = connection.execute(
-            tasks.update().where(tasks.c.id.in_(chosen)).values(
-                state='processing', slot=slot, consumer=consumer,
+
+        def build():
+            chosen = self._due(sa.select(tasks.c.id), limit) \
+                .with_for_update(skip_locked=True)
+            return tasks.update().where(tasks.c.id.in_(chosen)).values(
+                state='processing', slot=sa.bindparam('b_slot'),
+                consumer=sa.bindparam('b_consumer'),
                 delayed=False).returning(
                 tasks.c.id, tasks.c.message, tasks.c.task_id,
-                tasks.c.attempt, tasks.c.due)).all()
+                tasks.c.attempt, tasks.c.due)
+        rows = connection.execute(self.statement(('take', limit), build), {
+            'b_queue': queue, 'b_slot': slot, 'b_consumer': consumer}).all()
         # RETURNING follows no ORDER BY.
         return sorted(rows, key=lambda row: (row.due, row.id))
 
@@ -102,8 +131,9 @@ class PostgreSQL(Dialect):
         return _on_conflict_add(insert, table, outcomes)
 
     def notify(self, connection, queue):
-        connection.execute(sa.select(sa.func.pg_notify(
-            self.channel, queue)))
+        connection.execute(self.statement('notify', lambda: sa.select(
+            sa.func.pg_notify(self.channel, sa.bindparam('b_queue')))),
+            {'b_queue': queue})
 
     @property
     def channel(self) -> str:
@@ -119,8 +149,8 @@ class MySQL(Dialect):
     def clock(self):
         return sa.func.unix_timestamp(sa.func.now(6))
 
-    def _due(self, select, queue, limit):
-        return super()._due(select, queue, limit).with_for_update(
+    def _due(self, select, limit):
+        return super()._due(select, limit).with_for_update(
             skip_locked=True)
 
     def _insert(self, table):

@@ -78,12 +78,15 @@ class SqlQueue(Operations, QueueBase):
         """Write the rows of ``batches`` on ``connection``: staged under
         ``batch_id``, or pending at once without one (the outbox)."""
         now = self.store.dialect.now()
-        values = ({'state': 'staged', 'batch': batch_id, 'staged_at': now}
-                  if batch_id else {'state': 'ready', 'due': now})
+        values = ({'state': 'staged', 'staged_at': now} if batch_id
+                  else {'state': 'ready', 'due': now})
+        insert = self._statement(('insert', bool(batch_id)),
+                                 lambda: self.tasks_table.insert().values(
+                                     **values))
         for queue, messages in batches.items():
             tasks = [_peek(message) for message in messages]
-            connection.execute(self.tasks_table.insert().values(**values), [
-                {'queue': queue.name, 'message': message,
+            connection.execute(insert, [
+                {'queue': queue.name, 'message': message, 'batch': batch_id,
                  'task_id': task and task.id,
                  'attempt': task and task.attempt}
                 for message, task in zip(messages, tasks, strict=True)])
@@ -94,18 +97,17 @@ class SqlQueue(Operations, QueueBase):
 
     def promote_batches(self, batch_id, queues, failed=None):
         tasks = self.tasks_table
+        staged = (tasks.c.queue == sa.bindparam('b_queue'),
+                  tasks.c.batch == sa.bindparam('b_batch'),
+                  tasks.c.state == 'staged')
+        promote = self._statement('promote', lambda: tasks.update().where(
+            *staged).values(state='ready', due=self.store.dialect.now(),
+                            batch=None, staged_at=None))
         with self.store.transaction() as connection:
             for queue in queues:
-                in_batch = sa.select(tasks.c.task_id).where(
-                    tasks.c.queue == queue.name, tasks.c.batch == batch_id,
-                    tasks.c.state == 'staged')
-                queue.log.update(connection, connection.execute(
-                    in_batch).scalars().all(), state='queued')
-                promoted = connection.execute(tasks.update().where(
-                    tasks.c.queue == queue.name, tasks.c.batch == batch_id,
-                    tasks.c.state == 'staged').values(
-                    state='ready', due=self.store.dialect.now(), batch=None,
-                    staged_at=None)).rowcount
+                queue.log.promoted(connection, batch_id)
+                promoted = connection.execute(promote, {
+                    'b_queue': queue.name, 'b_batch': batch_id}).rowcount
                 if promoted:
                     self.store.dialect.notify(connection, queue.name)
         self.store.wakeups.notify()
@@ -277,19 +279,25 @@ class SqlQueue(Operations, QueueBase):
                 finished.append(held[message].pop(0))
                 reports.append(report)
         if finished:
-            connection.execute(self.tasks_table.delete().where(
-                self.tasks_table.c.id.in_(finished)))
+            connection.execute(self._statement(
+                'delete', lambda: self.tasks_table.delete().where(
+                    self.tasks_table.c.id.in_(
+                        sa.bindparam('b_ids', expanding=True)))),
+                {'b_ids': finished})
             self.log.outcome(connection, reports, 'done', 'done')
 
     def _held(self, connection, slot) -> dict:
         """message -> ids of the rows in ``slot``."""
         tasks = self.tasks_table
         held: dict = {}
-        for row in connection.execute(sa.select(
-                tasks.c.id, tasks.c.message).where(
-                tasks.c.queue == self.name,
-                tasks.c.consumer == owner_of(slot), tasks.c.slot == slot,
-                tasks.c.state == 'processing').order_by(tasks.c.id)):
+        for row in connection.execute(self._statement(
+                'held', lambda: sa.select(tasks.c.id, tasks.c.message).where(
+                    tasks.c.queue == sa.bindparam('b_queue'),
+                    tasks.c.consumer == sa.bindparam('b_consumer'),
+                    tasks.c.slot == sa.bindparam('b_slot'),
+                    tasks.c.state == 'processing').order_by(tasks.c.id)),
+                {'b_queue': self.name, 'b_consumer': owner_of(slot),
+                 'b_slot': slot}):
             held.setdefault(bytes(row.message), []).append(row.id)
         return held
 
@@ -345,11 +353,15 @@ class SqlQueue(Operations, QueueBase):
         """Seconds until the next retry falls due, if one is waiting."""
         tasks = self.tasks_table
         now = self.store.dialect.now()
-        due = connection.execute(sa.select(sa.func.min(tasks.c.due) - now)
-                                 .where(tasks.c.queue == self.name,
-                                        tasks.c.state == 'ready',
-                                        tasks.c.due > now)).scalar()
+        due = connection.execute(self._statement(
+            'next due', lambda: sa.select(sa.func.min(tasks.c.due) - now)
+            .where(tasks.c.queue == sa.bindparam('b_queue'),
+                   tasks.c.state == 'ready', tasks.c.due > now)),
+            {'b_queue': self.name}).scalar()
         return None if due is None else float(due)
+
+    def _statement(self, key, build):
+        return self.store.dialect.statement(key, build)
 
     def _forget(self, connection, task_ids) -> None:
         """Delete the status records of ``task_ids``."""

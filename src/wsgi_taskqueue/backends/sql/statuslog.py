@@ -25,6 +25,9 @@ class SqlStatusLog:
     def __init__(self, queue):
         self.queue = queue
 
+    def _statement(self, key, build):
+        return self.queue.store.dialect.statement(('status', key), build)
+
     @property
     def _status(self):
         return self.queue.store.tables.status
@@ -40,15 +43,39 @@ class SqlStatusLog:
                  'attempt': task.attempt, 'header': header_of(task)}
                 for task in tasks if task is not None]
         if rows and self.queue.status_ttl:
-            connection.execute(self._status.insert(), rows)
+            connection.execute(self._statement('new', self._status.insert),
+                               rows)
+
+    def promoted(self, connection, batch_id: str) -> None:
+        """The records of the staged tasks of ``batch_id`` say queued
+        (before the promotion, in its transaction)."""
+        if not self.queue.status_ttl:
+            return
+        status, tasks = self._status, self.queue.tasks_table
+        connection.execute(self._statement('promoted', lambda: status.update(
+        ).where(status.c.queue == sa.bindparam('b_queue'),
+                status.c.task_id.in_(sa.select(tasks.c.task_id).where(
+                    tasks.c.queue == sa.bindparam('b_queue'),
+                    tasks.c.batch == sa.bindparam('b_batch'),
+                    tasks.c.state == 'staged').scalar_subquery())).values(
+            state='queued', updated=sa.bindparam('b_updated'))),
+            {'b_queue': self.queue.name, 'b_batch': batch_id,
+             'b_updated': time.time()})
 
     def update(self, connection, task_ids, **fields) -> None:
         task_ids = [task_id for task_id in task_ids if task_id]
-        if task_ids and self.queue.status_ttl:
-            connection.execute(self._status.update().where(
-                self._status.c.queue == self.queue.name,
-                self._status.c.task_id.in_(task_ids)).values(
-                updated=time.time(), **fields))
+        if not task_ids or not self.queue.status_ttl:
+            return
+        status = self._status
+        connection.execute(self._statement(
+            ('update', *fields), lambda: status.update().where(
+                status.c.queue == sa.bindparam('b_queue'),
+                status.c.task_id.in_(sa.bindparam('b_ids', expanding=True))
+            ).values(updated=sa.bindparam('b_updated'), **{
+                key: sa.bindparam(f'b_{key}') for key in fields})),
+            {'b_queue': self.queue.name, 'b_ids': task_ids,
+             'b_updated': time.time(),
+             **{f'b_{key}': value for key, value in fields.items()}})
 
     def update_each(self, connection, rows: list[dict]) -> None:
         """Several records, each with fields of its own (dicts with
@@ -60,12 +87,13 @@ class SqlStatusLog:
         fields = [key for key in rows[0] if key != 'task_id']
         now = time.time()
         connection.execute(
-            status.update().where(
-                status.c.queue == self.queue.name,
+            self._statement(('each', *fields), lambda: status.update().where(
+                status.c.queue == sa.bindparam('b_queue'),
                 status.c.task_id == sa.bindparam('b_task_id')).values(
-                updated=now, **{key: sa.bindparam(f'b_{key}')
-                                for key in fields}),
-            [{f'b_{key}': value for key, value in row.items()}
+                updated=sa.bindparam('b_updated'),
+                **{key: sa.bindparam(f'b_{key}') for key in fields})),
+            [{'b_queue': self.queue.name, 'b_updated': now,
+              **{f'b_{key}': value for key, value in row.items()}}
              for row in rows])
 
     def outcome(self, connection, reports, state: str, outcome: str,
@@ -86,11 +114,14 @@ class SqlStatusLog:
         attempts = self._attempts
         keys = [(report.task_id, report.attempt) for report in reports]
         # A task requeued from the dead letters runs its attempts again.
-        connection.execute(attempts.delete().where(
-            attempts.c.queue == self.queue.name,
-            sa.tuple_(attempts.c.task_id, attempts.c.attempt).in_(keys)))
+        connection.execute(self._statement(
+            'attempts again', lambda: attempts.delete().where(
+                attempts.c.queue == sa.bindparam('b_queue'),
+                sa.tuple_(attempts.c.task_id, attempts.c.attempt).in_(
+                    sa.bindparam('b_keys', expanding=True)))),
+            {'b_queue': self.queue.name, 'b_keys': keys})
         now = time.time()
-        connection.execute(attempts.insert(), [
+        connection.execute(self._statement('attempt', attempts.insert), [
             {'queue': self.queue.name, 'task_id': report.task_id,
              'attempt': report.attempt, 'status': report.status, 'at': now,
              'duration_ms': round(report.duration * 1000, 1)}

@@ -42,6 +42,9 @@ class Store:
         url = _parse(url)
         self.tables = schema.Tables(schema_name, table_prefix)
         try:
+            # A ping before each use (one round trip): a pooled
+            # connection that a database restart closed is replaced, not
+            # failed with, so a commit after the restart succeeds.
             self.engine = sa.create_engine(
                 url, pool_pre_ping=True,
                 connect_args=_connect_args(url, timeout))
