@@ -34,6 +34,7 @@ test: $(BIN)/python
 	$(BIN)/pytest
 
 benchmark: $(BIN)/python
-	$(call ensure,redis-server)
+	$(call ensure,redis-server initdb=postgresql)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/sql.py
