@@ -90,7 +90,7 @@ class Ours:
         started = time.perf_counter()
         for first in range(0, jobs, per_transaction):
             with transaction.manager:
-                for job in range(first, first + per_transaction):
+                for job in range(first, min(first + per_transaction, jobs)):
                     if with_row:
                         self.session().execute(self.rows.insert().values(
                             job=job))
@@ -152,8 +152,9 @@ class Procrastinate:
                 for _ in range(jobs):
                     self.noop.defer()
             else:
-                for _ in range(0, jobs, per_transaction):
-                    self.noop.batch_defer(*[{}] * per_transaction)
+                for first in range(0, jobs, per_transaction):
+                    self.noop.batch_defer(
+                        *[{}] * min(per_transaction, jobs - first))
             return rate(jobs, time.perf_counter() - started)
 
     def drain(self, jobs: int) -> float:

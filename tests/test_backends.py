@@ -184,7 +184,11 @@ def test_a_task_that_keeps_killing_its_consumer_is_dead_lettered(queue):
     assert letter.task_id == codec.decode(message).id
     assert letter.url == '/view?a=1'
     assert 'delivered 3 times without finishing' in letter.error
-    assert letter.message == message
+    # Kept without the cookie it carried, signed anew: requeueable.
+    kept = codec.decode(letter.message)
+    assert kept == codec.decode(message).without_credentials()
+    assert 'HTTP_COOKIE' in codec.decode(message).environ
+    assert queue.task_status(kept.id)['state'] == 'dead'
 
 
 def test_the_sweep_promotes_staged_batches_older_than_the_grace(queue):

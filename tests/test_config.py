@@ -119,7 +119,7 @@ def test_a_queue_class_by_dotted_name(ini):
      'bad value'),
     ('[taskqueue]\ntype = redis\nport = 0\n', 'taskqueue', 'port',
      'at least 1'),
-    ('[taskqueue]\nmax_payload_size = -1\n', 'taskqueue', 'max_payload_size',
+    ('[taskqueue]\nmax_task_size = -1\n', 'taskqueue', 'max_task_size',
      'at least 0'),
     ('[taskqueue]\nqueue = a b\n', 'taskqueue', 'queue', 'without spaces'),
     ('[taskqueue]\n[taskqueue:default]\n', 'taskqueue:default', 'queue',

@@ -260,7 +260,7 @@ def test_the_api_request_itself_does_not_travel_with_the_task(queue, consume):
      "invalid task: header 'X-A': value must not contain CR, LF"),
     ({'url': '/x', 'headers': {'bad name': 'a'}},
      "invalid task: invalid header name 'bad name'"),
-    ({'url': '/x', 'headers': {'X-A': 1}},
+    ({'url': '/x', 'headers': {'X-A': None}},
      "invalid task: header 'X-A': value must be a string"),
     ({'url': '/x', 'headers': ['X-A']},
      'invalid task: headers must be a dict, not list'),
@@ -294,11 +294,11 @@ def test_a_body_that_is_not_a_json_object_is_refused(api):
         assert response.json['error'].startswith('the body must be a JSON')
 
 
-def test_a_payload_above_the_queue_limit_is_refused(api, queue):
-    queue.max_payload_size = 10
-    response = api.post_json('/tasks', {'url': '/x', 'payload': 'x' * 11},
+def test_a_task_above_the_queue_limit_is_refused(api, queue):
+    queue.max_task_size = 10
+    response = api.post_json('/tasks', {'url': '/x', 'payload': 'x' * 9},
                              headers=AUTH, status=400)
-    assert 'larger than the queue\'s max_payload_size of 10' in \
+    assert 'larger than the queue\'s max_task_size of 10' in \
         response.json['error']
 
 

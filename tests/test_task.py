@@ -9,6 +9,7 @@ from hypothesis import given
 from wsgi_taskqueue import task as task_module
 from wsgi_taskqueue.errors import DecodeError
 from wsgi_taskqueue.task import Codec, Task
+from wsgi_taskqueue.validation import headers_size
 
 
 def make_task(**overrides):
@@ -160,10 +161,13 @@ def test_tasks_are_revalidated_when_decoded(field, value, reason):
         codec.decode(message)
 
 
-def test_oversized_payloads_are_refused_when_decoded():
-    message = Codec().encode(make_task(payload=b'x' * 11))
-    with pytest.raises(DecodeError, match='larger than max_payload_size'):
-        Codec(max_payload_size=10).decode(message)
+def test_oversized_tasks_are_refused_when_decoded():
+    task = make_task(payload=b'x' * 11)
+    message = Codec().encode(task)
+    limit = len(task.url) + headers_size(task.environ) + 10
+    with pytest.raises(DecodeError, match=f'larger than the queue.s '
+                                          f'max_task_size of {limit}'):
+        Codec(max_task_size=limit).decode(message)
 
 
 @given(st.binary(max_size=300))

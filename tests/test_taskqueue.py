@@ -130,7 +130,13 @@ def test_an_unknown_queue_is_named(local_queue):
     ({'headers': [('A', 'b')]}, 'headers must be a dict'),
     ({'headers': {'A': 'b\r\nC: d'}}, 'CR, LF'),
     ({'headers': {'A\nB': 'c'}}, 'invalid header name'),
-    ({'headers': {'A': 1}}, 'value must be a string'),
+    ({'headers': {'A': None}}, 'value must be a string'),
+    ({'headers': {'A': b'bytes'}}, 'value must be a string'),
+    ({'headers': {'X.Trace': 'a'}}, 'invalid header name'),
+    ({'headers': {'X-Foo\n': 'a'}}, 'invalid header name'),
+    ({'url': '/%0d%0aSet-Cookie:x'}, 'encode CR, LF'),
+    ({'url': '/%2F%2Fevil.example/x'}, 'leading "//"'),
+    ({'url': '/a/%00'}, 'encode CR, LF, NUL'),
     ({'headers': {'A': '\udc80'}}, 'lone surrogates'),
     ({'url': '/\udc80'}, 'non-empty string'),
     ({'headers': {'X-Task-Id': 'x'}}, 'set by the dispatcher'),
@@ -144,12 +150,17 @@ def test_bad_input_is_refused_at_add_time(local_queue, kwargs, message):
     assert committed_tasks(local_queue) == []
 
 
-def test_payloads_above_the_queue_limit_are_refused():
+def test_url_headers_and_payload_count_toward_the_queue_limit():
     wsgi_taskqueue.register_queue(
-        'small', wsgi_taskqueue.LocalQueue(max_payload_size=10))
-    taskqueue.add('/a', payload=b'x' * 10)
-    with pytest.raises(InvalidTask, match='11 bytes.*max_payload_size of 10'):
-        taskqueue.add('/a', payload=b'x' * 11)
+        'small', wsgi_taskqueue.LocalQueue(max_task_size=20))
+    # 2 bytes of URL, 8 + 1 of header (its environ key and value), 9 of body.
+    taskqueue.add('/a', headers={'X-A': 'b'}, payload=b'x' * 9)
+    for kwargs in [dict(url='/ab', headers={'X-A': 'b'}, payload=b'x' * 9),
+                   dict(url='/a', headers={'X-A': 'bc'}, payload=b'x' * 9),
+                   dict(url='/a', headers={'X-A': 'b'}, payload=b'x' * 10)]:
+        with pytest.raises(InvalidTask,
+                           match='task of 21 bytes.*max_task_size of 20'):
+            taskqueue.add(**kwargs)
 
 
 def queued_url(url, params=None):

@@ -82,6 +82,7 @@ def queue_status(name: str) -> dict:
         'where': getattr(backend, 'where', 'in-process'),
         'pending': counts['pending'], 'delayed': counts['delayed'],
         'dead': counts['dead'], 'staged': counts['staged'],
+        'dead_ttl': backend.dead_ttl, 'dead_max': backend.dead_max,
         'in_flight': sum(processing.values()),
         'live_consumers': sum(1 for c in consumers if c['alive']),
         'consumers': consumers,

@@ -16,10 +16,15 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 import threading
 
 from .backends import BACKEND_TYPES
-from .backends.base import DEFAULT_MAX_PAYLOAD_SIZE
+from .backends.base import (
+    DEFAULT_DEAD_MAX,
+    DEFAULT_DEAD_TTL,
+    DEFAULT_MAX_TASK_SIZE,
+)
 from .consumer import Consumer, default_consumer_name
 from .errors import ConfigurationError
 from .registry import queue_names, register_queue
@@ -70,17 +75,37 @@ def _lines(value) -> list[str]:
     return [line.strip() for line in str(value).split() if line.strip()]
 
 
+_HOST = re.compile(r'([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?')
+
+
+def _host(value) -> str:
+    """A Host header: a name or address, and an optional port."""
+    text = str(value).strip()
+    if not _HOST.fullmatch(text):
+        raise ValueError(f'must be a host name or address with an optional '
+                         f'port, such as www.example.com:8080: {value!r}')
+    return text
+
+
 #: Keys every [taskqueue] section understands, whatever its type.
 QUEUE_SETTINGS = {
     'queue': (_name, 'default'),
     'type': (str, 'local'),
-    'max_payload_size': (_at_least(0, int), DEFAULT_MAX_PAYLOAD_SIZE),
+    'max_task_size': (_at_least(0, int), DEFAULT_MAX_TASK_SIZE),
     # One secret or several (whitespace-separated): the first signs, all
     # are accepted, so a secret can be rotated without losing tasks.
     'secret': (_lines, []),
     'credentials': (str, 'copy'),
+    # Header names that travel with credentials = user-id, beside the
+    # allow-list (backends.base.USER_ID_HEADERS).
+    'copy_headers': (_lines, []),
+    'http_host': (_host, None),
+    'max_age': (_at_least(0, float), 0.0),
     'status_ttl': (_at_least(0, int), DEFAULT_STATUS_TTL),
     'status_max': (_at_least(1, int), DEFAULT_STATUS_MAX),
+    'dead_ttl': (_at_least(1, int), DEFAULT_DEAD_TTL),
+    'dead_max': (_at_least(1, int), DEFAULT_DEAD_MAX),
+    'dead_credentials': (as_bool, False),
 }
 
 #: Keys of ``type = redis``, beside QUEUE_SETTINGS.  host, port, db,
@@ -306,13 +331,11 @@ def _build_queue(filename, section, values):
             f'unknown queue type {kind!r}; use local, sync, redis, sql '
             f'(postgresql, sqlite, mysql) or the dotted name of a class',
             filename, section, 'type')
-    name = common['queue']
+    name = common.pop('queue')
+    del common['type']
+    common['secrets'] = common.pop('secret')
     try:
-        queue = factory(name, max_payload_size=common['max_payload_size'],
-                        secrets=common['secret'],
-                        credentials=common['credentials'],
-                        status_ttl=common['status_ttl'],
-                        status_max=common['status_max'], **options)
+        queue = factory(name, **common, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(str(exc), filename, section) from None
     return name, queue

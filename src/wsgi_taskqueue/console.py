@@ -56,6 +56,8 @@ def render_status(statuses: list[dict]) -> str:
             f"  staged {status['staged']}",
             f"  last {outcomes['minutes']} min: {outcomes['done']} done, "
             f"{outcomes['retried']} retried, {outcomes['dead']} dead",
+            f"  dead letters kept {age(status['dead_ttl'])}, "
+            f"{status['dead_max']} at most",
         ]
         if status['consumers']:
             lines.append(table(

@@ -17,7 +17,6 @@ import threading
 import time
 
 from . import metrics
-from .deadletter import DeadLetter
 from .dispatch import Dispatcher
 from .errors import BackendUnavailable, DecodeError
 from .lease import PROCESS_ID, Lease
@@ -25,6 +24,7 @@ from .outage import Outage
 from .outcome import Outcome, RetryPolicy, classify
 from .registry import get_queue
 from .status import Report
+from .validation import shortened
 
 __all__ = ['Consumer', 'default_consumer_name']
 
@@ -213,10 +213,16 @@ class Consumer:
                 try:
                     messages = self.backend.reserve(
                         slot, limit, self.poll_interval, done, recover)
-                except Exception as exc:
-                    if not isinstance(exc, BackendUnavailable):
-                        log.exception('%r: reserve failed', self)
+                except BackendUnavailable as exc:
                     recover = True
+                    outage.wait(exc)
+                    continue
+                except Exception as exc:
+                    log.exception('%r: reserve failed', self)
+                    if self._hand_back(slot, done):
+                        done, recover = [], False
+                    else:
+                        recover = True
                     outage.wait(exc)
                     continue
                 finally:
@@ -237,6 +243,22 @@ class Consumer:
         finally:
             self._acknowledge(slot, done)
 
+    def _hand_back(self, slot: str, done: list) -> bool:
+        """After a reserve that failed for a reason other than the
+        backend's absence (a message it cannot handle, say), acknowledge
+        ``done`` and put the rest of what the slot holds back in line,
+        counting a delivery for each: a message that keeps failing
+        reserves is dead-lettered after ``max_deliveries`` tries instead of
+        looping.  False if that failed too."""
+        try:
+            if done:
+                self.backend.ack(slot, done)
+            self.backend.requeue_processing(slot, self.max_deliveries)
+        except Exception:
+            log.exception('%r: could not hand back what %s holds', self, slot)
+            return False
+        return True
+
     def _acknowledge(self, slot: str, done: list) -> list:
         if done:
             self._settle(self.backend.ack, slot, done)
@@ -253,8 +275,14 @@ class Consumer:
         except DecodeError as exc:
             log.error('%r: burying a message that is not a task: %s',
                       self, exc.reason)
-            self._settle(self.backend.bury, slot, message, DeadLetter.of(
-                self.queue, message, None, None, exc.reason, 0).encode())
+            self._settle(self.backend.bury_unusable, slot, message,
+                         exc.reason)
+            return None
+        refusal = self._refusal(task)
+        if refusal is not None:
+            log.error('%r: burying task %s: %s', self, task.id, refusal)
+            self._settle(self.backend.bury_unusable, slot, message, refusal,
+                         task)
             return None
         started = time.perf_counter()
         result = self.dispatch(task)
@@ -266,36 +294,51 @@ class Consumer:
             outcome = Outcome.DEAD
         report = Report(task.id, task.attempt, result.status or 'exception',
                         elapsed)
+        path = shortened(task.path)  # a log line, not a copy of the request
         metrics.recorder.dispatched(
             task.queue, outcome.value,
             time.time() - task.created_at - elapsed if task.attempt == 1
             else None, elapsed)
         access_log.info('%s %s %s %s -> %s in %.1fms (attempt %d)',
-                        task.queue, task.id, task.method, task.path,
+                        task.queue, task.id, task.method, path,
                         result.status or 'error', elapsed * 1000,
                         task.attempt)
         if outcome is Outcome.DONE:
             return report
         if outcome is Outcome.REDIRECTED:
             log.warning('task %s %s answered %s; redirects are not followed',
-                        task.id, task.path, result.status)
+                        task.id, path, result.status)
             return report
         if outcome is Outcome.RETRY:
             delay = self.policy.delay_after(task.attempt,
                                             result.header('Retry-After'))
             log.warning('task %s %s failed (%s); retry %d in %.1fs',
-                        task.id, task.path, result.status or 'exception',
+                        task.id, path, result.status or 'exception',
                         task.attempt, delay)
             self._settle(self.backend.retry, slot, message,
                          self.backend.codec.encode(task.next_attempt()),
                          time.time() + delay, report)
         else:
             log.error('task %s %s failed (%s) on attempt %d; dead-lettered',
-                      task.id, task.path, result.status or 'exception',
+                      task.id, path, result.status or 'exception',
                       task.attempt)
-            self._settle(self.backend.bury, slot, message, DeadLetter.of(
-                self.queue, message, task, result.status,
-                result.error or '', task.attempt).encode(), report)
+            self._settle(self.backend.bury, slot, message,
+                         self.backend.dead_letter(
+                             message, task, result.status, result.error or '',
+                             task.attempt), report)
+        return None
+
+    def _refusal(self, task) -> str | None:
+        """Why a genuine task must not run here, if it must not: it was
+        signed for another queue (a message copied from one queue to
+        another), or it is older than the queue's ``max_age``."""
+        if task.queue != self.queue:
+            return (f'addressed to queue {task.queue!r}, found in queue '
+                    f'{self.queue!r}')
+        max_age = self.backend.max_age
+        if max_age and time.time() - task.created_at > max_age:
+            return (f'older than the queue\'s max_age of {max_age:g} '
+                    f'seconds: not run')
         return None
 
     def _settle(self, operation, slot: str, *args) -> None:

@@ -15,6 +15,18 @@ class InvalidTask(TaskQueueError, ValueError):
     """
 
 
+class TaskTooLarge(InvalidTask):
+    """URL, headers and body of a task together exceed its queue's
+    ``max_task_size``."""
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f'task of {size} bytes (URL, headers and body) is larger than '
+            f'the queue\'s max_task_size of {limit} bytes')
+
+
 class UnknownQueue(TaskQueueError, LookupError):
     """No queue of that name is registered."""
 

@@ -18,11 +18,15 @@ class IQueueBackend(Interface):
     """
 
     name = Attribute('The queue name, as registered.')
-    max_payload_size = Attribute(
-        'Largest task body accepted by ``taskqueue.add``, in bytes.')
+    max_task_size = Attribute(
+        'Largest task accepted by ``taskqueue.add``, in bytes: URL, header '
+        'names and values, and body together.')
     shared = Attribute(
         'True when other processes can reach the queue (a worker process '
         'may consume it); False for in-process queues.')
+
+    dead_ttl = Attribute('Seconds a dead letter is kept.')
+    dead_max = Attribute('How many dead letters the queue keeps at most.')
 
     group = Attribute(
         'Queues whose groups are equal are staged and promoted together by '
@@ -71,7 +75,12 @@ class IQueueBackend(Interface):
         consumer's name alone).  A caller whose earlier reserve failed
         cannot know what that reserve moved; with ``recover`` every
         message of the slot but ``done`` first goes back to the head of
-        pending.  Never re-send a reserve blindly."""
+        pending.  Never re-send a reserve blindly.
+
+        A message whose attempt already finished (done, retried or
+        buried: the status record says so while it is kept) is a replay:
+        it is not returned but buried (``bury_unusable``) without touching
+        the record."""
 
     def interrupt(consumer):
         """Wake every waiting ``reserve`` of every slot of ``consumer``."""
@@ -90,16 +99,29 @@ class IQueueBackend(Interface):
 
     def bury(slot, message, record, report=None):
         """Replace ``message`` in the processing list by the dead-letter
-        ``record``; atomically.  ``report`` is None for a message that is
-        not a task.  Nothing happens if ``message`` is no longer in the
-        slot."""
+        ``record``; atomically.  ``report`` is None to leave the status log
+        alone.  Nothing happens if ``message`` is no longer in the slot.
+        The oldest dead letters beyond ``dead_max`` are dropped."""
+
+    def bury_unusable(slot, message, reason, task=None, recorded=True):
+        """Bury a message of ``slot`` that will not run (undecodable,
+        forged, for another queue, too old, a replay, delivered too
+        often), ``reason`` saying why, in one step whatever its shape;
+        its status record says so unless not ``recorded``.  Shared by the
+        backends (``QueueBase``)."""
+
+    def dead_letter(message, task, status, error, attempt):
+        """The dead-letter record of ``message`` (``task``: what it decoded
+        to, or None), without Cookie and Authorization unless the queue
+        keeps them.  Shared by the backends (``QueueBase``)."""
 
     def requeue_processing(consumer, max_deliveries=0):
-        """Put every message of the slots of ``consumer`` back at the head
-        of the pending list, in order, counting one more unfinished
-        delivery for each; one found unfinished ``max_deliveries`` times
-        (0: no limit) goes to the dead letters instead.  Return the
-        numbers (requeued, dead-lettered)."""
+        """Put every message of the slots of ``consumer`` (or of the one
+        slot it names, ``w#1``) back at the head of the pending list, in
+        order, counting one more unfinished delivery for each; one found
+        unfinished ``max_deliveries`` times (0: no limit) goes to the dead
+        letters instead (``bury_unusable``).  Return the numbers
+        (requeued, dead-lettered)."""
 
     def acquire(consumer, token, ttl, info=None, gone_pid=None):
         """Take, or renew, the lease on the name ``consumer`` for ``ttl``
@@ -115,9 +137,10 @@ class IQueueBackend(Interface):
     def sweep(grace, max_deliveries=0):
         """Recover what crashed processes left behind: requeue (as
         ``requeue_processing``) the slots of every consumer without a live
-        lease, and promote staged batches older than
-        ``grace`` seconds.  Return a dict: consumers (names recovered),
-        requeued, dead (counts) and batches (ids promoted)."""
+        lease, promote staged batches older than ``grace`` seconds, and
+        forget dead letters older than ``dead_ttl``.  Return a dict:
+        consumers (names recovered), requeued, dead (counts) and batches
+        (ids promoted)."""
 
     def counts():
         """Return a dict: pending, delayed, dead, staged (ints) and

@@ -90,8 +90,10 @@ class MemoryStatusLog:
         """A record for ``task`` (None: not a task, nothing to record)."""
         if task is None or not self.queue.status_ttl:
             return
-        self._records.pop(task.id, None)
+        # As Redis's HSET does, what the record held stays (a promotion
+        # of a task it knows must not forget which attempts finished).
         self._records[task.id] = {
+            **self._records.pop(task.id, {}),
             'id': task.id, 'state': state, 'updated': str(time.time()),
             'header': header_of(task)}
         while len(self._records) > self.queue.status_max:
@@ -113,8 +115,13 @@ class MemoryStatusLog:
             del self._minutes[old]
         if report is not None:
             self.update(report.task_id, state=state, status=report.status,
+                        f=report.attempt,
                         **{f'a{report.attempt}': f'{report.status}\t{now}\t'
                            f'{report.duration * 1000:.1f}'}, **fields)
+
+    def fields(self, task_id: str) -> dict | None:
+        """The stored fields of a task's record, expired or not."""
+        return self._records.get(task_id)
 
     def get(self, task_id: str) -> dict | None:
         fields = self._records.get(task_id)

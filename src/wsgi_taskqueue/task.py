@@ -13,13 +13,20 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import re
 import secrets
 import time
 
 from .errors import DecodeError, InvalidTask
-from .validation import check_environ, check_header_value, check_method, check_url
+from .validation import (
+    check_environ,
+    check_header_value,
+    check_method,
+    check_size,
+    check_url,
+)
 
-__all__ = ['Task', 'Codec']
+__all__ = ['Task', 'Codec', 'CREDENTIAL_HEADERS']
 
 #: The version of the header layout; decoders refuse what they don't know.
 FORMAT_VERSION = 1
@@ -42,6 +49,15 @@ try:
     from orjson import loads as decode_header
 except ImportError:
     encode_header, decode_header = encode_header_stdlib, json.loads
+
+
+#: The headers that log a user in: ``credentials = user-id`` keeps them out
+#: of the queue, and dead letters drop them unless told to keep them.
+CREDENTIAL_HEADERS = frozenset(['HTTP_COOKIE', 'HTTP_AUTHORIZATION'])
+
+
+#: What ``new_id`` makes, and all a status record's key may be built from.
+_TASK_ID = re.compile(r'[0-9a-f]{1,64}')
 
 
 def new_id() -> str:
@@ -91,6 +107,11 @@ class Task:
     def first_attempt(self) -> Task:
         return dataclasses.replace(self, attempt=1)
 
+    def without_credentials(self) -> Task:
+        return dataclasses.replace(self, environ={
+            key: value for key, value in self.environ.items()
+            if key not in CREDENTIAL_HEADERS})
+
 
 class Codec:
     """Encodes tasks to messages and back, signing with the first secret.
@@ -101,10 +122,10 @@ class Codec:
     refused too: a consumer cannot vouch for what it cannot check.
     """
 
-    def __init__(self, secrets=(), max_payload_size: int | None = None):
+    def __init__(self, secrets=(), max_task_size: int | None = None):
         self.keys = [s.encode() if isinstance(s, str) else bytes(s)
                      for s in secrets]
-        self.max_payload_size = max_payload_size
+        self.max_task_size = max_task_size
         # Keyed once: a copy per message skips the key schedule.
         self._macs = [hmac.new(key, digestmod='sha256') for key in self.keys]
 
@@ -127,7 +148,7 @@ class Codec:
         self._verify(signature, body, message)
         task = _parse(body, message)
         try:
-            _check_decoded(task, self.max_payload_size)
+            _check_decoded(task, self.max_task_size)
         except InvalidTask as exc:
             raise DecodeError(f'invalid task: {exc}', message) from None
         return task
@@ -140,6 +161,30 @@ class Codec:
             raise DecodeError('not a task message (no signature line)',
                               message)
         return _parse(body, message)
+
+    def without_credentials(self, message: bytes, task: Task | None
+                            ) -> bytes:
+        """``message`` without its Cookie and Authorization headers, for a
+        dead letter.  ``task`` is what it decoded to: that one is signed
+        anew, so it can be requeued; a message that did not decode (and
+        could not run anyway) loses its signature with them."""
+        if task is not None:
+            if CREDENTIAL_HEADERS.isdisjoint(task.environ):
+                return message
+            return self.encode(task.without_credentials())
+        signature, _, body = message.partition(b'\n')
+        header, newline, payload = body.partition(b'\n')
+        try:
+            fields = decode_header(header)
+        except (ValueError, RecursionError):
+            return message
+        environ = fields.get('e') if isinstance(fields, dict) else None
+        if not isinstance(environ, dict) or CREDENTIAL_HEADERS.isdisjoint(
+                environ):
+            return message
+        fields['e'] = {key: value for key, value in environ.items()
+                       if key not in CREDENTIAL_HEADERS}
+        return b'\n' + encode_header_stdlib(fields) + newline + payload
 
     def _sign(self, body: bytes) -> bytes:
         if not self._macs:
@@ -171,7 +216,9 @@ def _parse(body: bytes, message: bytes) -> Task:
     header, _, payload = body.partition(b'\n')
     try:
         fields = decode_header(header)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # orjson refuses deep nesting with a ValueError, the standard
+        # library overflows the stack.
         raise DecodeError(f'task header is not JSON: {exc}', message) from None
     if not isinstance(fields, dict) or fields.get('v') != FORMAT_VERSION:
         raise DecodeError('unknown task format version', message)
@@ -186,7 +233,7 @@ def _parse(body: bytes, message: bytes) -> Task:
         raise DecodeError(f'task header lacks field {exc}', message) from None
 
 
-def _check_decoded(task: Task, max_payload_size: int | None) -> None:
+def _check_decoded(task: Task, max_task_size: int | None) -> None:
     """Re-validate what came out of the queue: a signature proves who
     wrote a message, not that its writer was careful."""
     if not isinstance(task.id, str) or not task.id.isalnum():
@@ -205,6 +252,21 @@ def _check_decoded(task: Task, max_payload_size: int | None) -> None:
     if not isinstance(task.script_name, str) or task.url_scheme not in (
             'http', 'https'):
         raise InvalidTask('bad script name or URL scheme')
-    if max_payload_size is not None and len(task.payload) > max_payload_size:
-        raise InvalidTask(f'payload of {len(task.payload)} bytes is larger '
-                          f'than max_payload_size ({max_payload_size})')
+    if max_task_size is not None:
+        check_size(task.url, task.environ, task.payload, max_task_size)
+
+
+def identity_of(message: bytes) -> tuple[str | None, int]:
+    """The task id and attempt a message claims, for the status record of
+    one that will not run; (None, 0) where it claims none that could be."""
+    try:
+        signature, newline, body = message.partition(b'\n')
+        fields = decode_header(body.partition(b'\n')[0]) if newline else None
+    except (ValueError, RecursionError):
+        return None, 0
+    if not isinstance(fields, dict):
+        return None, 0
+    task_id, attempt = fields.get('id'), fields.get('a')
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+        return None, 0
+    return task_id, attempt if type(attempt) is int and attempt > 0 else 0

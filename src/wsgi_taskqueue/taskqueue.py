@@ -6,6 +6,7 @@ only move bytes already prepared.
 """
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 
@@ -13,7 +14,7 @@ import transaction
 import webob
 
 from . import context, datamanager
-from .errors import InvalidTask
+from .errors import InvalidTask, TaskTooLarge
 from .registry import get_queue, queue_names
 from .task import Task
 from .validation import (
@@ -22,10 +23,15 @@ from .validation import (
     check_header_value,
     check_method,
     check_url,
+    copyable_header,
     environ_key,
+    header_value,
+    headers_size,
 )
 
 __all__ = ['add', 'status', 'METHODS']
+
+log = logging.getLogger(__name__)
 
 #: Headers of the enqueuing request that must not travel: they describe
 #: that one connection (hop-by-hop, RFC 9110 7.6.1), would be a lie on the
@@ -37,9 +43,6 @@ _NOT_COPIED = frozenset([
     'HTTP_USER_AGENT', 'HTTP_EXPECT', 'HTTP_CONTENT_LENGTH',
 ])
 
-#: What ``credentials = user-id`` keeps out of the queue.
-_CREDENTIALS = frozenset(['HTTP_COOKIE', 'HTTP_AUTHORIZATION'])
-
 #: The default of ``payload``: copy the body of the request being served.
 COPY = object()
 
@@ -47,9 +50,10 @@ COPY = object()
 #: query parameter: text made only of them needs no quoting (the common
 #: case, and quoting costs more than the rest of ``add``).
 _SAFE_IN_URL = "/?&=%:@!$'()*+,;~-._"
-#: A path inside the app made only of those: valid (``check_url``) and
-#: needing no quoting.
-_UNQUOTED_URL = re.compile(r"/(?!/)[A-Za-z0-9/?&=%:@!$'()*+,;~\-._]*\Z")
+#: A path inside the app made only of those, "%" excepted: valid
+#: (``check_url``) and needing no quoting.  One with "%" is checked in
+#: full, as what it decodes to must be valid too.
+_UNQUOTED_URL = re.compile(r"/(?!/)[A-Za-z0-9/?&=:@!$'()*+,;~\-._]*\Z")
 #: A parameter whose name and value need no quoting: ``=`` is not among
 #: the name's characters, so the name cannot swallow it.
 _UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*=[A-Za-z0-9_.~\-]*\Z')
@@ -68,14 +72,16 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
     backend = get_queue(queue)
     request = context.current()
     environ = request.environ if request is not None else None
+    url = _with_params(_checked_url(url), params)
+    task_environ = _task_environ(environ, headers, payload is COPY, backend)
+    # The URL is ASCII by now (percent-encoded), so characters are bytes.
+    size = len(url) + headers_size(task_environ)
+    body = _checked_payload(payload, environ, backend.max_task_size - size)
+    if size + len(body) > backend.max_task_size:
+        raise TaskTooLarge(size + len(body), backend.max_task_size)
     task = Task.new(
-        queue=backend.name,
-        url=_with_params(_checked_url(url), params),
-        method=check_method(method),
-        environ=_task_environ(environ, headers, copy_body=payload is COPY,
-                              copy_credentials=backend.credentials == 'copy'),
-        payload=_checked_payload(payload, environ, backend.max_payload_size),
-        user_id=_checked_user(environ),
+        queue=backend.name, url=url, method=check_method(method),
+        environ=task_environ, payload=body, user_id=_checked_user(environ),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
@@ -157,42 +163,73 @@ def _query(params: dict) -> str:
     return '&'.join(filter(None, parts))
 
 
-def _task_environ(environ, headers, copy_body: bool,
-                  copy_credentials: bool) -> dict:
+def _task_environ(environ, headers, copy_body: bool, backend) -> dict:
+    """The headers a task carries: those of the request being served that
+    the queue lets travel and that will decode at dispatch (a header name
+    such as ``X.Trace`` is skipped, not copied into a task that would then
+    be refused), the queue's pinned ``http_host``, then the explicit ones."""
     task_environ = {}
     if environ is not None:
+        allowed = backend.copied_headers
+        skipped = []
         for key, value in environ.items():
-            if (key.startswith('HTTP_') and key not in _NOT_COPIED
-                    and not key.startswith(TASK_HEADER_PREFIX)
-                    and (copy_credentials or key not in _CREDENTIALS)):
+            if (not key.startswith('HTTP_') or key in _NOT_COPIED
+                    or key.startswith(TASK_HEADER_PREFIX)
+                    or (allowed is not None and key not in allowed)):
+                continue
+            if copyable_header(key, value):
                 task_environ[key] = value
-        if copy_body and environ.get('CONTENT_TYPE'):
-            task_environ['CONTENT_TYPE'] = environ['CONTENT_TYPE']
+            else:
+                skipped.append(key)
+        if skipped:
+            log.debug('add: not copying header(s) that would not decode: %s',
+                      ', '.join(repr(key)[:80] for key in skipped))
+        content_type = environ.get('CONTENT_TYPE')
+        if copy_body and content_type and copyable_header('CONTENT_TYPE',
+                                                          content_type):
+            task_environ['CONTENT_TYPE'] = content_type
+    if backend.http_host is not None:
+        task_environ['HTTP_HOST'] = backend.http_host
     if headers is None:
         return task_environ
     if not isinstance(headers, dict):
         raise InvalidTask(
             f'headers must be a dict, not {type(headers).__name__}')
     for name, value in headers.items():
-        task_environ[environ_key(name)] = check_header_value(name, value)
+        task_environ[environ_key(name)] = header_value(name, value)
     return task_environ
 
 
-def _checked_payload(payload, environ, limit: int) -> bytes:
+def _checked_payload(payload, environ, budget: int) -> bytes:
+    """The task's body, of at most ``budget`` bytes (what the URL and
+    headers leave of the queue's max_task_size); a copied body longer
+    than that is refused before it is read, or as soon as it shows."""
     if payload is COPY:
-        body = webob.Request(environ).body if environ is not None else b''
-    elif payload is None:
-        body = b''
-    elif isinstance(payload, str):
-        body = payload.encode('utf-8')
-    elif isinstance(payload, (bytes, bytearray, memoryview)):
-        body = bytes(payload)
-    else:
-        raise InvalidTask(
-            f'payload must be bytes, str or None, not '
-            f'{type(payload).__name__}')
-    if len(body) > limit:
-        raise InvalidTask(
-            f'payload of {len(body)} bytes is larger than the queue\'s '
-            f'max_payload_size of {limit} bytes')
+        return _request_body(environ, budget) if environ is not None else b''
+    if payload is None:
+        return b''
+    if isinstance(payload, str):
+        return payload.encode('utf-8')
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload)
+    raise InvalidTask(
+        f'payload must be bytes, str or None, not {type(payload).__name__}')
+
+
+def _request_body(environ: dict, budget: int) -> bytes:
+    request = webob.Request(environ)
+    length = request.content_length
+    if budget < 0 or not request.is_body_readable:
+        return b''  # nothing to read, or no room: the caller refuses
+    if length is not None:
+        if length > budget:
+            raise InvalidTask(
+                f'the request body of {length} bytes does not fit in the '
+                f'queue\'s max_task_size: {budget} bytes are left after URL '
+                f'and headers')
+        return request.body
+    # A body of unknown length (chunked): read no more than could fit,
+    # and leave what was read for the app to read again.
+    body = request.body_file_raw.read(budget + 1)
+    request.body = body
     return body

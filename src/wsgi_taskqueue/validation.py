@@ -1,17 +1,27 @@
 """The rules a task must follow, checked twice with the same code: by
 ``taskqueue.add`` (bad input raises InvalidTask) and again when a message
-is decoded for dispatch (a message that breaks them is not run)."""
+is decoded for dispatch (a message that breaks them is not run).
+
+Every pattern matches a whole string (``fullmatch``): ``$`` would accept a
+trailing newline, which is exactly what must not reach a header.
+"""
 from __future__ import annotations
 
 import re
+import urllib.parse
 
-from .errors import InvalidTask
+from .errors import InvalidTask, TaskTooLarge
 
 METHODS = frozenset(
     ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_ENVIRON_KEY = re.compile(r'^(HTTP_[A-Z0-9_]+|CONTENT_TYPE)$')
+#: Header names that become environ keys the decoder accepts: HTTP allows
+#: more characters (``X.Trace``), but such a header would be refused at
+#: dispatch, and the task with it.
+_HEADER_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*')
+#: What a decoded task may carry: the keys WSGI servers make of header
+#: names built from letters, digits and dashes.
+_ENVIRON_KEY = re.compile(r'HTTP_[A-Z0-9_]+|CONTENT_TYPE')
 _FORBIDDEN_IN_VALUE = re.compile(r'[\r\n\x00]')
 _FORBIDDEN_IN_URL = re.compile(r'[\x00-\x20\x7f#]')
 #: Headers only the dispatcher may set.
@@ -29,15 +39,23 @@ def _is_text(value: str) -> bool:
 
 def check_url(url) -> str:
     if not isinstance(url, str) or not url or not _is_text(url):
-        raise InvalidTask(f'url must be a non-empty string, not {url!r}')
+        raise InvalidTask(
+            f'url must be a non-empty string, not {shortened(repr(url))}')
     if not url.startswith('/') or url.startswith('//'):
         raise InvalidTask(
             f'url must be a path inside the app starting with "/" '
-            f'(no scheme or host), not {url!r}')
+            f'(no scheme or host), not {shortened(repr(url))}')
     if _FORBIDDEN_IN_URL.search(url):
         raise InvalidTask(
             f'url must not contain spaces, control characters or a '
-            f'fragment: {url!r}')
+            f'fragment: {shortened(repr(url))}')
+    # What the app will see as PATH_INFO: percent-encoding must not smuggle
+    # in a line break or a second leading slash (a host, to some routers).
+    path = urllib.parse.unquote(url.partition('?')[0], errors='replace')
+    if path.startswith('//') or _FORBIDDEN_IN_VALUE.search(path):
+        raise InvalidTask(
+            f'url must not encode CR, LF, NUL or a leading "//" in its '
+            f'path: {shortened(repr(url))}')
     return url
 
 
@@ -62,11 +80,29 @@ def check_header_value(name: str, value) -> str:
     return value
 
 
+def header_value(name: str, value) -> str:
+    """An explicit header's value as it travels: numbers and booleans as
+    their ``str()`` (as collective.taskqueue sent them), text as it is."""
+    if isinstance(value, (bool, int, float)):
+        value = str(value)
+    return check_header_value(name, value)
+
+
+def copyable_header(key: str, value) -> bool:
+    """Whether a request's environ entry will decode at dispatch, so that
+    ``add`` may copy it: a header name the decoder accepts, a clean text
+    value."""
+    return (isinstance(value, str) and _ENVIRON_KEY.fullmatch(key) is not None
+            and not _FORBIDDEN_IN_VALUE.search(value) and _is_text(value))
+
+
 def environ_key(name) -> str:
     """The WSGI environ key of header ``name``, refusing the ones only the
     dispatcher computes."""
-    if not isinstance(name, str) or not _TOKEN.match(name):
-        raise InvalidTask(f'invalid header name {name!r}')
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise InvalidTask(
+            f'invalid header name {shortened(repr(name))}: letters, digits, '
+            f'"-" and "_" only (the names WSGI servers pass on)')
     key = name.upper().replace('-', '_')
     if key.startswith('X_TASK_'):
         raise InvalidTask(
@@ -77,14 +113,33 @@ def environ_key(name) -> str:
     return key if key == 'CONTENT_TYPE' else 'HTTP_' + key
 
 
+def headers_size(environ: dict) -> int:
+    """What a task's headers count toward its size: names and values."""
+    return sum(len(key) + len(value.encode()) for key, value in
+               environ.items())
+
+
+def check_size(url: str, environ: dict, payload: bytes, limit: int) -> None:
+    """One limit for everything a client controls: URL, headers, body."""
+    size = len(url.encode()) + headers_size(environ) + len(payload)
+    if size > limit:
+        raise TaskTooLarge(size, limit)
+
+
 def check_environ(environ) -> dict:
     """A decoded task's headers: only header keys, only clean values."""
     if not isinstance(environ, dict):
         raise InvalidTask('headers must be a mapping')
     for key, value in environ.items():
-        if (not isinstance(key, str) or not _ENVIRON_KEY.match(key)
+        if (not isinstance(key, str) or not _ENVIRON_KEY.fullmatch(key)
                 or key.startswith(TASK_HEADER_PREFIX)
                 or key == 'HTTP_CONTENT_LENGTH'):
             raise InvalidTask(f'header key {key!r} is not allowed')
         check_header_value(key, value)
     return environ
+
+
+def shortened(text: str, limit: int = 200) -> str:
+    """``text`` cut for a message or a log line: a hostile URL may be
+    megabytes."""
+    return text if len(text) <= limit else text[:limit] + '...'

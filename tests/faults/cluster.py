@@ -145,12 +145,19 @@ class Cluster(Deployment):
         return self.url
 
     def worker(self, name: str, wait: bool = True,
-               redis_url: str | None = None, **consumer) -> FaultProcess:
+               redis_url: str | None = None, queue_settings: dict | None = None,
+               sections: str = '', **consumer) -> FaultProcess:
         """A worker whose consumer is called ``name``; with ``wait``,
         return once its consumer started and its signal handlers are in
-        place."""
+        place.  ``queue_settings`` go to its [taskqueue] section;
+        ``sections`` (ini text, ``$redis_url`` and ``$secret`` filled in)
+        are added to its ini."""
         ini = self.write_ini(f'worker-{name}', dict(consumer, name=name),
-                             redis_url)
+                             redis_url, **(queue_settings or {}))
+        if sections:
+            ini.write_text(ini.read_text() + '\n' + string.Template(
+                sections).substitute(redis_url=redis_url or self.redis_url,
+                                     secret=SECRET))
         process = self._start('worker', ini, label=f'worker-{name}')
         if wait:
             self.wait_for_output(process, 'worker running',
@@ -229,12 +236,14 @@ class Cluster(Deployment):
     # -- tasks ---------------------------------------------------------------
 
     def enqueue(self, count: int = 1, name: str | None = None,
-                timeout: float = 30, **params) -> requests.Response:
-        """One enqueue request to the web process; ``name`` is the
-        request's key in the ledger's ``added`` table."""
+                timeout: float = 30, headers: dict | None = None,
+                **params) -> requests.Response:
+        """One enqueue request to the web process, with ``headers``;
+        ``name`` is the request's key in the ledger's ``added`` table."""
         return requests.post(
-            f'{self.url}/enqueue', timeout=timeout, params=dict(
-                params, request=name or uuid.uuid4().hex, count=count))
+            f'{self.url}/enqueue', timeout=timeout, headers=headers,
+            params=dict(params, request=name or uuid.uuid4().hex,
+                        count=count))
 
     def add(self, count: int = 1, **params) -> list[str]:
         """Enqueue from the test process: one transaction of ``count``

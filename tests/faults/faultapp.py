@@ -8,7 +8,10 @@ POST /enqueue   adds ``count`` tasks for /task in the request's transaction
                 Parameters: ``request`` (the client's name for the request),
                 ``count``, and for the tasks ``block`` (a flag name),
                 ``work`` (seconds), ``die`` and ``mark`` (ignored: bytes
-                by which proxy.py recognizes the task's message).
+                by which proxy.py recognizes the task's message), ``fail=1``
+                (the task answers 400: dead-lettered at once).  With
+                ``copy=1`` the tasks copy the request's body (else they
+                have none); a task ``add`` refuses answers 400 with why.
                 ``join=1`` joins a second resource that does nothing (as
                 an SQL session would), so that both shapes of transaction
                 are exercised: tasks alone, and tasks beside another
@@ -20,6 +23,7 @@ POST /task      the task; 404 unless it runs as a task.  With ``block`` it
                 (creates the file ``<flags>/<block>``); with ``work`` it
                 works that long; then it records its run.  With ``die=1``
                 it records a start and SIGKILLs the process running it.
+                Every run records what the request carried in ``seen``.
 ==============  ==============================================================
 
 Everything that happens is counted in a SQLite file (WAL mode) that every
@@ -27,6 +31,7 @@ process of a test shares; see Ledger.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -38,7 +43,7 @@ import webob
 import webob.dec
 import webob.exc
 
-from wsgi_taskqueue import current_task, taskqueue
+from wsgi_taskqueue import InvalidTask, current_task, taskqueue
 
 #: How long a blocked task waits for its flag before it gives up (a test
 #: that forgets to raise it fails long before).
@@ -58,6 +63,9 @@ CREATE TABLE IF NOT EXISTS starts (
 CREATE TABLE IF NOT EXISTS runs (
     task_id TEXT NOT NULL, attempt INTEGER NOT NULL, pid INTEGER NOT NULL,
     at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (
+    task_id TEXT NOT NULL, queue TEXT NOT NULL, user TEXT,
+    headers TEXT NOT NULL);
 """
 
 
@@ -130,6 +138,14 @@ class Ledger:
                               ' ORDER BY rowid')
         return self.query('SELECT task_id, attempt, pid FROM runs'
                           ' WHERE task_id = ? ORDER BY rowid', task_id)
+
+    def seen(self, task_id: str) -> list[tuple]:
+        """(queue, user, headers) of each run of ``task_id``: the queue it
+        ran from, its REMOTE_USER, and its HTTP_* environ keys and
+        values."""
+        return [(queue, user, json.loads(headers)) for queue, user, headers
+                in self.query('SELECT queue, user, headers FROM seen'
+                              ' WHERE task_id = ? ORDER BY rowid', task_id)]
 
     def starts(self, task_id: str) -> list[tuple]:
         return self.query('SELECT task_id, attempt, pid FROM starts'
@@ -208,10 +224,15 @@ class FaultApp:
     def enqueue(self, request):
         name = request.GET['request']
         count = int(request.GET.get('count', '1'))
-        params = {key: request.GET[key] for key in ('block', 'work', 'die', 'mark')
+        params = {key: request.GET[key] for key in ('block', 'work', 'die',
+                                                    'mark', 'fail')
                   if key in request.GET}
-        ids = [taskqueue.add('/task', method='POST', payload=None,
-                             params=params) for _ in range(count)]
+        body = {} if request.GET.get('copy') == '1' else {'payload': None}
+        try:
+            ids = [taskqueue.add('/task', method='POST', params=params, **body)
+                   for _ in range(count)]
+        except InvalidTask as exc:
+            return webob.exc.HTTPBadRequest(str(exc))
         pid = os.getpid()
         self.ledger.write('INSERT INTO added VALUES (?, ?, ?)',
                           [(name, task_id, pid) for task_id in ids])
@@ -251,6 +272,12 @@ class FaultApp:
         work = float(request.GET.get('work', '0'))
         if work:
             time.sleep(work)  # the task's "work"
+        self.ledger.write('INSERT INTO seen VALUES (?, ?, ?, ?)', [(
+            task.id, request.headers['X-Task-Queue'], request.remote_user,
+            json.dumps({key: value for key, value in request.environ.items()
+                        if key.startswith('HTTP_')}))])
+        if request.GET.get('fail') == '1':
+            return webob.exc.HTTPBadRequest('failed on purpose')
         self.ledger.write('INSERT INTO runs VALUES (?, ?, ?, ?)',
                           [(task.id, task.attempt, os.getpid(), time.time())])
         return webob.Response('done', content_type='text/plain')

@@ -1,12 +1,20 @@
 """What every queue backend shares: its name, limits and codec."""
 from __future__ import annotations
 
-from ..status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL
-from ..task import Codec
+import contextlib
 
-#: Large enough for form posts and modest uploads; a body larger than this
-#: is more likely a mistake than a task (Redis allows 512 MiB per value).
-DEFAULT_MAX_PAYLOAD_SIZE = 8 * 1024 * 1024
+from ..deadletter import DeadLetter
+from ..errors import DecodeError
+from ..status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL, Report
+from ..task import Codec, identity_of
+
+#: URL, headers and body of one task together: large enough for form posts
+#: and modest uploads; more is more likely a mistake than a task.
+DEFAULT_MAX_TASK_SIZE = 8 * 1024 * 1024
+#: Dead letters are kept a week, and a queue keeps at most this many: a
+#: flood of failing tasks must not fill Redis.
+DEFAULT_DEAD_TTL = 7 * 86400
+DEFAULT_DEAD_MAX = 10_000
 
 
 def owner_of(slot: str) -> str:
@@ -16,8 +24,31 @@ def owner_of(slot: str) -> str:
     return slot.partition('#')[0]
 
 
+#: Why a replay of a finished attempt is buried.
+REPLAYED = 'replayed: this attempt of the task has finished already'
+
+
+def unfinished_reason(deliveries: int) -> str:
+    """Why a task that keeps killing its consumer is buried."""
+    return (f'delivered {deliveries} times without finishing: its consumer '
+            f'stopped or died each time')
+
+
 #: What the enqueuing request's credentials become in a task.
 CREDENTIALS = ('copy', 'user-id')
+
+#: The request headers that travel with ``credentials = user-id``: an
+#: allow-list, so a credential under a name of the app's own (X-Api-Key,
+#: X-Auth-Token, X-Forwarded-User...) stays out of the queue.  What they
+#: have in common: they say how the original request reached the app
+#: (host, proxies), what its user reads, and how to trace it.
+USER_ID_HEADERS = frozenset([
+    'HTTP_HOST', 'HTTP_ACCEPT', 'HTTP_ACCEPT_LANGUAGE', 'HTTP_ACCEPT_CHARSET',
+    'HTTP_FORWARDED', 'HTTP_X_FORWARDED_FOR', 'HTTP_X_FORWARDED_HOST',
+    'HTTP_X_FORWARDED_PORT', 'HTTP_X_FORWARDED_PROTO',
+    'HTTP_X_FORWARDED_PREFIX', 'HTTP_X_REQUEST_ID', 'HTTP_TRACEPARENT',
+    'HTTP_TRACESTATE',
+])
 
 
 class QueueBase:
@@ -26,25 +57,44 @@ class QueueBase:
     shared = False
 
     def __init__(self, name: str = 'default', *,
-                 max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
-                 secrets=(), credentials: str = 'copy',
+                 max_task_size: int = DEFAULT_MAX_TASK_SIZE,
+                 secrets=(), credentials: str = 'copy', copy_headers=(),
+                 http_host: str | None = None, max_age: float = 0,
                  status_ttl: int = DEFAULT_STATUS_TTL,
-                 status_max: int = DEFAULT_STATUS_MAX):
+                 status_max: int = DEFAULT_STATUS_MAX,
+                 dead_ttl: int = DEFAULT_DEAD_TTL,
+                 dead_max: int = DEFAULT_DEAD_MAX,
+                 dead_credentials: bool = False):
         if credentials not in CREDENTIALS:
             raise ValueError(f'credentials must be one of '
                              f'{", ".join(CREDENTIALS)}, not {credentials!r}')
         self.name = name
-        self.max_payload_size = max_payload_size
-        #: 'copy': the request's Cookie and Authorization travel with the
-        #: task (collective.taskqueue's behaviour).  'user-id': only the
-        #: signed REMOTE_USER does, so no secret rests in the queue; the
-        #: app must then trust REMOTE_USER on task requests.
+        self.max_task_size = max_task_size
+        #: 'copy': every request header travels with the task, Cookie and
+        #: Authorization included (collective.taskqueue's behaviour).
+        #: 'user-id': only USER_ID_HEADERS and ``copy_headers`` do, beside
+        #: the signed REMOTE_USER, so no secret rests in the queue; the app
+        #: must then trust REMOTE_USER on task requests.
         self.credentials = credentials
+        #: The environ keys ``add`` copies; None for all.
+        self.copied_headers = None if credentials == 'copy' else (
+            USER_ID_HEADERS | {'HTTP_' + name.upper().replace('-', '_')
+                               for name in copy_headers})
+        #: The Host of every task request, rather than the enqueuing one's.
+        self.http_host = http_host
+        #: Seconds after which a task not yet run is dead-lettered instead
+        #: (0: no limit).
+        self.max_age = max_age
         #: Seconds a task's status record is kept (0: no status log), and
         #: how many records a queue keeps at most.
         self.status_ttl = status_ttl
         self.status_max = status_max
-        self.codec = Codec(secrets, max_payload_size)
+        #: Seconds a dead letter is kept, how many a queue keeps at most,
+        #: and whether they keep the Cookie and Authorization they came with.
+        self.dead_ttl = dead_ttl
+        self.dead_max = dead_max
+        self.dead_credentials = dead_credentials
+        self.codec = Codec(secrets, max_task_size)
 
     @property
     def group(self):
@@ -54,6 +104,32 @@ class QueueBase:
 
     def enqueue_in_transaction(self, txn, batch_id, batches):
         return False  # only a queue in the app's own database can
+
+    def dead_letter(self, message: bytes, task, status: str | None,
+                    error: str, attempt: int) -> bytes:
+        """The dead-letter record of ``message``: ``task`` is what it
+        decoded to (None if it did not).  Its Cookie and Authorization are
+        dropped unless ``dead_credentials`` (the message signed anew)."""
+        if not self.dead_credentials:
+            message = self.codec.without_credentials(message, task)
+        return DeadLetter.of(self.name, message, task, status, error,
+                             attempt).encode()
+
+    def bury_unusable(self, slot: str, message: bytes, reason: str,
+                      task=None, recorded: bool = True) -> None:
+        """Bury a message of ``slot`` that will not run, ``reason`` saying
+        why; ``task`` is what it decoded to, if it did.  Its status record
+        says so unless not ``recorded`` (a replay must not overwrite what
+        its finished attempt left there)."""
+        if task is None:
+            with contextlib.suppress(DecodeError):
+                task = self.codec.decode(message)
+        task_id, attempt = ((task.id, task.attempt) if task is not None
+                            else identity_of(message))
+        report = (Report(task_id, attempt, reason, 0.0)
+                  if recorded and task_id is not None else None)
+        self.bury(slot, message, self.dead_letter(
+            message, task, None, reason, attempt), report)
 
     def stage(self, batch_id, messages):
         self.stage_batches(batch_id, {self: messages})

@@ -20,7 +20,7 @@ from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
 from ..task import Codec
-from .base import QueueBase, owner_of
+from .base import REPLAYED, QueueBase, owner_of, unfinished_reason
 
 __all__ = ['LocalQueue']
 
@@ -36,6 +36,7 @@ class LocalQueue(QueueBase):
         self._pending: collections.deque[bytes] = collections.deque()
         self._processing: dict[str, list[bytes]] = collections.defaultdict(list)
         self._delayed: list[tuple[float, int, bytes]] = []
+        # Newest at the left; past dead_max the oldest drop off the right.
         self._dead: collections.deque[bytes] = collections.deque()
         self._interruptions: collections.Counter = collections.Counter()
         self._staged_at: dict[str, float] = {}
@@ -83,19 +84,30 @@ class LocalQueue(QueueBase):
                     count = min(limit, len(self._pending))
                     taken = [self._pending.popleft() for _ in range(count)]
                     processing.extend(taken)
-                    for message in taken:
-                        task = _peek(message)
-                        self._log.update(
-                            task and task.id, state='running',
-                            consumer=slot, started=time.time(),
-                            attempt=task and task.attempt)
-                    return taken
+                    taken = [message for message in taken
+                             if self._runs(message, slot)]
+                    if taken:
+                        return taken
+                    continue
                 wait = deadline - time.monotonic()
                 if self._interruptions[owner] != interruptions or wait <= 0:
                     return []
                 if self._delayed:
                     wait = min(wait, self._delayed[0][0] - time.time())
                 self._changed.wait(max(wait, 0.001))
+
+    def _runs(self, message, slot) -> bool:
+        """Mark a reserved message running, unless it is a replay of an
+        attempt that finished: that one is buried."""
+        task = _peek(message)
+        if task is not None:
+            status = self._log.fields(task.id)
+            if status is not None and task.attempt <= int(status.get('f', 0)):
+                self.bury_unusable(slot, message, REPLAYED, recorded=False)
+                return False
+        self._log.update(task and task.id, state='running', consumer=slot,
+                         started=time.time(), attempt=task and task.attempt)
+        return True
 
     def interrupt(self, consumer):
         with self._changed:
@@ -119,12 +131,15 @@ class LocalQueue(QueueBase):
             if not self._take_back(slot, message):
                 return
             self._dead.appendleft(record)
+            while len(self._dead) > self.dead_max:
+                self._dead.pop()
             self._log.outcome(report, 'dead', 'dead')
 
     def requeue_processing(self, consumer, max_deliveries=0):
         requeued = dead = 0
         with self._changed:
-            for slot in [s for s in self._processing if owner_of(s) == consumer]:
+            for slot in [s for s in self._processing
+                         if consumer in (s, owner_of(s))]:
                 moved, buried = self._requeue(slot, max_deliveries)
                 requeued += moved
                 dead += buried
@@ -166,6 +181,7 @@ class LocalQueue(QueueBase):
             old = time.time() - grace
             report['batches'] = [batch for batch, staged_at
                                  in self._staged_at.items() if staged_at < old]
+            self._expire_dead(time.time() - self.dead_ttl)
         for batch in report['batches']:
             self.promote(batch)
         return report
@@ -236,8 +252,9 @@ class LocalQueue(QueueBase):
                 return False
             self._pending.append(message)
             task = _peek(message)
+            # Its attempts count from 1 again: none of them has finished.
             self._log.update(task and task.id, state='queued', attempt=1,
-                             next='')
+                             next='', f=0)
             self._changed.notify_all()
             return True
 
@@ -301,23 +318,36 @@ class LocalQueue(QueueBase):
     def _requeue(self, slot, max_deliveries):
         """Put the unfinished messages of a slot back at the head of the
         line, burying those found unfinished ``max_deliveries`` times."""
-        leftovers = self._processing.pop(slot, [])
-        requeued = []
-        for message in leftovers:
+        requeued, condemned = [], []
+        for message in list(self._processing[slot]):
             self._deliveries[message] += 1
             deliveries = self._deliveries[message]
-            task = _peek(message)
             if max_deliveries and deliveries >= max_deliveries:
-                self._dead.appendleft(_unfinished_record(
-                    self.name, message, task, deliveries))
-                self._log.update(task and task.id, state='dead')
-            else:
-                requeued.append(message)
-                self._log.update(task and task.id, state='queued',
-                                 consumer='')
+                condemned.append((message, deliveries))
+                continue
+            self._processing[slot].remove(message)
+            requeued.append(message)
+            task = _peek(message)
+            self._log.update(task and task.id, state='queued', consumer='')
         self._pending.extendleft(reversed(requeued))
+        for message, deliveries in condemned:
+            self.bury_unusable(slot, message, unfinished_reason(deliveries))
+        if not self._processing[slot]:
+            del self._processing[slot]
         self._changed.notify_all()
-        return len(requeued), len(leftovers) - len(requeued)
+        return len(requeued), len(condemned)
+
+    def _expire_dead(self, oldest: float) -> None:
+        """Forget dead letters that died before ``oldest``, and those whose
+        time cannot be read."""
+        while self._dead:
+            try:
+                dead_at = float(DeadLetter.decode(self._dead[-1]).dead_at)
+            except (ValueError, TypeError, KeyError):
+                dead_at = None
+            if dead_at is not None and dead_at >= oldest:
+                return
+            self._dead.pop()
 
     def _queue(self, messages):
         """Make messages pending, each with a new status record."""
@@ -346,11 +376,3 @@ def _peek(message: bytes):
 
 
 _PEEK = Codec()
-
-
-def _unfinished_record(queue: str, message: bytes, task,
-                       deliveries: int) -> bytes:
-    return DeadLetter.of(
-        queue, message, task, None,
-        f'delivered {deliveries} times without finishing: its consumer '
-        f'stopped or died each time', task.attempt if task else 0).encode()

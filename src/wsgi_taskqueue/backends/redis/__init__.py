@@ -70,7 +70,7 @@ from zope.interface import implementer
 from ...errors import BackendUnavailable, DecodeError
 from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
-from ..base import QueueBase, owner_of
+from ..base import REPLAYED, QueueBase, owner_of, unfinished_reason
 from . import scripts
 from .connection import (
     NotSent,
@@ -146,6 +146,7 @@ class RedisQueue(QueueBase):
         self._purge = register(scripts.PURGE)
         self._purge_dead = register(scripts.PURGE_DEAD)
         self._trim_status = register(scripts.TRIM_STATUS)
+        self._expire_dead = register(scripts.EXPIRE_DEAD)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -226,15 +227,18 @@ class RedisQueue(QueueBase):
         interruptions = self._interruptions.get(owner, 0)
         with self._talking:
             while True:
-                taken, next_retry = self._reserve(
+                taken, next_retry, replays = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
                           self.consumers_key],
                     args=[limit, slot, self.status_ttl,
                           '1' if recover else '0', len(done),
                           *_finished(done)])
                 done, recover = (), False
+                self._bury_replays(slot, replays)
                 if taken or limit == 0:
                     return taken
+                if replays:
+                    continue
                 wait = deadline - time.monotonic()
                 if wait <= 0 or interruptions != self._interruptions.get(
                         owner, 0):
@@ -242,12 +246,17 @@ class RedisQueue(QueueBase):
                 if next_retry is not None:
                     # BLMOVE does not wake for a retry falling due.
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
-                message = self._waiter(slot, timeout).blmove(
-                    self.pending_key, processing, wait,
-                    then=(self._mark_running, [processing],
-                          [slot, self.status_ttl]))
-                if message is not None:
+                mark = (self._mark_running, [processing],
+                        [slot, self.status_ttl])
+                message, replay = self._waiter(slot, timeout).blmove(
+                    self.pending_key, processing, wait, then=mark)
+                if message is None:
+                    continue
+                if replay is None:  # the script was not run: run it now
+                    replay = self._mark_running(keys=mark[1], args=mark[2])
+                if replay != 1:
                     return [message]
+                self._bury_replays(slot, [message])
 
     def interrupt(self, consumer):
         with self._waiting_lock:
@@ -278,7 +287,7 @@ class RedisQueue(QueueBase):
         with self._talking:
             _twice(self._bury, keys=[self.processing_key(slot), self.dead_key],
                    args=[message, record, self.status_ttl,
-                         *_report_args(report)])
+                         *_report_args(report), self.dead_max])
 
     def requeue_processing(self, consumer, max_deliveries=0):
         requeued = dead = 0
@@ -327,6 +336,7 @@ class RedisQueue(QueueBase):
                 self.promote(batch)
                 report['batches'].append(batch)
             self._trim_status_index(now)
+            self._expire_dead(keys=[self.dead_key], args=[now - self.dead_ttl])
         return report
 
     # -- operations ------------------------------------------------------
@@ -456,16 +466,26 @@ class RedisQueue(QueueBase):
     # -- helpers ---------------------------------------------------------
 
     def _requeue_list(self, slot, max_deliveries, only_if_gone):
-        return self._requeue(
+        requeued, condemned = self._requeue(
             keys=[self.processing_key(slot), self.pending_key,
-                  self.dead_key, self.leases_key, self.owners_key,
-                  self.consumers_key, self.info_key],
-            args=[slot, max_deliveries, self.name,
-                  '1' if only_if_gone else '0', self.status_ttl,
-                  owner_of(slot)])
+                  self.leases_key, self.owners_key, self.consumers_key,
+                  self.info_key],
+            args=[slot, max_deliveries, '1' if only_if_gone else '0',
+                  self.status_ttl, owner_of(slot)])
+        for message, deliveries in zip(condemned[::2], condemned[1::2],
+                                       strict=True):
+            self.bury_unusable(slot, message, unfinished_reason(deliveries))
+        return requeued, len(condemned) // 2
+
+    def _bury_replays(self, slot, replays):
+        for message in replays:
+            self.bury_unusable(slot, message, REPLAYED, recorded=False)
 
     def _slots(self, consumer):
-        """The processing lists (slots) of ``consumer`` that Redis knows."""
+        """The processing lists (slots) of ``consumer`` that Redis knows,
+        or the one slot ``consumer`` names (``w#1``)."""
+        if '#' in consumer:
+            return [consumer]
         return sorted(slot for slot in (
             s.decode() for s in self.client.smembers(self.consumers_key))
             if owner_of(slot) == consumer)

@@ -286,9 +286,9 @@ class Waiter:
                then: tuple = ()):
         """BLMOVE from the right of ``source`` to the left of
         ``destination``; ``then`` is (script, keys, args), run as soon as
-        the wait ends (one round trip for both): a status write, best
-        effort.  Return the moved message, or None on timeout or CLIENT
-        UNBLOCK."""
+        the wait ends (one round trip for both).  Return the moved message
+        (None on timeout or CLIENT UNBLOCK) and the script's reply (None
+        if the server could not run it)."""
         connection = self.connection
         commands = [('BLMOVE', source, destination, 'RIGHT', 'LEFT', timeout)]
         if then:
@@ -302,14 +302,15 @@ class Waiter:
         try:
             connection.send_packed_command(connection.pack_commands(commands))
             message = connection.read_response()
+            reply = None
             if then:
                 try:
-                    connection.read_response()
+                    reply = connection.read_response()
                 except redis.exceptions.NoScriptError:
                     self.scripts.discard(then[0].sha)
                 except redis.ResponseError:
                     pass
-            return message
+            return message, reply
         except (redis.ConnectionError, redis.TimeoutError):
             connection.disconnect()
             self.client_id = None

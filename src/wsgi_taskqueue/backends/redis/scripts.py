@@ -43,14 +43,26 @@ local function set_status(base, ttl, t, id, ...)
   redis.call('EXPIRE', key, ttl)
 end
 
--- The record of a task that starts running.  Its expiry is left alone:
--- whatever the task comes to next (done, retrying, dead, requeued) sets it.
+-- The record of a task that starts running, unless the attempt already
+-- finished (its 'f' field is the last finished attempt): then the message
+-- is a replay, left for the caller to bury, and 1 is returned.  Its
+-- expiry is left alone: whatever the task comes to next (done, retrying,
+-- dead, requeued) sets it.
 local function mark_running(base, ttl, t, message, consumer)
   local id = id_of(message)
-  if ttl <= 0 or not id then return end
-  redis.call('HSET', base .. 'task:' .. id, 'updated', t, 'state', 'running',
-             'consumer', consumer, 'started', t,
-             'attempt', attempt_of(message))
+  if ttl <= 0 or not id then return 0 end
+  local key = base .. 'task:' .. id
+  local attempt = attempt_of(message)
+  if not attempt then
+    redis.call('HSET', key, 'updated', t, 'state', 'running',
+               'consumer', consumer, 'started', t)
+    return 0
+  end
+  local finished = tonumber(redis.call('HGET', key, 'f') or '0')
+  if finished and tonumber(attempt) <= finished then return 1 end
+  redis.call('HSET', key, 'updated', t, 'state', 'running',
+             'consumer', consumer, 'started', t, 'attempt', attempt)
+  return 0
 end
 
 -- A new status record, holding the message's header without its environ
@@ -81,6 +93,12 @@ local function count(base, t, outcome, n)
   if redis.call('HINCRBY', key, outcome, n) == n then
     redis.call('EXPIRE', key, 3600)
   end
+end
+
+-- A new dead letter, at the newest end; the oldest beyond the maximum go.
+local function bury(dead, record, dead_max)
+  redis.call('LPUSH', dead, record)
+  redis.call('LTRIM', dead, 0, dead_max - 1)
 end
 
 local function base_of(pending_key)
@@ -141,10 +159,13 @@ end
 #: Acknowledge finished messages, then take up to a limit.  With
 #: "recover", the caller lost track of what its slot holds (a reply was
 #: lost): all but the finished messages go back to the head of pending.
+#: A message whose attempt already finished (a replay) is not returned
+#: with the others but apart, for the caller to bury.
 #: KEYS: pending, processing (the slot's), delayed, consumers.
 #: ARGV: limit, slot, status TTL, '1' to recover, count of finished
 #: messages, then per finished message: message, attempt, status line,
-#: duration (ms).  Returns {taken, due time of the next retry or false}.
+#: duration (ms).  Returns {taken, due time of the next retry or false,
+#: replays}.
 RESERVE = PRELUDE + r"""
 local t = now()
 local base = base_of(KEYS[1])
@@ -154,7 +175,7 @@ for i = 6, 5 + 4 * finished, 4 do
   local message = ARGV[i]
   redis.call('LREM', KEYS[2], -1, message)
   set_status(base, ttl, t, id_of(message), 'state', 'done',
-             'status', ARGV[i + 2], 'finished', t,
+             'status', ARGV[i + 2], 'finished', t, 'f', ARGV[i + 1],
              'a' .. ARGV[i + 1], ARGV[i + 2] .. '\t' .. t .. '\t' .. ARGV[i + 3])
 end
 count(base, t, 'done', finished)
@@ -172,25 +193,29 @@ for i = #due, 1, -1 do
   redis.call('RPUSH', KEYS[1], due[i])
   redis.call('ZREM', KEYS[3], due[i])
 end
-local taken = {}
+local taken, replays = {}, {}
 for i = 1, tonumber(ARGV[1]) do
   local message = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
   if not message then break end
-  taken[i] = message
-  mark_running(base, ttl, t, message, ARGV[2])
+  if mark_running(base, ttl, t, message, ARGV[2]) == 1 then
+    replays[#replays + 1] = message
+  else
+    taken[#taken + 1] = message
+  end
 end
-if #taken > 0 then return {taken, false} end
+if #taken > 0 or #replays > 0 then return {taken, false, replays} end
 local next_retry = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-return {taken, next_retry[2] or false}
+return {taken, next_retry[2] or false, replays}
 """
 
 #: Mark the message a BLMOVE just put in a processing list as running;
 #: sent right behind the BLMOVE.  KEYS: processing.  ARGV: consumer, TTL.
+#: Returns 1 for a replay (see RESERVE), 0 otherwise.
 MARK_RUNNING = PRELUDE + r"""
 local message = redis.call('LINDEX', KEYS[1], 0)
-if not message then return end
-mark_running(string.match(KEYS[1], '^(.*:)processing:'), tonumber(ARGV[2]),
-             now(), message, ARGV[1])
+if not message then return 0 end
+return mark_running(string.match(KEYS[1], '^(.*:)processing:'),
+                    tonumber(ARGV[2]), now(), message, ARGV[1])
 """
 
 #: Take or renew the lease on a consumer name; take it over from a holder
@@ -225,54 +250,47 @@ end
 """
 
 #: Put the unfinished messages of a consumer's slot back at the head of
-#: pending, counting deliveries; bury those delivered too often.
-#: KEYS: processing (the slot's), pending, dead, leases, owners, consumers,
-#: info.  ARGV: slot, max deliveries (0: no limit), queue name, '1' to act
-#: only if the consumer's lease is gone, status TTL, consumer.
+#: pending, counting deliveries; those delivered too often stay in the
+#: slot and are returned, for the caller to bury (it drops their
+#: credentials, which a script cannot do without breaking the signature).
+#: KEYS: processing (the slot's), pending, leases, owners, consumers,
+#: info.  ARGV: slot, max deliveries (0: no limit), '1' to act only if the
+#: consumer's lease is gone, status TTL, consumer.
+#: Returns {requeued count, {message, deliveries, ...} to bury}.
 REQUEUE = PRELUDE + r"""
 local t = now()
 local base = base_of(KEYS[2])
-local ttl = tonumber(ARGV[5])
-if ARGV[4] == '1' then
-  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[6])
-  if expiry and tonumber(expiry) > t then return {0, 0} end
-  redis.call('ZREM', KEYS[4], ARGV[6])
-  redis.call('HDEL', KEYS[5], ARGV[6])
-  redis.call('HDEL', KEYS[7], ARGV[6])
+local ttl = tonumber(ARGV[4])
+if ARGV[3] == '1' then
+  local expiry = redis.call('ZSCORE', KEYS[3], ARGV[5])
+  if expiry and tonumber(expiry) > t then return {0, {}} end
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('HDEL', KEYS[4], ARGV[5])
+  redis.call('HDEL', KEYS[6], ARGV[5])
 end
 local limit = tonumber(ARGV[2])
-local requeued, buried = 0, 0
-while true do
-  local message = redis.call('LPOP', KEYS[1])
-  if not message then break end
+local requeued, condemned = 0, {}
+local messages = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, message in ipairs(messages) do
   local h = header(message)
   local id = h and type(h.id) == 'string' and h.id or nil
   local counter = base .. 'deliveries:' .. (id or redis.sha1hex(message))
   local deliveries = redis.call('INCR', counter)
   redis.call('EXPIRE', counter, 86400)
   if limit > 0 and deliveries >= limit then
-    local function field(name)
-      local value = h and h[name]
-      if type(value) == 'string' or type(value) == 'number' then return value end
-      return cjson.null
-    end
-    local reason = 'delivered ' .. deliveries .. ' times without ' ..
-                   'finishing: its consumer stopped or died each time'
-    local record = cjson.encode({
-      id = id or cjson.null, q = ARGV[3], u = field('u'), m = field('m'),
-      s = cjson.null, a = h and tonumber(h.a) or 0, t = t, e = reason})
-    redis.call('LPUSH', KEYS[3], record .. '\n' .. message)
-    set_status(base, ttl, t, id, 'state', 'dead', 'status', reason)
-    count(base, t, 'dead', 1)
-    buried = buried + 1
+    condemned[#condemned + 1] = message
+    condemned[#condemned + 1] = deliveries
   else
+    redis.call('LREM', KEYS[1], 1, message)
     redis.call('RPUSH', KEYS[2], message)
     set_status(base, ttl, t, id, 'state', 'queued', 'consumer', '')
     requeued = requeued + 1
   end
 end
-if ARGV[4] == '1' then redis.call('SREM', KEYS[6], ARGV[1]) end
-return {requeued, buried}
+if ARGV[3] == '1' and #condemned == 0 then
+  redis.call('SREM', KEYS[5], ARGV[1])
+end
+return {requeued, condemned}
 """
 
 #: Schedule a retry: the message leaves the slot for the delayed set.
@@ -285,7 +303,7 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 local t = now()
 local base = string.match(KEYS[1], '^(.*:)processing:')
 set_status(base, tonumber(ARGV[4]), t, ARGV[5], 'state', 'retrying',
-           'status', ARGV[7], 'next', ARGV[3],
+           'status', ARGV[7], 'next', ARGV[3], 'f', ARGV[6],
            'a' .. ARGV[6], ARGV[7] .. '\t' .. t .. '\t' .. ARGV[8])
 count(base, t, 'retried', 1)
 return 1
@@ -293,16 +311,16 @@ return 1
 
 #: Bury a message among the dead letters.  Idempotent, as RETRY.
 #: KEYS: processing (the slot's), dead.  ARGV: message, dead-letter record,
-#: status TTL, task id ('' for a message that is not a task), attempt,
-#: status line, duration (ms).
+#: status TTL, task id ('' to leave the status log alone), attempt,
+#: status line, duration (ms), most dead letters kept.
 BURY = PRELUDE + r"""
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
+bury(KEYS[2], ARGV[2], tonumber(ARGV[8]))
 local t = now()
 local base = string.match(KEYS[1], '^(.*:)processing:')
 if ARGV[4] ~= '' then
   set_status(base, tonumber(ARGV[3]), t, ARGV[4], 'state', 'dead',
-             'status', ARGV[6], 'next', '',
+             'status', ARGV[6], 'next', '', 'f', ARGV[5],
              'a' .. ARGV[5], ARGV[6] .. '\t' .. t .. '\t' .. ARGV[7])
 end
 count(base, t, 'dead', 1)
@@ -313,8 +331,11 @@ return 1
 REQUEUE_DEAD = PRELUDE + r"""
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
-set_status(base_of(KEYS[2]), tonumber(ARGV[3]), now(), id_of(ARGV[2]),
+local id = id_of(ARGV[2])
+set_status(base_of(KEYS[2]), tonumber(ARGV[3]), now(), id,
            'state', 'queued', 'attempt', '1', 'next', '')
+-- Its attempts count from 1 again: none of them has finished.
+if id then redis.call('HDEL', base_of(KEYS[2]) .. 'task:' .. id, 'f') end
 return 1
 """
 
@@ -367,6 +388,24 @@ for _, list in ipairs({pending, delayed}) do
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 return #pending + #delayed
+"""
+
+#: Forget dead letters older than a time, oldest first, at most 1000 a
+#: call; a record whose time cannot be read is forgotten too (it can only
+#: have been written by hand).  KEYS: dead.  ARGV: oldest time kept.
+#: Returns how many went.
+EXPIRE_DEAD = r"""
+local oldest = tonumber(ARGV[1])
+for n = 0, 999 do
+  local record = redis.call('LINDEX', KEYS[1], -1)
+  if not record then return n end
+  local line = string.sub(record, 1, (string.find(record, '\n', 1, true) or 0) - 1)
+  local ok, header = pcall(cjson.decode, line)
+  local t = ok and type(header) == 'table' and tonumber(header.t)
+  if t and t >= oldest then return n end
+  redis.call('RPOP', KEYS[1])
+end
+return 1000
 """
 
 #: Delete the dead letters.  KEYS: dead.  Returns how many there were.

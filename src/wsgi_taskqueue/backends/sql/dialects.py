@@ -88,10 +88,22 @@ class Dialect:
                 queue=sa.bindparam('b_queue'),
                 minute=sa.bindparam('b_minute'),
                 **{name: sa.bindparam(f'b_{name}') for name in outcomes})
-            return self._add_on_conflict(insert, minutes, outcomes)
+            new = self._proposed(insert)
+            return self._on_conflict(
+                insert, [minutes.c.queue, minutes.c.minute],
+                {name: minutes.c[name] + new[name] for name in outcomes})
         connection.execute(self.statement(('count', *outcomes), build), {
             'b_queue': queue, 'b_minute': minute,
             **{f'b_{name}': number for name, number in outcomes.items()}})
+
+    def upsert(self, table, keys, updates):
+        """An INSERT into ``table`` (bound by column name, executemany
+        allowed) that, where a row with the same unique ``keys`` exists,
+        sets its ``updates`` columns instead."""
+        insert = self._insert(table)
+        new = self._proposed(insert)
+        return self._on_conflict(insert, [table.c[key] for key in keys],
+                                 {name: new[name] for name in updates})
 
     def notify(self, connection, queue: str) -> None:
         """Wake the consumers of other processes (when ``listens``)."""
@@ -127,8 +139,11 @@ class PostgreSQL(Dialect):
         from sqlalchemy.dialects.postgresql import insert
         return insert(table)
 
-    def _add_on_conflict(self, insert, table, outcomes):
-        return _on_conflict_add(insert, table, outcomes)
+    def _proposed(self, insert):
+        return insert.excluded
+
+    def _on_conflict(self, insert, keys, values):
+        return insert.on_conflict_do_update(index_elements=keys, set_=values)
 
     def notify(self, connection, queue):
         connection.execute(self.statement('notify', lambda: sa.select(
@@ -157,10 +172,11 @@ class MySQL(Dialect):
         from sqlalchemy.dialects.mysql import insert
         return insert(table)
 
-    def _add_on_conflict(self, insert, table, outcomes):
-        return insert.on_duplicate_key_update(
-            {name: table.c[name] + insert.inserted[name]
-             for name in outcomes})
+    def _proposed(self, insert):
+        return insert.inserted
+
+    def _on_conflict(self, insert, keys, values):
+        return insert.on_duplicate_key_update(values)
 
 
 class SQLite(Dialect):
@@ -195,16 +211,11 @@ class SQLite(Dialect):
         from sqlalchemy.dialects.sqlite import insert
         return insert(table)
 
-    def _add_on_conflict(self, insert, table, outcomes):
-        return _on_conflict_add(insert, table, outcomes)
+    def _proposed(self, insert):
+        return insert.excluded
 
-
-def _on_conflict_add(insert, table, outcomes):
-    """PostgreSQL's and SQLite's upsert of the minute counts."""
-    return insert.on_conflict_do_update(
-        index_elements=[table.c.queue, table.c.minute],
-        set_={name: table.c[name] + insert.excluded[name]
-              for name in outcomes})
+    def _on_conflict(self, insert, keys, values):
+        return insert.on_conflict_do_update(index_elements=keys, set_=values)
 
 
 DIALECTS = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,

@@ -94,8 +94,9 @@ class Operations:
                 queue=self.name, state='ready', message=message,
                 due=self.store.dialect.now(), task_id=task and task.id,
                 attempt=task and task.attempt))
+            # Its attempts count from 1 again: none of them has finished.
             self.log.update(connection, [task and task.id], state='queued',
-                            attempt=1, next=None)
+                            attempt=1, next=None, finished=0)
         self.store.wakeups.notify()
         return True
 

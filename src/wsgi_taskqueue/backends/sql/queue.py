@@ -16,9 +16,10 @@ import time
 import sqlalchemy as sa
 from zope.interface import implementer
 
+from ...deadletter import DeadLetter
 from ...interfaces import IQueueBackend
-from ..base import QueueBase, owner_of
-from ..local import _peek, _unfinished_record
+from ..base import REPLAYED, QueueBase, owner_of, unfinished_reason
+from ..local import _peek
 from . import outbox
 from .operations import Operations
 from .outbox import AppSession
@@ -130,23 +131,32 @@ class SqlQueue(Operations, QueueBase):
         wakeups = self.store.wakeups
         while True:
             generation = wakeups.generation
-            next_due = None
+            next_due, replays = None, []
             with self.store.transaction() as connection:
                 self._finish(connection, slot, done)
                 if recover:
-                    self._requeue(connection, owner, slot=slot, count=False)
+                    self._requeue(connection, slot, count=False)
                 done, recover = (), False
                 if limit == 0:
                     return []
                 taken = self.store.dialect.take(connection, self.name, slot,
                                                 owner, limit)
+                replays = self.log.replays(connection, taken)
+                taken = [row for row in taken if row not in replays]
                 if taken:
                     self.log.update_each(connection, [
                         {'task_id': row.task_id, 'state': 'running',
                          'consumer': slot, 'attempt': row.attempt}
                         for row in taken])
-                    return [row.message for row in taken]
-                next_due = self._next_due(connection)
+                elif not replays:
+                    next_due = self._next_due(connection)
+            for row in replays:
+                self.bury_unusable(slot, row.message, REPLAYED,
+                                   recorded=False)
+            if taken:
+                return [row.message for row in taken]
+            if replays:
+                continue
             wait = deadline - time.monotonic()
             if wait <= 0 or self._interruptions[owner] != interruptions \
                     or self._closed:
@@ -186,13 +196,14 @@ class SqlQueue(Operations, QueueBase):
             row_id = self._find(connection, slot, message)
             if row_id is None:
                 return
-            self._bury(connection, [row_id], [record])
+            self._bury(connection, row_id, record)
             self.log.outcome(connection, [report], 'dead', 'dead')
 
     def requeue_processing(self, consumer, max_deliveries=0):
         with self.store.transaction() as connection:
-            return self._requeue(connection, consumer,
-                                 max_deliveries=max_deliveries)
+            requeued, condemned = self._requeue(
+                connection, consumer, max_deliveries=max_deliveries)
+        return requeued, self._condemn(condemned)
 
     def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
         leases = self.store.tables.leases
@@ -240,20 +251,26 @@ class SqlQueue(Operations, QueueBase):
             owners = connection.execute(sa.select(tasks.c.consumer).where(
                 tasks.c.queue == self.name,
                 tasks.c.state == 'processing').distinct()).scalars().all()
+            condemned = []
             for consumer in sorted(set(owners) - live):
-                requeued, dead = self._requeue(connection, consumer,
-                                               max_deliveries=max_deliveries)
+                requeued, doomed = self._requeue(
+                    connection, consumer, max_deliveries=max_deliveries)
                 report['consumers'].append(consumer)
                 report['requeued'] += requeued
-                report['dead'] += dead
+                condemned += doomed
             connection.execute(leases.delete().where(
                 leases.c.queue == self.name, leases.c.expires <= now))
+            dead = self.store.tables.dead
+            connection.execute(dead.delete().where(
+                dead.c.queue == self.name,
+                dead.c.dead_at < time.time() - self.dead_ttl))
             report['batches'] = connection.execute(
                 sa.select(tasks.c.batch).where(
                     tasks.c.queue == self.name, tasks.c.state == 'staged',
                     tasks.c.staged_at < now - grace).distinct()
             ).scalars().all()
             self.log.trim(connection)
+        report['dead'] = self._condemn(condemned)
         for batch in report['batches']:
             self.promote(batch)
         return report
@@ -306,40 +323,45 @@ class SqlQueue(Operations, QueueBase):
         ids = self._held(connection, slot).get(message)
         return ids[0] if ids else None
 
-    def _bury(self, connection, row_ids, records) -> None:
+    def _bury(self, connection, row_id, record) -> None:
+        """Replace a row by its dead letter; the oldest beyond dead_max
+        go."""
+        dead = self.store.tables.dead
         connection.execute(self.tasks_table.delete().where(
-            self.tasks_table.c.id.in_(row_ids)))
-        connection.execute(self.store.tables.dead.insert(), [
-            {'queue': self.name, 'record': record} for record in records])
+            self.tasks_table.c.id == row_id))
+        connection.execute(dead.insert().values(
+            queue=self.name, record=record, dead_at=_dead_at(record)))
+        oldest_kept = connection.execute(
+            sa.select(dead.c.id).where(dead.c.queue == self.name).order_by(
+                dead.c.id.desc()).offset(self.dead_max - 1).limit(1)
+        ).scalar()
+        if oldest_kept is not None:
+            connection.execute(dead.delete().where(
+                dead.c.queue == self.name, dead.c.id < oldest_kept))
 
-    def _requeue(self, connection, consumer, slot=None, count=True,
-                 max_deliveries=0):
-        """Put the messages in flight of ``consumer`` (of one ``slot``)
-        back at the head of the line, counting an unfinished delivery for
-        each (with ``count``); bury those found unfinished
-        ``max_deliveries`` times.  Return (requeued, dead)."""
+    def _requeue(self, connection, consumer, count=True, max_deliveries=0):
+        """Put the messages in flight of ``consumer`` (or of the one slot
+        it names, ``w#1``) back at the head of the line, counting an
+        unfinished delivery for each (with ``count``).  Return the number
+        requeued and the messages found unfinished ``max_deliveries``
+        times, left in flight for ``_condemn``: (slot, message,
+        deliveries)."""
         tasks = self.tasks_table
-        held = [tasks.c.queue == self.name, tasks.c.consumer == consumer,
+        held = [tasks.c.queue == self.name,
+                tasks.c.consumer == owner_of(consumer),
                 tasks.c.state == 'processing']
-        if slot is not None:
-            held.append(tasks.c.slot == slot)
+        if '#' in consumer:
+            held.append(tasks.c.slot == consumer)
         if count:
             connection.execute(tasks.update().where(*held).values(
                 deliveries=tasks.c.deliveries + 1))
         rows = connection.execute(sa.select(
-            tasks.c.id, tasks.c.message, tasks.c.task_id,
+            tasks.c.id, tasks.c.slot, tasks.c.message, tasks.c.task_id,
             tasks.c.deliveries).where(*held)).all()
-        if not rows:
-            return 0, 0
-        dead = [row for row in rows
-                if max_deliveries and row.deliveries >= max_deliveries]
-        if dead:
-            self._bury(connection, [row.id for row in dead], [
-                _unfinished_record(self.name, row.message, _peek(row.message),
-                                   row.deliveries) for row in dead])
-            self.log.update(connection, [row.task_id for row in dead],
-                            state='dead')
-        back = [row for row in rows if row not in dead]
+        condemned = [(row.slot, row.message, row.deliveries) for row in rows
+                     if max_deliveries and row.deliveries >= max_deliveries]
+        back = [row for row in rows
+                if not max_deliveries or row.deliveries < max_deliveries]
         if back:
             connection.execute(tasks.update().where(
                 tasks.c.id.in_([row.id for row in back])).values(
@@ -347,7 +369,14 @@ class SqlQueue(Operations, QueueBase):
             self.log.update(connection, [row.task_id for row in back],
                             state='queued', consumer='')
             self.store.wakeups.notify()
-        return len(back), len(dead)
+        return len(back), condemned
+
+    def _condemn(self, condemned) -> int:
+        """Bury the messages ``_requeue`` found unfinished too often (each
+        in a transaction of its own); return how many."""
+        for slot, message, deliveries in condemned:
+            self.bury_unusable(slot, message, unfinished_reason(deliveries))
+        return len(condemned)
 
     def _next_due(self, connection) -> float | None:
         """Seconds until the next retry falls due, if one is waiting."""
@@ -371,3 +400,12 @@ class SqlQueue(Operations, QueueBase):
         for table in (self.store.tables.status, self.store.tables.attempts):
             connection.execute(table.delete().where(
                 table.c.queue == self.name, table.c.task_id.in_(task_ids)))
+
+
+def _dead_at(record: bytes) -> float:
+    """When a dead letter died, by its record; 0 (the sweep forgets it)
+    when the record does not say."""
+    try:
+        return float(DeadLetter.decode(record).dead_at)
+    except (ValueError, TypeError, KeyError):
+        return 0.0

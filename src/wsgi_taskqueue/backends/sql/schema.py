@@ -67,7 +67,9 @@ class Tables:
             sa.Column('id', Serial, primary_key=True, autoincrement=True),
             sa.Column('queue', Name, nullable=False),
             sa.Column('record', Blob, nullable=False),
+            sa.Column('dead_at', Seconds, nullable=False),
             sa.Index(prefix + 'dead_queue', 'queue', 'id'),
+            sa.Index(prefix + 'dead_at', 'queue', 'dead_at'),
             **OPTIONS,
         )
         self.status = sa.Table(
@@ -81,6 +83,9 @@ class Tables:
             sa.Column('attempt', sa.Integer),
             sa.Column('next', Seconds),
             sa.Column('status', sa.String(200)),
+            # The last attempt that finished (done, retried or buried): a
+            # delivery of it or an earlier one is a replay.
+            sa.Column('finished', sa.Integer, nullable=False, default=0),
             # The task's header as the status log shows it (JSON).
             sa.Column('header', sa.Text, nullable=False),
             sa.UniqueConstraint('queue', 'task_id',

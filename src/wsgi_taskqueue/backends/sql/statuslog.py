@@ -43,8 +43,12 @@ class SqlStatusLog:
                  'attempt': task.attempt, 'header': header_of(task)}
                 for task in tasks if task is not None]
         if rows and self.queue.status_ttl:
-            connection.execute(self._statement('new', self._status.insert),
-                               rows)
+            # A record the task has already (a replay staged again) keeps
+            # which of its attempts finished.
+            connection.execute(self._statement(
+                'new', lambda: self.queue.store.dialect.upsert(
+                    self._status, ['queue', 'task_id'],
+                    ['state', 'updated', 'attempt', 'header'])), rows)
 
     def promoted(self, connection, batch_id: str) -> None:
         """The records of the staged tasks of ``batch_id`` say queued
@@ -110,7 +114,8 @@ class SqlStatusLog:
             return
         self.update_each(connection, [
             {'task_id': report.task_id, 'state': state,
-             'status': report.status, **fields} for report in reports])
+             'status': report.status, 'finished': report.attempt, **fields}
+            for report in reports])
         attempts = self._attempts
         keys = [(report.task_id, report.attempt) for report in reports]
         # A task requeued from the dead letters runs its attempts again.
@@ -126,6 +131,23 @@ class SqlStatusLog:
              'attempt': report.attempt, 'status': report.status, 'at': now,
              'duration_ms': round(report.duration * 1000, 1)}
             for report in reports])
+
+    def replays(self, connection, rows) -> list:
+        """Those of ``rows`` (reserved: task_id, attempt) whose attempt
+        finished already, by the records still kept."""
+        ids = [row.task_id for row in rows if row.task_id]
+        if not ids or not self.queue.status_ttl:
+            return []
+        status = self._status
+        finished = dict(connection.execute(self._statement(
+            'finished', lambda: sa.select(status.c.task_id,
+                                          status.c.finished).where(
+                status.c.queue == sa.bindparam('b_queue'),
+                status.c.task_id.in_(sa.bindparam('b_ids', expanding=True)),
+                status.c.finished > 0)),
+            {'b_queue': self.queue.name, 'b_ids': ids}).all())
+        return [row for row in rows if row.task_id in finished
+                and (row.attempt or 0) <= finished[row.task_id]]
 
     def get(self, connection, task_id: str) -> dict | None:
         found = self._records(connection, self._status.c.task_id == task_id)
