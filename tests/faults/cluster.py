@@ -273,6 +273,18 @@ class Cluster(Deployment):
 
     # -- the queue -----------------------------------------------------------
 
+    def write_raw(self, messages) -> None:
+        """Put ``messages`` straight into the queue's storage, ahead of
+        what is pending, as whoever can write to Redis or the database
+        could."""
+        if self.kind == 'redis':
+            self.queue.client.lpush(self.queue.pending_key, *messages)
+            return
+        with self.queue.store.transaction() as connection:
+            connection.execute(self.queue.tasks_table.insert(), [
+                {'queue': self.queue.name, 'state': 'ready', 'due': 0,
+                 'message': message} for message in messages])
+
     def counts(self) -> dict:
         return self.queue.counts()
 
