@@ -50,6 +50,7 @@ poll_interval = 0.25
     ('url = sqlite:///x.db\ntable_prefix = my-queue', 'table_prefix',
      'letters, digits'),
     ('url = sqlite:///x.db\nhost = db', 'host', 'unknown key'),
+    ('url = sqlite:///x.db\nschema = tq', None, 'has no schemas'),
 ])
 def test_bad_sql_settings_are_named(tmp_path, lines, key, message):
     path = write_ini(tmp_path, f'[taskqueue]\ntype = sql\n{lines}\n')
@@ -204,3 +205,16 @@ def test_expired_status_records_are_hidden_then_deleted(sqlite_queue):
     with sqlite_queue.store.transaction() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(
             status)).scalar() == 0
+
+
+def test_init_creates_the_schema_it_is_told_to_use(postgresql_url):
+    schema = f'tq{free_port()}'
+    queue = wsgi_taskqueue.SqlQueue(url=postgresql_url, schema=schema)
+    assert queue.store.init()[0] == f'created schema {schema}'
+    assert queue.store.init() == []
+    wsgi_taskqueue.register_queue('default', queue)
+    taskqueue.add('/x')
+    transaction.commit()
+    with queue.store.engine.connect() as connection:
+        assert connection.execute(sa.text(
+            f'SELECT count(*) FROM {schema}.taskqueue_tasks')).scalar() == 1

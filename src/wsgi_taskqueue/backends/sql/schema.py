@@ -140,8 +140,11 @@ def init(connection, tables: Tables) -> list[str]:
     done, one line each (nothing when the schema was up to date)."""
     inspector = sa.inspect(connection)
     schema = tables.metadata.schema
-    existing = set(inspector.get_table_names(schema=schema))
     done = []
+    if schema is not None and schema not in inspector.get_schema_names():
+        connection.execute(sa.schema.CreateSchema(schema))
+        done.append(f'created schema {schema}')
+    existing = set(inspector.get_table_names(schema=schema))
     for table in tables.metadata.sorted_tables:
         if table.name not in existing:
             table.create(connection)

@@ -40,6 +40,9 @@ class Store:
                  timeout: float = DEFAULT_TIMEOUT,
                  poll_interval: float = DEFAULT_POLL):
         url = _parse(url)
+        if schema_name and url.get_backend_name() == 'sqlite':
+            raise ValueError('a SQLite file has no schemas: use '
+                             'table_prefix to share it')
         self.tables = schema.Tables(schema_name, table_prefix)
         try:
             # A ping before each use (one round trip): a pooled
