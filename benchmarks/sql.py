@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -29,7 +29,10 @@ import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.sqltesting import PostgresServer
 
-METRICS = ('enqueue', 'enqueue txn100', 'enqueue with row', 'drain')
+#: Latency samples per run, and the idle pause before each (so that each
+#: job meets a waiting worker, not a busy one).
+SAMPLES = 20
+IDLE = 0.2
 
 
 class Counter:
@@ -37,10 +40,13 @@ class Counter:
 
     def __init__(self):
         self.count = 0
+        #: perf_counter() of the last run's start.
+        self.last = 0.0
         self._changed = threading.Condition()
 
     def hit(self):
         with self._changed:
+            self.last = time.perf_counter()
             self.count += 1
             self._changed.notify_all()
 
@@ -53,6 +59,20 @@ class Counter:
 
 def rate(jobs: int, seconds: float) -> float:
     return jobs / seconds
+
+
+def latencies(counter: Counter, send) -> float:
+    """The median, in ms, of SAMPLES times from calling ``send`` (which
+    enqueues one job) to the job's start, a worker waiting idle."""
+    samples = []
+    for _ in range(SAMPLES):
+        time.sleep(IDLE)  # the idle worker is the scenario measured
+        before = counter.count
+        started = time.perf_counter()
+        send()
+        counter.wait(before + 1)
+        samples.append(counter.last - started)
+    return statistics.median(samples) * 1000
 
 
 class Ours:
@@ -111,11 +131,24 @@ class Ours:
             raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
         return rate(jobs, seconds)
 
+    def latency(self) -> float:
+        self.fresh()
+        consumer = wsgi_taskqueue.Consumer(self.app, name='bench')
+        consumer.start()
+
+        def send():
+            with transaction.manager:
+                taskqueue.add('/noop', method='POST', payload=None)
+        try:
+            return latencies(self.counter, send)
+        finally:
+            consumer.stop(10)
+
     def measure(self, jobs: int) -> dict:
         return {'enqueue': self.enqueue(jobs),
                 'enqueue txn100': self.enqueue(jobs, 100),
                 'enqueue with row': self.enqueue(jobs, with_row=True),
-                'drain': self.drain(jobs)}
+                'drain': self.drain(jobs), 'latency p50 ms': self.latency()}
 
 
 class Procrastinate:
@@ -172,10 +205,41 @@ class Procrastinate:
             raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
         return rate(jobs, seconds)
 
+    def latency(self) -> float:
+        self.fresh()
+        loop = asyncio.new_event_loop()
+
+        async def work():
+            async with self.app.open_async():
+                await self.app.run_worker_async(
+                    concurrency=1, install_signal_handlers=False,
+                    delete_jobs='always')
+        worker = loop.create_task(work())
+
+        def run():
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(worker)
+            loop.close()
+        thread = threading.Thread(target=run)
+        thread.start()
+        # The worker's app has its pool on the worker's loop: jobs are
+        # deferred through an app of their own, as a web process would.
+        import procrastinate
+        sender = procrastinate.App(
+            connector=procrastinate.SyncPsycopgConnector(
+                conninfo=self.conninfo))
+        try:
+            with sender.open():
+                return latencies(self.counter, sender.configure_task(
+                    name='noop').defer)
+        finally:
+            loop.call_soon_threadsafe(worker.cancel)
+            thread.join(10)
+
     def measure(self, jobs: int) -> dict:
         return {'enqueue': self.enqueue(jobs),
                 'enqueue txn100': self.enqueue(jobs, 100),
-                'drain': self.drain(jobs)}
+                'drain': self.drain(jobs), 'latency p50 ms': self.latency()}
 
 
 class HueySqlite:
@@ -216,8 +280,20 @@ class HueySqlite:
             raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
         return rate(jobs, seconds)
 
+    def latency(self) -> float:
+        self.fresh()
+        consumer = self.huey.create_consumer(
+            workers=1, worker_type='thread', periodic=False,
+            initial_delay=0.01, check_worker_health=False)
+        consumer.start()
+        try:
+            return latencies(self.counter, self.noop)
+        finally:
+            consumer.stop(graceful=True)
+
     def measure(self, jobs: int) -> dict:
-        return {'enqueue': self.enqueue(jobs), 'drain': self.drain(jobs)}
+        return {'enqueue': self.enqueue(jobs), 'drain': self.drain(jobs),
+                'latency p50 ms': self.latency()}
 
 
 def main(argv=None) -> int:
@@ -253,15 +329,17 @@ def main(argv=None) -> int:
 
 
 def print_table(results: dict, args) -> None:
-    print(f'{args.jobs} jobs per run, median of {args.repeat} runs, '
-          f'jobs per second (ratio: ours / best peer)')
+    print(f'{args.jobs} jobs per run, median of {args.repeat} runs: jobs '
+          f'per second, or milliseconds (less is better) for the latency; '
+          f'ratio: ours / best peer')
     for (database, metric), by_system in sorted(results.items()):
         medians = {name: statistics.median(values)
                    for name, values in by_system.items()}
         peers = [value for name, value in medians.items() if name != 'ours']
-        line = '  '.join(f'{name} {value:9.0f}'
+        best = min if 'ms' in metric else max
+        line = '  '.join(f'{name} {value:9.1f}'
                          for name, value in sorted(medians.items()))
-        ratio = (f'  ratio {medians["ours"] / max(peers):.2f}'
+        ratio = (f'  ratio {medians["ours"] / best(peers):.2f}'
                  if peers and 'ours' in medians else '')
         print(f'{database:10} {metric:17} {line}{ratio}')
 
