@@ -109,7 +109,18 @@ class Dialect:
         """Wake the consumers of other processes (when ``listens``)."""
 
 
-class PostgreSQL(Dialect):
+class OnConflict:
+    """PostgreSQL's and SQLite's upsert: INSERT ... ON CONFLICT DO UPDATE,
+    the proposed row named ``excluded``."""
+
+    def _proposed(self, insert):
+        return insert.excluded
+
+    def _on_conflict(self, insert, keys, values):
+        return insert.on_conflict_do_update(index_elements=keys, set_=values)
+
+
+class PostgreSQL(OnConflict, Dialect):
     listens = True
 
     def clock(self):
@@ -138,12 +149,6 @@ class PostgreSQL(Dialect):
     def _insert(self, table):
         from sqlalchemy.dialects.postgresql import insert
         return insert(table)
-
-    def _proposed(self, insert):
-        return insert.excluded
-
-    def _on_conflict(self, insert, keys, values):
-        return insert.on_conflict_do_update(index_elements=keys, set_=values)
 
     def notify(self, connection, queue):
         connection.execute(self.statement('notify', lambda: sa.select(
@@ -179,7 +184,7 @@ class MySQL(Dialect):
         return insert.on_duplicate_key_update(values)
 
 
-class SQLite(Dialect):
+class SQLite(OnConflict, Dialect):
     """One writer at a time: every transaction starts with BEGIN
     IMMEDIATE, so two processes never both read and then fail to write
     (SQLite's deadlock, 'database is locked'); WAL lets readers go on
@@ -210,12 +215,6 @@ class SQLite(Dialect):
     def _insert(self, table):
         from sqlalchemy.dialects.sqlite import insert
         return insert(table)
-
-    def _proposed(self, insert):
-        return insert.excluded
-
-    def _on_conflict(self, insert, keys, values):
-        return insert.on_conflict_do_update(index_elements=keys, set_=values)
 
 
 DIALECTS = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,

@@ -2,8 +2,6 @@
 requeue, reset (the read side and the bulk writes of IQueueBackend)."""
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
 
 from ..local import _peek
@@ -37,20 +35,6 @@ class Operations:
                 sa.select(sa.func.count()).select_from(dead).where(
                     dead.c.queue == self.name)).scalar()
         return counts
-
-    def consumers(self):
-        leases = self.store.tables.leases
-        with self.store.transaction() as connection:
-            now = self.store.now(connection)
-            rows = connection.execute(sa.select(leases).where(
-                leases.c.queue == self.name).order_by(
-                leases.c.consumer)).all()
-        in_flight = self.counts()['processing']
-        return [dict(json.loads(row.info), name=row.consumer,
-                     alive=row.expires > now,
-                     in_flight=in_flight.get(row.consumer, 0),
-                     heartbeat_age=max(0.0, now - (row.expires - row.lease)))
-                for row in rows]
 
     def task_status(self, task_id):
         with self.store.transaction() as connection:

@@ -9,7 +9,6 @@ reserve, the clock, the upsert) are in ``dialects.py``.
 from __future__ import annotations
 
 import collections
-import json
 import threading
 import time
 
@@ -21,6 +20,7 @@ from ...interfaces import IQueueBackend
 from ..base import REPLAYED, QueueBase, owner_of, unfinished_reason
 from ..local import _peek
 from . import outbox
+from .leases import Leases
 from .operations import Operations
 from .outbox import AppSession
 from .statuslog import SqlStatusLog
@@ -30,7 +30,7 @@ __all__ = ['SqlQueue']
 
 
 @implementer(IQueueBackend)
-class SqlQueue(Operations, QueueBase):
+class SqlQueue(Leases, Operations, QueueBase):
     """See IQueueBackend and the package's docstring."""
 
     shared = True
@@ -204,41 +204,6 @@ class SqlQueue(Operations, QueueBase):
             requeued, condemned = self._requeue(
                 connection, consumer, max_deliveries=max_deliveries)
         return requeued, self._condemn(condemned)
-
-    def acquire(self, consumer, token, ttl, info=None, gone_pid=None):
-        leases = self.store.tables.leases
-        mine = (leases.c.queue == self.name, leases.c.consumer == consumer)
-        try:
-            with self.store.transaction() as connection:
-                now = self.store.now(connection)
-                held = connection.execute(sa.select(leases).where(
-                    *mine).with_for_update()).first()
-                if held is not None and held.token != token \
-                        and held.expires > now:
-                    known = json.loads(held.info)
-                    gone = (gone_pid is not None
-                            and known.get('pid') == gone_pid
-                            and known.get('host') == (info or {}).get('host'))
-                    if not gone:
-                        return False
-                values = {'token': token, 'expires': now + ttl, 'lease': ttl,
-                          'info': json.dumps(info or {})}
-                if held is None:
-                    connection.execute(leases.insert().values(
-                        queue=self.name, consumer=consumer, **values))
-                else:
-                    connection.execute(leases.update().where(*mine).values(
-                        **values))
-                return True
-        except sa.exc.IntegrityError:
-            return False  # another token inserted it first
-
-    def release(self, consumer, token):
-        leases = self.store.tables.leases
-        with self.store.transaction() as connection:
-            connection.execute(leases.delete().where(
-                leases.c.queue == self.name, leases.c.consumer == consumer,
-                leases.c.token == token))
 
     def sweep(self, grace, max_deliveries=0):
         report = {'consumers': [], 'requeued': 0, 'dead': 0, 'batches': []}
