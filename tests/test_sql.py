@@ -218,3 +218,20 @@ def test_init_creates_the_schema_it_is_told_to_use(postgresql_url):
     with queue.store.engine.connect() as connection:
         assert connection.execute(sa.text(
             f'SELECT count(*) FROM {schema}.taskqueue_tasks')).scalar() == 1
+
+
+def test_a_promoted_batch_sends_one_notification(postgresql_queue,
+                                                 postgresql_url):
+    import psycopg
+    conninfo = sa.engine.make_url(postgresql_url).set(
+        drivername='postgresql').render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute('LISTEN taskqueue_wakeup')
+        postgresql_queue.stage('b1', [str(n).encode() for n in range(100)])
+        postgresql_queue.promote('b1')
+        postgresql_queue.promote('b1')  # gone: nothing more to say
+        postgresql_queue.stage('b2', [b'x'])
+        postgresql_queue.discard('b2')  # never promoted: no notification
+        payloads = [notice.payload for notice in
+                    listener.notifies(timeout=1.0)]
+    assert payloads == ['default']
