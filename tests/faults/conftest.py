@@ -1,15 +1,15 @@
 """Fixtures of the fault tests: a Cluster of fault-app processes on the
 suite's Redis, which is running again after each test whatever the test
 did to it; or, in modules that parametrize ``backend``, on a SQLite file
-or the suite's PostgreSQL."""
+or the suite's PostgreSQL or MariaDB."""
 import pytest
 
 from .cluster import Cluster, WaitFailed
 
 #: For ``pytestmark = BACKENDS`` in a module whose tests hold for every
 #: shared queue.
-BACKENDS = pytest.mark.parametrize('backend', ['redis', 'sqlite',
-                                               'postgresql'], indirect=True)
+BACKENDS = pytest.mark.parametrize(
+    'backend', ['redis', 'sqlite', 'postgresql', 'mariadb'], indirect=True)
 
 
 @pytest.fixture

@@ -164,7 +164,19 @@ class PostgreSQL(OnConflict, Dialect):
 class MySQL(Dialect):
     """MariaDB (10.6 and later) and MySQL 8: SKIP LOCKED, but MariaDB has
     no UPDATE ... RETURNING, so a reserve is SELECT ... FOR UPDATE SKIP
-    LOCKED and an UPDATE of what it locked, in one short transaction."""
+    LOCKED and an UPDATE of what it locked, in one short transaction; READ
+    COMMITTED, as for PostgreSQL."""
+
+    def configure(self, engine):
+        @sa.event.listens_for(engine, 'connect')
+        def connected(dbapi_connection, _record):
+            # InnoDB's default (REPEATABLE READ) locks the gaps between
+            # the rows a statement reads: inserts and reserves of other
+            # transactions would wait for, and deadlock with, each other.
+            cursor = dbapi_connection.cursor()
+            cursor.execute('SET SESSION TRANSACTION ISOLATION LEVEL '
+                           'READ COMMITTED')
+            cursor.close()
 
     def clock(self):
         return sa.func.unix_timestamp(sa.func.now(6))

@@ -58,7 +58,7 @@ class Tables:
             sa.Column('attempt', sa.Integer),
             sa.Column('message', Blob, nullable=False),
             sa.Index(prefix + 'tasks_ready', 'queue', 'state', 'due', 'id'),
-            sa.Index(prefix + 'tasks_batch', 'batch'),
+            sa.Index(prefix + 'tasks_batch', 'batch', 'queue', 'state'),
             sa.Index(prefix + 'tasks_slot', 'queue', 'consumer', 'slot'),
             **OPTIONS,
         )
