@@ -124,18 +124,26 @@ class PostgreSQL(OnConflict, Dialect):
     listens = True
 
     def clock(self):
-        return sa.cast(sa.func.extract('epoch', sa.func.clock_timestamp()),
-                       sa.Double)
+        # statement_timestamp() is stable within a statement (an index
+        # bound); clock_timestamp() would be volatile, re-read per row.
+        return sa.cast(sa.func.extract(
+            'epoch', sa.func.statement_timestamp()), sa.Double)
 
     def take(self, connection, queue, slot, consumer, limit):
-        # One statement: the rows other consumers hold locked are skipped,
-        # not waited for.
+        # One statement: WITH chosen AS MATERIALIZED (SELECT ... FOR
+        # UPDATE SKIP LOCKED LIMIT n) UPDATE ... RETURNING; the rows other
+        # consumers hold locked are skipped, not waited for.
         tasks = self.tables.tasks
 
         def build():
+            # A CTE PostgreSQL must materialize: as ``id IN (SELECT ...
+            # LIMIT n)`` the planner may run the subquery more than once
+            # (a plan that changes with the table's statistics), taking
+            # more than n rows and out of order.
             chosen = self._due(sa.select(tasks.c.id), limit) \
-                .with_for_update(skip_locked=True)
-            return tasks.update().where(tasks.c.id.in_(chosen)).values(
+                .with_for_update(skip_locked=True).cte('chosen') \
+                .prefix_with('MATERIALIZED')
+            return tasks.update().where(tasks.c.id == chosen.c.id).values(
                 state='processing', slot=sa.bindparam('b_slot'),
                 consumer=sa.bindparam('b_consumer'),
                 delayed=False).returning(
