@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test benchmark
+.PHONY: demo test benchmark docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,8 @@ benchmark: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/sql.py
+
+# The documentation site, as the suite builds it (warnings are errors).
+docs: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/python -m sphinx -W -b html docs docs/_build

@@ -139,3 +139,16 @@ def consume():
     yield start
     for consumer in started:
         consumer.stop(5)
+
+
+@pytest.fixture
+def run(capsys):
+    """The ``wsgi-taskqueue`` command: ``run(*argv)`` -> (exit code,
+    stdout, stderr)."""
+    from wsgi_taskqueue.cli import main
+
+    def run(*argv):
+        code = main([str(arg) for arg in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

@@ -185,4 +185,4 @@ def test_letter_info_says_why_but_not_what(queue):
     assert admin.letter_info(letter) == {
         'task_id': 'abc', 'queue': 'default', 'method': 'GET', 'url': '/x',
         'status': None, 'error': 'boom', 'attempt': 2, 'dead_at': 1.5,
-        'size': 7}
+        'size': 7, 'problem': None}

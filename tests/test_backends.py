@@ -397,3 +397,11 @@ def test_retry_and_bury_of_a_message_no_longer_in_flight_do_nothing(queue):
     queue.bury('w', b'1', b'record')
     counts = queue.counts()
     assert (counts['pending'], counts['delayed'], counts['dead']) == (1, 0, 0)
+
+
+def test_the_length_of_a_queue_is_its_pending_count(queue):
+    assert len(queue) == 0 and queue
+    promoted(queue, b'a', b'b', b'c')
+    queue.reserve('w', 1, 0)
+    queue.stage('later', [b'd'])
+    assert len(queue) == 2

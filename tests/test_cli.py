@@ -65,16 +65,6 @@ def ini(request, tmp_path):
 
 
 @pytest.fixture
-def run(capsys):
-    """main(argv) -> (exit code, stdout, stderr)."""
-    def run(*argv):
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
-
-@pytest.fixture
 def stdin(monkeypatch):
     """What the user types (the empty string: end of input at once)."""
     def typing(text):

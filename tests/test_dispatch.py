@@ -30,6 +30,7 @@ def test_the_request_is_rebuilt_as_webob_reads_it():
     assert environ['test.body'] == b'body'
     assert request.content_type == 'text/plain'
     assert request.remote_user == 'alice'
+    assert request.headers['X-Task-User-Id'] == 'alice'
     assert environ['wsgi_taskqueue.task'] is task
 
 
@@ -45,6 +46,7 @@ def test_without_a_user_there_is_no_remote_user():
     app = RecordingApp()
     Dispatcher(app)(make_task(user_id=None))
     assert 'REMOTE_USER' not in app.environs[0]
+    assert 'HTTP_X_TASK_USER_ID' not in app.environs[0]
 
 
 def test_copied_headers_cannot_override_what_the_dispatcher_sets():

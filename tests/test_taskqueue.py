@@ -232,3 +232,34 @@ def test_a_remote_user_that_cannot_travel_is_refused_at_add_time(local_queue):
     with serving(environ={'REMOTE_USER': 'alice\r\nX-Admin: 1'}), \
             pytest.raises(InvalidTask, match='REMOTE_USER'):
         taskqueue.add('/task')
+
+
+def test_reset_empties_the_default_queue_or_the_one_named():
+    first, second = wsgi_taskqueue.LocalQueue(), wsgi_taskqueue.LocalQueue()
+    wsgi_taskqueue.register_queue('a', first)
+    wsgi_taskqueue.register_queue('b', second)
+    with transaction.manager:
+        taskqueue.add('/one', queue='a')
+        taskqueue.add('/two', queue='b')
+    taskqueue.reset()
+    assert (len(first), len(second)) == (0, 1)
+    taskqueue.reset('b')
+    assert len(second) == 0
+    with pytest.raises(UnknownQueue):
+        taskqueue.reset('c')
+
+
+def test_a_host_that_knows_the_authenticated_user_names_it_at_add_time(
+        local_queue):
+    """Zope sets REMOTE_USER only after publishing: the task's user is the
+    one the host reports when add is called."""
+    users = iter(['bob', None])
+    environ = webob.Request.blank('/enqueue',
+                                  environ={'REMOTE_USER': 'alice'}).environ
+    request, token = context.bind(environ, lambda: next(users))
+    try:
+        taskqueue.add('/first')
+        taskqueue.add('/second')
+    finally:
+        context.unbind(token)
+    assert [t.user_id for t in committed_tasks(local_queue)] == ['bob', None]

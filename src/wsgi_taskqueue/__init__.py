@@ -33,3 +33,10 @@ __all__ = [
     'TaskQueueError', 'InvalidTask', 'UnknownQueue', 'ConfigurationError',
     'BackendUnavailable', 'DecodeError', 'ConsumerNameInUse',
 ]
+
+
+def includeme(config):
+    """``config.include('wsgi_taskqueue')``: see ``wsgi_taskqueue.pyramid``
+    (imported only here: Pyramid is not a dependency)."""
+    from .pyramid import includeme
+    includeme(config)

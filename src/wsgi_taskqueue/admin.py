@@ -155,7 +155,7 @@ def read_dead_letters(queues: list[str] | None = None, offset: int = 0,
         letters += [DeadLetter.decode(record) for record in records]
     # Sorted, not merged: two consumers may push their letters in another
     # order than the one their dead_at says.
-    letters.sort(key=lambda letter: letter.dead_at, reverse=True)
+    letters.sort(key=lambda letter: letter.dead_at or 0, reverse=True)
     return letters[offset:offset + limit]
 
 
@@ -173,7 +173,9 @@ def letter_info(letter: DeadLetter) -> dict:
             'method': letter.method, 'url': letter.url,
             'status': letter.status, 'error': letter.error,
             'attempt': letter.attempt, 'dead_at': letter.dead_at,
-            'size': len(letter.message)}
+            'size': len(letter.record if letter.message is None
+                        else letter.message),
+            'problem': letter.problem}
 
 
 def letter_id(record: bytes) -> str:
@@ -197,8 +199,12 @@ def find_letter(name: str, handle: str, chunk: int = CHUNK
 def requeue_letter(name: str, handle: str) -> DeadLetter | None:
     """Make the dead letter ``handle`` (see ``letter_id``) of ``name``
     pending again, from attempt 1, and return it; None if there is no such
-    letter (requeued or purged meanwhile)."""
+    letter (requeued or purged meanwhile).  ValueError if its record holds
+    no message to requeue (see ``DeadLetter.problem``)."""
     letter = find_letter(name, handle)
+    if letter is not None and letter.message is None:
+        raise ValueError(f'this dead letter cannot be requeued: '
+                         f'{letter.problem}; purge it')
     if letter is None or not deadletter.requeue_dead(letter, name):
         return None
     return letter
@@ -330,7 +336,7 @@ def _letters_of(name: str, task_ids: set):
 def _record_of_letter(letter: DeadLetter, name: str) -> dict:
     """A status record for a dead task whose record expired."""
     try:
-        task = get_queue(name).codec.decode_unverified(letter.message)
+        task = get_queue(name).codec.decode_unverified(letter.message or b'')
     except DecodeError:
         task = None
     return {
@@ -340,7 +346,7 @@ def _record_of_letter(letter: DeadLetter, name: str) -> dict:
         'updated': letter.dead_at, 'consumer': None,
         'attempt': letter.attempt, 'next_attempt': None,
         'status': letter.status, 'attempts': [],
-        'dead_letter': letter_info(letter),
+        'problem': letter.problem, 'dead_letter': letter_info(letter),
     }
 
 

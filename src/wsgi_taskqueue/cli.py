@@ -15,6 +15,7 @@ import logging.config
 import os
 import sys
 
+from . import __version__
 from .commands import (
     INTERRUPTED,
     NOT_DONE,
@@ -51,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Transaction-aware task queue for WSGI applications. '
                     'Every command reads the [taskqueue*] sections of the '
-                    'ini file CONFIG.')
+                    'ini file CONFIG (the operator commands also read the '
+                    '<taskqueue*> sections of a zope.conf); NAME=VALUE '
+                    'arguments after an ini file set %(NAME)s in it, winning '
+                    'over its [DEFAULT].')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log debug messages')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
     commands = parser.add_subparsers(dest='command', required=True,
                                      metavar='COMMAND')
 
@@ -70,13 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command('serve', 'serve the app and run its consumers',
-                    _metrics)
+                    _metrics, _variables)
     serve.add_argument('--app', default='main', help='app section name')
     serve.add_argument('--server', default='main', help='server section name')
 
     worker = command(
         'worker', 'run only the consumers (the app is called in-process)',
-        _metrics)
+        _metrics, _variables)
     worker.add_argument('--app', default='main', help='app section name')
     worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
                         help='stop after this many seconds')
@@ -161,6 +167,13 @@ def _metrics(parser) -> None:
                              'there (needs prometheus_client)')
 
 
+def _variables(parser) -> None:
+    parser.add_argument('variables', nargs='*', type=_key_value,
+                        metavar='NAME=VALUE',
+                        help='a value for %%(NAME)s in CONFIG, winning over '
+                             'its [DEFAULT] (repeatable)')
+
+
 def _queues(parser) -> None:
     parser.add_argument('-q', '--queue', action='append', metavar='QUEUE',
                         help='only this queue (repeatable; default: every '
@@ -240,12 +253,24 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, configuration=None, app=None) -> int:
+    """Run the command of ``argv``; return its exit code.
+
+    ``configuration`` and ``app``: work on a Configuration built elsewhere
+    (``flask taskqueue``, from ``app.config``) rather than on the ini file
+    CONFIG, and run ``worker``'s consumers on ``app``.
+    """
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
     except SystemExit as exc:  # --help, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else USAGE
+    if configuration is not None:
+        args.config, args.app_object = configuration, app
     try:
+        if isinstance(args.config, str):
+            from .config import configure
+            # Every command reads CONFIG with its variables.
+            configure(args.config, dict(args.variables))
         _configure_logging(args)
         code = COMMANDS[args.handler](args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -267,12 +292,29 @@ def main(argv=None) -> int:
         raise
 
 
+def _parse(parser, argv):
+    """Parse ``argv``.  ``NAME=VALUE`` variables are positional arguments
+    of ``serve`` and ``worker``; the other commands, and those two after
+    their options (``serve app.ini --app x port=8080``), get them from
+    what argparse leaves over."""
+    args, extra = parser.parse_known_args(argv)
+    args.variables = getattr(args, 'variables', [])
+    if extra and not any(text.startswith('-') for text in extra):
+        try:
+            args.variables += [_key_value(text) for text in extra]
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    return args
+
+
 def _configure_logging(args) -> None:
     """The ini's own [loggers] sections when it has them (as pserve
     does), else INFO for the long-running commands (one line per task) and
     WARNING for the others; -v means DEBUG."""
     server = args.handler in ('serve', 'worker', 'dashboard')
-    if server and _has_loggers(args.config):
+    if server and isinstance(args.config, str) and _has_loggers(args.config):
         logging.config.fileConfig(args.config, defaults={
             'here': os.path.dirname(_abspath(args.config)),
             '__file__': _abspath(args.config)},
@@ -309,32 +351,39 @@ def _serve_metrics(args) -> None:
 
 
 def _serve(args) -> int:
-    from paste.deploy import loadapp
-    from paste.deploy.loadwsgi import SERVER, loadcontext
+    from .loading import load_app, load_server
+    from .serve import running_consumers, serve_logged, server_runner
 
-    from .serve import running_consumers, server_runner
-
-    url = f'config:{_abspath(args.config)}'
-    app = loadapp(url, name=args.app)
+    # main() has configured CONFIG with the variables: the filter and the
+    # consumers find them applied.
+    variables = dict(args.variables)
+    app = load_app(args.config, args.app, variables)
+    server = load_server(args.config, args.server, variables)
     _serve_metrics(args)
-    server = loadcontext(SERVER, url, name=args.server)
-    if server.object is server_runner:
-        server.create()(app)
-    else:
-        # Another server: the consumers run beside it in this process.
-        with running_consumers(app, args.config):
+    with serve_logged(args.config):
+        if server.object is server_runner:
             server.create()(app)
+        else:
+            # Another server: the consumers run beside it in this process.
+            with running_consumers(app, args.config):
+                server.create()(app)
     return OK
 
 
 def _worker(args) -> int:
-    from paste.deploy import loadapp
+    from .config import configuration_of
+    from .loading import load_app
+    from .serve import WorkerLimits, hosting_consumers, run_worker
 
-    from .serve import WorkerLimits, run_worker
-
-    app = loadapp(f'config:{_abspath(args.config)}', name=args.app)
+    app = getattr(args, 'app_object', None)
+    configuration = configuration_of(args.config)
+    if app is None:
+        with hosting_consumers() as handed_over:
+            app = load_app(args.config, args.app, dict(args.variables))
+        # The ini's consumers, and those of the app's own settings.
+        configuration = configuration.joined(*handed_over)
     _serve_metrics(args)
-    run_worker(app, args.config, WorkerLimits(
+    run_worker(app, configuration, WorkerLimits(
         runtime=args.runtime, max_tasks=args.max_tasks,
         memory_limit=args.memory_limit, once=args.once))
     return OK
@@ -354,8 +403,13 @@ def _dashboard(args) -> int:
     except ImportError as exc:
         raise UsageError(
             f'the management app cannot be loaded: {exc}') from exc
+    try:
+        app = make_app(api_key, queues=names)
+    except ValueError as exc:
+        source = '--api-key' if args.api_key else f'${API_KEY_ENV}'
+        raise UsageError(f'{source}: {exc}') from None
     import waitress
-    waitress.serve(make_app(api_key, queues=names), listen=args.listen)
+    waitress.serve(app, listen=args.listen)
     return OK
 
 

@@ -37,19 +37,24 @@ def selected_queues(config: str, wanted: list[str] | None) -> list[str]:
         if not queues[name].shared:
             raise ConfigurationError(
                 f'queue {name!r} is in-process (type local): only the '
-                f'process that serves it sees its tasks', config)
+                f'process that serves it sees its tasks', _source(config))
     names = list(dict.fromkeys(wanted)) if wanted else [
         name for name in sorted(queues) if queues[name].shared]
     if not names:
         raise ConfigurationError(
             'every queue is in-process (type local): only the process '
-            'that serves them sees their tasks', config)
+            'that serves them sees their tasks', _source(config))
     return names
 
 
-def _queues_of(config: str) -> dict:
-    from .config import configure
-    queues = configure(config).queues
+def _source(config) -> str:
+    """What error messages name as the file of ``config``."""
+    return getattr(config, 'filename', config)
+
+
+def _queues_of(config) -> dict:
+    from .config import configuration_of
+    queues = configuration_of(config).queues
     if not queues:
         raise UnknownQueue(None, [])
     return queues

@@ -94,6 +94,8 @@ def render_task(record: dict) -> str:
     if record['next_attempt']:
         fields.append(('next attempt', when(record['next_attempt'])))
     fields.append(('status', record['status']))
+    if record.get('problem'):
+        fields.append(('malformed', record['problem']))
     lines = [f'{name + ":":<14}{"-" if value is None else value}'
              for name, value in fields]
     if record['attempts']:
@@ -128,7 +130,9 @@ def render_dead(letters: list[dict]) -> str:
           letter['attempt'],
           _clip(f"{letter['method']} {letter['url']}", 40)
           if letter['url'] else '(not a task)',
-          letter['status'], _clip(_summary(letter['error']), 50)]
+          letter['status'], _clip(_summary(letter['error']), 50)
+          if not letter.get('problem')
+          else _clip(f"malformed: {letter['problem']}", 50)]
          for letter in letters])
 
 

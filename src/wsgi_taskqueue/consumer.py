@@ -93,6 +93,11 @@ class Consumer:
         self._threads: list[threading.Thread] = []
         self._resumed = threading.Event()
         self._resumed.set()
+        #: Guards the check of ``_resumed`` together with the count of
+        #: threads in a reserve, so that ``pause`` knows when none is left
+        #: that could take a task.
+        self._taking = threading.Condition()
+        self._reserving = 0
         self._heartbeat: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lease: Lease | None = None
@@ -135,9 +140,21 @@ class Consumer:
         log.info('%r started with %d thread(s)', self, self.concurrent_limit)
 
     def pause(self) -> None:
-        """Finish the tasks in flight, take no new ones until resumed."""
-        self._resumed.clear()
-        self._interrupt()
+        """Finish the tasks in flight, take no new ones until resumed.
+
+        Returns once no thread is in a reserve: one waiting for work is
+        interrupted, again and again, since a thread may enter its wait
+        just after an interruption was sent.
+        """
+        with self._taking:
+            self._resumed.clear()
+            busy = self._reserving
+        while busy:
+            self._interrupt()
+            with self._taking:
+                self._taking.wait_for(lambda: not self._reserving,
+                                      self._INTERRUPT_INTERVAL)
+                busy = self._reserving
 
     def resume(self) -> None:
         self._resumed.set()
@@ -183,6 +200,12 @@ class Consumer:
                 'concurrency': self.concurrent_limit,
                 'paused': self.paused, 'processed': self.processed}
 
+    def _reserved(self) -> None:
+        """A thread's reserve is over (``pause`` waits for that)."""
+        with self._taking:
+            self._reserving -= 1
+            self._taking.notify_all()
+
     def _interrupt(self) -> None:
         try:
             self.backend.interrupt(self.name)
@@ -201,13 +224,18 @@ class Consumer:
         recover = False
         try:
             while not self._stopping.is_set():
-                if not self._resumed.is_set():
+                with self._taking:
+                    paused = not self._resumed.is_set()
+                    if not paused:
+                        self._reserving += 1
+                if paused:
                     done = self._acknowledge(slot, done)
                     self._resumed.wait()
                     continue
                 limit = self.budget.take(self.prefetch) if self.budget \
                     else self.prefetch
                 if not limit:
+                    self._reserved()
                     return
                 messages = []
                 try:
@@ -226,6 +254,7 @@ class Consumer:
                     outage.wait(exc)
                     continue
                 finally:
+                    self._reserved()
                     if self.budget:
                         self.budget.give_back(limit - len(messages))
                 done, recover = [], False

@@ -39,6 +39,22 @@ from .task import new_id
 
 log = logging.getLogger(__name__)
 
+#: Functions ``environ -> TaskDataManager | None`` that hosts whose
+#: transactions are not ``transaction``'s register (``sqlsession.follow``:
+#: a SQLAlchemy session under Flask); ``add`` asks them first, in turn.
+joiners: list = []
+
+
+def joined(environ) -> TaskDataManager | None:
+    """The data manager a registered joiner gives for this request, or
+    None when none applies (then ``add`` joins the ``transaction``)."""
+    for joiner in joiners:
+        manager = joiner(environ)
+        if manager is not None:
+            return manager
+    return None
+
+
 def for_transaction(transaction_manager) -> TaskDataManager:
     """The data manager of the current transaction of
     ``transaction_manager``, joining one on first use."""
@@ -57,7 +73,7 @@ def for_transaction(transaction_manager) -> TaskDataManager:
 class TaskDataManager:
     """The tasks added in one transaction; see the module docstring."""
 
-    def __init__(self, txn, transaction_manager=transaction.manager):
+    def __init__(self, txn=None, transaction_manager=transaction.manager):
         self.transaction = txn
         self.transaction_manager = transaction_manager
         self.batch_id = new_id()

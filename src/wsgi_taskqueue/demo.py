@@ -1,12 +1,16 @@
 """The demo app (``egg:wsgi-taskqueue#demo``): the queue at work, in a browser.
 
-==============  ==============================================================
-GET /           a page to enqueue tasks and watch their runs (it refreshes
-                itself every second)
-POST /enqueue   adds ``count`` tasks for /work in the request's transaction
-POST /work      the task: records its run; 404 unless it runs as a task
-GET /runs.json  the runs, newest first (``?limit=N``), for scripts and tests
-==============  ==============================================================
+===============  =============================================================
+GET /            a page to enqueue tasks and watch their runs (it refreshes
+                 itself every second)
+POST /enqueue    adds ``count`` tasks for /work in the request's transaction
+POST /lifecycle  adds a task that fails twice (503) before it succeeds, and
+                 one the app refuses (400), which becomes a dead letter
+POST /work       the task: records its run; 404 unless it runs as a task
+GET /runs.json   the runs, newest first (``?limit=N``), for scripts and tests
+/dashboard/      the management app (dashboard and JSON API) of this
+                 process, when ``dashboard_key`` is set
+===============  =============================================================
 
 Runs go to a SQLite file (the ``runs_db`` setting), not to memory, so that
 a separate worker process records them where the web process reads them.
@@ -37,6 +41,9 @@ MAX_COUNT = 1000
 
 #: The cookie that remembers the name typed into the form.
 USER_COOKIE = 'demo_user'
+
+#: How many times the flaky task of /lifecycle fails before it succeeds.
+FLAKY_FAILURES = 2
 
 
 class RunLog:
@@ -94,17 +101,27 @@ class RunLog:
 class DemoApp:
     """The routes of the module docstring."""
 
-    def __init__(self, runs: RunLog):
+    def __init__(self, runs: RunLog, dashboard_key: str | None = None):
         self.runs = runs
+        self.dashboard_key = dashboard_key
+        self.dashboard = None
+        if dashboard_key:
+            from .management import make_app
+            self.dashboard = make_app(dashboard_key)
         self.routes = {
             ('GET', '/'): self.page,
             ('POST', '/enqueue'): self.enqueue,
+            ('POST', '/lifecycle'): self.lifecycle,
             ('POST', '/work'): self.work,
             ('GET', '/runs.json'): self.runs_json,
         }
 
     @webob.dec.wsgify
     def __call__(self, request: webob.Request):
+        if self.dashboard is not None and (
+                request.path_info + '/').startswith('/dashboard/'):
+            request.path_info_pop()
+            return request.get_response(self.dashboard)
         route = self.routes.get((request.method, request.path_info))
         if route is None:
             return webob.exc.HTTPNotFound()
@@ -112,7 +129,15 @@ class DemoApp:
 
     def page(self, request):
         user = request.cookies.get(USER_COOKIE, '')
-        page = PAGE.substitute(user=html.escape(user), max_count=MAX_COUNT)
+        dashboard = ''
+        if self.dashboard is not None:
+            # The demo's key in its own page: fine for a demo on
+            # 127.0.0.1, never for an app (see the operations guide).
+            link = html.escape(f'dashboard/?key={self.dashboard_key}')
+            dashboard = (f'<p><a href="{link}">The dashboard</a>: queues, '
+                         f'consumers, tasks, retries and dead letters.</p>')
+        page = PAGE.substitute(user=html.escape(user), max_count=MAX_COUNT,
+                               dashboard=dashboard)
         return webob.Response(page, content_type='text/html',
                               charset='utf-8')
 
@@ -138,13 +163,32 @@ class DemoApp:
         response.set_cookie(USER_COOKIE, user or None)  # None: delete it
         return response
 
+    def lifecycle(self, request):
+        """A task that is retried, and one that is dead-lettered."""
+        taskqueue.add('/work', method='POST', payload=None,
+                      params={'item': 'flaky', 'fail': FLAKY_FAILURES})
+        taskqueue.add('/work', method='POST', payload=None,
+                      params={'item': 'refused', 'refuse': 'yes'})
+        return webob.exc.HTTPSeeOther(location=request.application_url + '/')
+
     def work(self, request):
         task = current_task(request)
         if task is None:
             # Only the consumer may run it; the filter has stripped any
             # X-Task-* header, so a network request cannot pose as a task.
             return webob.exc.HTTPNotFound()
-        self.runs.record(task, request.remote_user, request.GET.get('item'))
+        item = request.GET.get('item')
+        if request.GET.get('refuse'):
+            # Another 4xx than 408, 409, 423 or 429: dead-lettered at once.
+            self.runs.record(task, request.remote_user, f'{item}: 400, dead')
+            return webob.Response('refused on purpose\n', status=400,
+                                  content_type='text/plain')
+        if task.attempt <= int(request.GET.get('fail', 0)):
+            # 503: retried after a delay that doubles each time.
+            self.runs.record(task, request.remote_user, f'{item}: 503, retried')
+            return webob.Response('failing on purpose\n', status=503,
+                                  content_type='text/plain')
+        self.runs.record(task, request.remote_user, item)
         return webob.Response('recorded', content_type='text/plain')
 
     def runs_json(self, request):
@@ -155,11 +199,14 @@ class DemoApp:
         return webob.Response(json_body=self.runs.summary(limit))
 
 
-def app_factory(global_conf, runs_db: str | None = None):
+def app_factory(global_conf, runs_db: str | None = None,
+                dashboard_key: str | None = None):
     """``paste.app_factory``: ``runs_db`` is the SQLite file of the runs,
-    by default ``demo-runs.sqlite`` beside the ini file."""
+    by default ``demo-runs.sqlite`` beside the ini file; ``dashboard_key``
+    serves the management app at /dashboard/ with that API key."""
     here = global_conf.get('here', os.getcwd())
-    return DemoApp(RunLog(runs_db or os.path.join(here, 'demo-runs.sqlite')))
+    return DemoApp(RunLog(runs_db or os.path.join(here, 'demo-runs.sqlite')),
+                   dashboard_key)
 
 
 PAGE = string.Template("""<!DOCTYPE html>
@@ -172,11 +219,16 @@ PAGE = string.Template("""<!DOCTYPE html>
 </style></head>
 <body>
 <h1>wsgi-taskqueue demo</h1>
+$dashboard
 <form method="post" action="enqueue">
  <label>Tasks <input name="count" type="number" min="1" max="$max_count"
   value="10"></label>
  <label>as user <input name="user" value="$user"></label>
  <button>Enqueue them in one transaction</button>
+</form>
+<form method="post" action="lifecycle">
+ <button>Enqueue a task that fails twice, then succeeds, and one the app
+  refuses</button> (retried with backoff; a dead letter)
 </form>
 <p><b id="count">0</b> runs recorded; by process id: <span id="processes">
 </span></p>

@@ -89,6 +89,10 @@ class Dispatcher:
         })
         if task.user_id is not None:
             environ['REMOTE_USER'] = task.user_id
+            # collective.taskqueue's header; trustworthy because the user
+            # id is signed in the message and the filter (or the Zope
+            # hooks) strip X-Task-* from network requests.
+            environ['HTTP_X_TASK_USER_ID'] = task.user_id
         return environ
 
     def __call__(self, task) -> Result:

@@ -53,7 +53,9 @@ class ConfigurationError(TaskQueueError):
         self.key = key
         where = ', '.join(part for part in (
             filename and f'file {filename}',
-            section and f'section [{section}]',
+            # An ini section is [name]; zope.conf's come as <type name>.
+            section and ('section ' + (section if section.startswith('<')
+                                       else f'[{section}]')),
             key and f'key {key!r}') if part)
         super().__init__(f'{where}: {message}' if where else message)
 

@@ -7,7 +7,7 @@ operation is retried here, in a background thread, until the backend takes
 it.  A promotion that never gets through (the process died) is made by a
 consumer's recovery sweep after the grace period; a discard that never gets
 through is the one case where a task whose transaction aborted can still
-run (README, Guarantees).
+run (docs/guarantees.rst).
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from . import context
 from .dispatch import ENVIRON_KEY
 from .validation import TASK_HEADER_PREFIX
 
-__all__ = ['TaskQueueMiddleware', 'filter_factory']
+__all__ = ['TaskQueueMiddleware', 'filter_factory', 'bind', 'unbind',
+           'strip_task_headers']
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,13 @@ class TaskQueueMiddleware:
         self.manage_transaction = manage_transaction
 
     def __call__(self, environ, start_response):
-        if ENVIRON_KEY not in environ:
-            for key in [k for k in environ if k.startswith(TASK_HEADER_PREFIX)]:
-                del environ[key]
-        if _has_body(environ):
-            # The app may read wsgi.input before it calls add(), which
-            # copies the body by default.
-            webob.Request(environ).make_body_seekable()
-        request, token = context.bind(environ)
+        request, token = bind(environ)
         try:
             if self.manage_transaction:
                 return self._call_in_transaction(environ, start_response)
             return self.app(environ, start_response)
         finally:
-            context.unbind(token)
-            _warn_uncommitted(request)
+            unbind(request, token)
 
     def _call_in_transaction(self, environ, start_response):
         manager = transaction.manager
@@ -81,6 +74,34 @@ class TaskQueueMiddleware:
         return chunks
 
 
+def bind(environ):
+    """Prepare a request's ``environ`` and bind it for ``taskqueue.add``
+    (the filter does it, and the Pyramid tween): strip the ``X-Task-*``
+    headers of a request that is not a task, make the body re-readable.
+    Return what ``unbind`` takes."""
+    strip_task_headers(environ)
+    if _has_body(environ):
+        # The app may read wsgi.input before it calls add(), which
+        # copies the body by default.
+        webob.Request(environ).make_body_seekable()
+    return context.bind(environ)
+
+
+def unbind(request: context.RequestContext, token) -> None:
+    """The request is over: warn of tasks it left uncommitted."""
+    context.unbind(token)
+    _warn_uncommitted(request)
+
+
+def strip_task_headers(environ) -> None:
+    """Remove ``X-Task-*`` headers from a request that came from the
+    network (one without the dispatcher's environ marker), so that the app
+    may trust them on task requests."""
+    if ENVIRON_KEY not in environ:
+        for key in [k for k in environ if k.startswith(TASK_HEADER_PREFIX)]:
+            del environ[key]
+
+
 def _has_body(environ) -> bool:
     return (environ.get('CONTENT_LENGTH', '') not in ('', '0')
             or 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower())
@@ -104,7 +125,8 @@ def filter_factory(global_conf, **settings):
     filename = global_conf.get('__file__')
     options = filter_settings(settings, filename)
     if filename:
-        configure(filename)
+        # global_conf: the file's [DEFAULT] and the command's NAME=VALUE.
+        configure(filename, global_conf)
 
     def filter(app):
         wrapped = TaskQueueMiddleware(app, **options)

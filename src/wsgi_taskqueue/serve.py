@@ -15,11 +15,13 @@ import signal
 import threading
 import time
 
-from .config import configure
+from .config import configuration_of
 from .consumer import TaskBudget
 from .errors import ConfigurationError
 
-__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits']
+__all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits',
+           'exit_on_sigterm', 'serve_logged', 'report_dropped',
+           'hosting_consumers', 'hand_over']
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +29,42 @@ log = logging.getLogger(__name__)
 #: long enough to cost nothing.
 _CHECK_INTERVAL = 0.2
 
+#: While ``wsgi-taskqueue worker`` loads its app: the configurations whose
+#: consumers hosts (the Pyramid include, the Flask extension) handed over
+#: to it, instead of starting them.
+_handed_over: list | None = None
+
 
 @contextlib.contextmanager
-def running_consumers(app, filename: str, require_shared: bool = False,
+def hosting_consumers():
+    """Within: the consumers an app configures for itself are handed over
+    (``hand_over``) to the command loading it, which runs them as its own
+    (with its signals and limits), rather than started by the app."""
+    global _handed_over
+    _handed_over = []
+    try:
+        yield _handed_over
+    finally:
+        _handed_over = None
+
+
+def hand_over(configuration) -> bool:
+    """Give ``configuration``'s consumers to the command loading the app;
+    False when no command takes them (the host starts them itself)."""
+    if _handed_over is None:
+        return False
+    _handed_over.append(configuration)
+    return True
+
+
+@contextlib.contextmanager
+def running_consumers(app, filename, require_shared: bool = False,
                       budget: TaskBudget | None = None):
-    """Start the consumers an ini file configures; stop them on exit,
-    each waiting up to its ``stop_timeout`` for the tasks in flight."""
-    configuration = configure(filename)
+    """Start the consumers an ini file (or a Configuration) configures;
+    stop them on exit, each waiting up to its ``stop_timeout`` for the
+    tasks in flight."""
+    configuration = configuration_of(filename)
+    filename = configuration.filename
     consumers = configuration.build_consumers(app)
     for consumer in consumers:
         consumer.budget = budget
@@ -50,17 +81,52 @@ def running_consumers(app, filename: str, require_shared: bool = False,
         for consumer in consumers:
             consumer.start()
             started.append(consumer)
+        if consumers:
+            log.info('consumers running: %s', ', '.join(
+                f'{c.name} (queue {c.queue!r})' for c in consumers))
         yield consumers
     finally:
         for consumer in started:
             consumer.stop(consumer.stop_timeout)
+        report_dropped(configuration.queues.values())
+
+
+def report_dropped(queues) -> int:
+    """Log how many tasks the in-process (``local``) ``queues`` still
+    hold, which are lost as this process stops; return the count."""
+    dropped = 0
+    for queue in queues:
+        if queue.shared:
+            continue
+        counts = queue.counts()
+        left = (counts['pending'] + counts['delayed']
+                + sum(counts['processing'].values()))
+        if left:
+            log.warning('queue %r is in-process (type local): %d task(s) '
+                        'that did not run are dropped as this process '
+                        'stops', queue.name, left)
+        dropped += left
+    return dropped
+
+
+@contextlib.contextmanager
+def serve_logged(filename: str):
+    """Log when ``serve`` starts and stops serving ``filename``; SIGTERM
+    stops it as Ctrl-C does, whatever the server, so that consumers stop
+    cleanly and exit hooks run."""
+    exit_on_sigterm()
+    log.info('serving %s (process %d)', filename, os.getpid())
+    try:
+        yield
+    finally:
+        log.info('stopped serving %s', filename)
 
 
 def server_runner(wsgi_app, global_conf, **settings):
     """``paste.server_runner``: waitress plus the ini's consumers."""
     import waitress
 
-    _exit_on_sigterm()
+    exit_on_sigterm()
     with running_consumers(wsgi_app, global_conf['__file__']):
         waitress.serve(wsgi_app, **settings)
 
@@ -80,9 +146,9 @@ class WorkerLimits:
     once: bool = False
 
 
-def run_worker(app, filename: str, limits: WorkerLimits | None = None) -> str:
-    """Run the consumers of ``filename`` until a signal or a limit says
-    stop; return why it stopped.
+def run_worker(app, filename, limits: WorkerLimits | None = None) -> str:
+    """Run the consumers of ``filename`` (an ini file or a Configuration)
+    until a signal or a limit says stop; return why it stopped.
 
     SIGTERM, SIGINT and SIGQUIT stop taking tasks and let those in flight
     finish (up to each consumer's ``stop_timeout``); SIGUSR2 pauses taking
@@ -101,7 +167,8 @@ def run_worker(app, filename: str, limits: WorkerLimits | None = None) -> str:
                            budget=budget) as consumers:
         if not consumers:
             raise ConfigurationError(
-                'no [taskqueue-server] section: nothing to consume', filename)
+                'no [taskqueue-server] section: nothing to consume',
+                configuration_of(filename).filename)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, stop_on_signal)
         signal.signal(signal.SIGUSR2, lambda *_: _each(consumers, 'pause'))
@@ -153,9 +220,12 @@ def _resident_memory() -> int:
         return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so consumers stop cleanly."""
-    if threading.current_thread() is threading.main_thread():
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so consumers stop cleanly (a process
+    killed by the signal's default action runs no cleanup), unless the
+    process already handles SIGTERM its own way."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_system_exit)
 
 

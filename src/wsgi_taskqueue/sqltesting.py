@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from .testing import free_port, terminate
+from .testing import free_port, stop_process
 
 __all__ = ['PostgresServer', 'MariaDBServer']
 
@@ -175,7 +175,7 @@ class MariaDBServer(_Server):
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None:
-            terminate(self.process, timeout)
+            stop_process(self.process, timeout)
             self.process = None
         self.running = False
 

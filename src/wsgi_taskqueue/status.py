@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import time
 
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
@@ -39,28 +40,67 @@ class Report:
 def record(fields: dict, queue: str) -> dict:
     """A status record as the API shows it, from the stored fields
     (strings: the task's header, without its environ, and what happened
-    since); attempts in order."""
-    header = json.loads(fields.get('header') or '{}')
+    since); attempts in order.
+
+    Stored fields are data, not trusted: a field that is missing or does
+    not parse is None (``attempt``: 0) and named in ``problem``, which is
+    None for a sound record, so every reader shows a malformed record as
+    such instead of failing on it."""
+    problems = []
+    try:
+        header = json.loads(fields.get('header') or '{}')
+    except (ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        problems.append('header is not a JSON object')
+        header = {}
+
+    def text(value, name):
+        if value is None or isinstance(value, str):
+            return value
+        problems.append(f'{name} is not a string')
+        return None
+
+    def number(value, name):
+        if value is None or value == '':
+            return None
+        found = _number(value)
+        if found is None:
+            problems.append(f'{name} is not a number')
+        return found
+
     attempts = []
     for key, value in fields.items():
-        if key[:1] == 'a' and key[1:].isdigit():
+        if key[:1] == 'a' and _count(key[1:]) is not None:
             status, at, duration = (value.split('\t') + ['', ''])[:3]
-            attempts.append({'attempt': int(key[1:]), 'status': status,
-                             'at': _number(at),
-                             'duration_ms': _number(duration)})
+            attempts.append({'attempt': _count(key[1:]), 'status': status,
+                             'at': number(at, key),
+                             'duration_ms': number(duration, key)})
     attempts.sort(key=lambda entry: entry['attempt'])
+    state = fields.get('state')
+    if state not in STATES:
+        problems.append('state is missing' if state is None
+                        else 'state is none of ' + ', '.join(STATES))
+        state = None
+    if not fields.get('id'):
+        problems.append('id is missing')
+    attempt = _count(fields.get('attempt') or header.get('a') or 1)
+    if attempt is None:
+        problems.append('attempt is not a whole number')
+        attempt = 0
     return {
-        'id': fields.get('id'), 'queue': queue, 'state': fields.get('state'),
-        'method': header.get('m'),
-        'path': (header.get('u') or '').partition('?')[0],
-        'user': header.get('uid'),
-        'created': header.get('t'),
-        'updated': _number(fields.get('updated')),
+        'id': fields.get('id') or None, 'queue': queue, 'state': state,
+        'method': text(header.get('m'), 'method'),
+        'path': (text(header.get('u'), 'url') or '').partition('?')[0],
+        'user': text(header.get('uid'), 'user'),
+        'created': number(header.get('t'), 'created'),
+        'updated': number(fields.get('updated'), 'updated'),
         'consumer': fields.get('consumer') or None,
-        'attempt': int(fields.get('attempt') or header.get('a') or 1),
-        'next_attempt': _number(fields.get('next')),
+        'attempt': attempt,
+        'next_attempt': number(fields.get('next'), 'next attempt'),
         'status': fields.get('status') or None,
         'attempts': attempts,
+        'problem': '; '.join(problems) or None,
     }
 
 
@@ -70,11 +110,25 @@ def header_of(task) -> str:
                        't': task.created_at, 'a': task.attempt})
 
 
-def _number(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
+def _count(value) -> int | None:
+    """A whole number from a stored field (text or JSON), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() \
+            and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _number(value) -> float | None:
+    """A finite number from a stored field (text or JSON), else None."""
+    if isinstance(value, bool):
         return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class MemoryStatusLog:

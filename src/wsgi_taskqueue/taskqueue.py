@@ -29,7 +29,7 @@ from .validation import (
     headers_size,
 )
 
-__all__ = ['add', 'status', 'METHODS']
+__all__ = ['add', 'status', 'reset', 'METHODS']
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,13 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         raise TaskTooLarge(size + len(body), backend.max_task_size)
     task = Task.new(
         queue=backend.name, url=url, method=check_method(method),
-        environ=task_environ, payload=body, user_id=_checked_user(environ),
+        environ=task_environ, payload=body, user_id=_checked_user(request),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
     )
     message = backend.codec.encode(task)
-    manager = datamanager.for_transaction(_transaction_manager(environ))
+    manager = (datamanager.joined(environ) if datamanager.joiners else None
+               ) or datamanager.for_transaction(_transaction_manager(environ))
     manager.add(backend, message)
     if request is not None and manager not in request.data_managers:
         request.data_managers.append(manager)
@@ -103,6 +104,13 @@ def status(task_id: str, queue: str | None = None) -> dict | None:
         if found is not None:
             return found
     return None
+
+
+def reset(queue: str | None = None) -> None:
+    """Delete everything of ``queue`` (the default queue if None): tasks
+    in every state, dead letters, the status log.  collective.taskqueue's
+    way for tests to start from an empty queue."""
+    get_queue(queue).reset()
 
 
 def _transaction_manager(environ):
@@ -124,9 +132,15 @@ def _checked_url(url) -> str:
     return urllib.parse.quote(url, safe=_SAFE_IN_URL)
 
 
-def _checked_user(environ) -> str | None:
-    """The enqueuing user, who the task will run as."""
-    user = environ.get('REMOTE_USER') if environ else None
+def _checked_user(request) -> str | None:
+    """The enqueuing user, who the task will run as: the host's
+    authenticated user when it tells, else ``REMOTE_USER``."""
+    if request is None:
+        return None
+    if request.authenticated_user is not None:
+        user = request.authenticated_user()
+    else:
+        user = request.environ.get('REMOTE_USER')
     if user is not None:
         check_header_value('REMOTE_USER', user)
     return user

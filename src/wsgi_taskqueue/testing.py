@@ -25,7 +25,8 @@ from .backends.sync import drain
 from .registry import get_queue, queue_names, register_queue, unregister_queue
 from .task import Task
 
-__all__ = ['RecordingQueue', 'recording', 'RedisServer', 'free_port']
+__all__ = ['RecordingQueue', 'recording', 'RedisServer', 'free_port',
+           'stop_process']
 
 
 class RecordingQueue(LocalQueue):
@@ -73,9 +74,17 @@ def recording(queue: str = 'default', **options):
             register_queue(queue, previous)
 
 
-def terminate(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM a server, SIGKILL it if it has not exited in ``timeout``
-    seconds."""
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM ``process``, SIGKILL it if it has not ended within
+    ``timeout`` seconds; return its exit status."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -83,13 +92,7 @@ def terminate(process: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    return process.returncode
 
 
 class RedisServer:
@@ -100,7 +103,8 @@ class RedisServer:
     """
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
-                 executable: str = 'redis-server', tls: bool = False):
+                 executable: str = 'redis-server', tls: bool = False,
+                 unix_socket: bool = False):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -110,6 +114,8 @@ class RedisServer:
         self.appendonly = appendonly
         self.tls = tls
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
+        #: A unix socket the server listens on beside its port, or None.
+        self.socket_path = self._path('redis.sock') if unix_socket else None
         self.process: subprocess.Popen | None = None
         if tls:
             self._make_certificates()
@@ -130,6 +136,9 @@ class RedisServer:
                       '--tls-auth-clients', 'no']
         else:
             listen = ['--port', str(self.port)]
+        if self.socket_path:
+            listen += ['--unixsocket', self.socket_path,
+                       '--unixsocketperm', '700']
         args = [
             self.executable, *listen, '--bind', '127.0.0.1',
             '--dir', self.directory, '--save', '',
@@ -146,7 +155,7 @@ class RedisServer:
         """Stop the server; with AOF on, everything acknowledged is kept."""
         if self.process is None:
             return
-        terminate(self.process, timeout)
+        stop_process(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:

@@ -7,6 +7,7 @@ when it is missing; without it this test fails, saying so.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -15,6 +16,7 @@ import sys
 import time
 
 import pytest
+import redis
 import requests
 from playwright import sync_api as playwright
 
@@ -101,16 +103,21 @@ def site(redis_url, tmp_path):
 
 
 @pytest.fixture
-def page():
+def browser():
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM,
                                          args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={'width': 1280, 'height': 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
 
 
 def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
@@ -176,4 +183,81 @@ def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
     assert [run['attempt'] for run in site.runs()
             if run['task'] == task_id] == [1, 1]
     page.screenshot(path=str(ARTIFACTS / 'dashboard.png'), full_page=True)
+    assert errors == []
+
+
+#: Markup that runs a script wherever it lands as markup: as an element, or
+#: out of an attribute's quotes.
+ATTACK = ('"><img src=x onerror="window.pwned=1"><script>window.pwned=2'
+          '</script><svg onload="window.pwned=3"></svg>\'"<b>')
+
+
+def craft_records(redis_url: str) -> None:
+    """Records written straight into the site's queue (the key layout of
+    ``backends.redis``), ATTACK in every field: a dead letter with sound
+    types, one whose attempt and time are ATTACK too (malformed), a status
+    record and a consumer's info."""
+    base = 'wsgi-taskqueue:{default}:'
+    client = redis.Redis.from_url(redis_url)
+    try:
+        fields = ['id', 'q', 'u', 'm', 's', 'e']
+        client.lpush(base + 'dead', json.dumps(
+            {**dict.fromkeys(fields, ATTACK), 'a': 3, 't': time.time()}
+        ).encode() + b'\n' + ATTACK.encode())
+        client.lpush(base + 'dead', json.dumps(
+            dict.fromkeys(fields + ['a', 't'], ATTACK)).encode() + b'\n')
+        client.hset(base + 'task:crafted', mapping={
+            'id': ATTACK, 'state': 'dead', 'updated': str(time.time()),
+            'status': ATTACK, 'consumer': ATTACK, 'a1': f'{ATTACK}\t1\t2',
+            'header': json.dumps({'m': ATTACK, 'u': ATTACK, 'uid': ATTACK})})
+        client.zadd(base + 'tasks', {'crafted': time.time()})
+        client.hset(base + 'task:malformed', mapping={
+            'id': ATTACK, 'state': ATTACK, 'updated': ATTACK,
+            'attempt': ATTACK})
+        client.zadd(base + 'tasks', {'malformed': time.time()})
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize('bypass_csp', [False, True],
+                         ids=['with-csp', 'escaping-alone'])
+def test_crafted_records_are_shown_as_text_and_run_no_script(
+        site, redis_url, browser, bypass_csp):
+    """Escaping alone must hold (the browser ignoring the CSP), and the
+    CSP must hold too."""
+    expect = playwright.expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    craft_records(redis_url)
+    page = browser.new_context(bypass_csp=bypass_csp).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors, dialogs = [], []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    page.on('console', lambda message: message.type == 'error'
+            and errors.append(f'{message.text} {message.location}'))
+    page.on('dialog', lambda dialog: dialogs.append(dialog.message)
+            or dialog.dismiss())
+
+    page.goto(f'{site.url}/manage?key={API_KEY}')
+    letters = page.locator('table[data-panel=letters]')
+    expect(letters.locator('tr[data-letter]')).to_have_count(2)
+    expect(letters).to_contain_text(ATTACK)
+    expect(letters.locator('tr.malformed')).to_contain_text(
+        'malformed dead letter: attempt is not a whole number; time is not '
+        'a time; it holds no message')
+    tasks = page.locator('table[data-panel=tasks]')
+    expect(tasks).to_contain_text(ATTACK)
+    expect(tasks.locator('tr.malformed')).to_contain_text(
+        'malformed status record: ')
+    # Once more, as the script swaps the panels in.
+    expect(page.locator('#refresh')).to_contain_text('updated')
+    expect(letters).to_contain_text(ATTACK)
+    page.screenshot(path=str(ARTIFACTS / f'dashboard-crafted-'
+                             f'{"bypass" if bypass_csp else "csp"}.png'),
+                    full_page=True)
+
+    assert page.evaluate('window.pwned') is None
+    assert page.locator('main img, main script, main b, main svg:not(.chart)'
+                        ).count() == 0
+    assert dialogs == []
     assert errors == []

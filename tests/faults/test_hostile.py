@@ -1,7 +1,7 @@
 """Hostile input against real processes: a redis-server, the fault app's
 web process, its workers.  Each attack once got a queue stuck, a task run
 twice or where it was not sent, or Redis filled; each now fails as the
-README's "Hostile input" says, and a normal task behind it runs.
+docs/guarantees.rst ("Hostile input") says, and a normal task behind it runs.
 """
 import hmac
 import os

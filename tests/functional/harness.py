@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import pathlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,9 +17,9 @@ from wsgi_taskqueue.testing import free_port
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / 'examples'
 
-#: The Pyramid example is imported from its folder (as if installed with
-#: ``pip install -e examples/pyramid_app``).
-PYTHONPATH = [str(EXAMPLES / 'pyramid_app')]
+#: The Pyramid and Flask examples are imported from their folders (as if
+#: installed with ``pip install -e examples/pyramid_app``).
+PYTHONPATH = [str(EXAMPLES / 'pyramid_app'), str(EXAMPLES / 'flask')]
 
 #: Generous for a loaded two-core machine; a hang still fails in time.
 START_TIMEOUT = 30.0
@@ -43,16 +45,23 @@ class Process:
     def __init__(self, command: str, ini: pathlib.Path,
                  title: str | None = None,
                  log_path: pathlib.Path | None = None,
-                 pythonpath: list[str] = PYTHONPATH):
+                 pythonpath: list[str] = PYTHONPATH,
+                 variables: dict | None = None,
+                 argv: list[str] | None = None, env: dict | None = None):
+        """``argv`` (with ``title`` and ``log_path``): another command than
+        ``wsgi-taskqueue``, run in the folder of ``ini``; ``env``: more
+        environment variables."""
         self.title = title or f'wsgi-taskqueue {command} {ini.name}'
         self.log_path = log_path or ini.with_name(f'{command}-{ini.stem}.log')
         path = pythonpath + os.environ.get('PYTHONPATH', '').split(os.pathsep)
-        env = dict(os.environ, PYTHONUNBUFFERED='1',
+        env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}),
                    PYTHONPATH=os.pathsep.join(filter(None, path)))
+        argv = argv or [
+            sys.executable, '-m', 'wsgi_taskqueue', command, str(ini),
+            *(f'{k}={v}' for k, v in (variables or {}).items())]
         with open(self.log_path, 'wb') as log:
             self.popen = subprocess.Popen(
-                [sys.executable, '-m', 'wsgi_taskqueue', command, str(ini)],
-                cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
+                argv, cwd=ini.parent, env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT)
 
     @property
@@ -79,36 +88,37 @@ class Process:
 class Deployment:
     """The processes of one test, in the test's own directory.
 
-    Ini files are copies of the examples with a free port and the test's
-    Redis; ``%(here)s`` then puts the apps' SQLite files beside them.
+    Ini files are copies of the examples with a free port; the test's
+    Redis is passed as the examples' users pass theirs, as the command's
+    ``redis_url=URL`` argument.  ``%(here)s`` puts the apps' SQLite files
+    beside the copies.
     """
 
     def __init__(self, directory: pathlib.Path):
         self.directory = directory
         self.processes: list[Process] = []
+        #: The NAME=VALUE arguments of the commands serving each ini.
+        self.variables: dict[pathlib.Path, dict] = {}
 
     def ini(self, example: str, redis_url: str | None = None,
-            database_url: str | None = None, **queue_settings
-            ) -> pathlib.Path:
-        """Copy ``examples/<example>`` here, on a free port, using
-        ``redis_url`` for its Redis queues and ``database_url`` for its
-        PostgreSQL queues and app database; ``queue_settings`` go into its
-        [taskqueue] section."""
+            database_url: str | None = None) -> pathlib.Path:
+        """Copy ``examples/<example>`` here, on a free port, to be served
+        with ``redis_url`` for its Redis queues and ``database_url`` for
+        its PostgreSQL queue and app database."""
         parser = configparser.RawConfigParser()  # keeps %(here)s as it is
         parser.optionxform = str
         parser.read(EXAMPLES / example)
         parser['server:main']['listen'] = f'127.0.0.1:{free_port()}'
-        for section in parser.sections():
-            if parser[section].get('type') == 'redis':
-                if redis_url is None:
-                    raise ValueError(f'{example} needs a redis_url')
-                parser[section]['url'] = redis_url
-            for key in ('url', 'sqlalchemy.url'):
-                if parser[section].get(key, '').startswith('postgresql'):
-                    if database_url is None:
-                        raise ValueError(f'{example} needs a database_url')
-                    parser[section][key] = database_url
-        parser['taskqueue'].update(queue_settings)
+        variables = {}
+        for name, value in (('redis_url', redis_url),
+                            ('database_url', database_url)):
+            if name in parser.defaults():
+                if value is None:
+                    raise ValueError(f'{example} needs a {name}')
+                variables[name] = value
+        if variables:
+            self.variables[self.directory / pathlib.Path(example).name] = \
+                variables
         target = self.directory / pathlib.Path(example).name
         with open(target, 'w') as file:
             parser.write(file)
@@ -155,7 +165,7 @@ class Deployment:
             process.stop()
 
     def _start(self, command: str, ini: pathlib.Path) -> Process:
-        process = Process(command, ini)
+        process = Process(command, ini, variables=self.variables.get(ini))
         self.processes.append(process)
         return process
 
@@ -172,3 +182,22 @@ def _answers(url: str) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def runs_by_task(database: pathlib.Path, table: str
+                 ) -> dict[str, list[sqlite3.Row]]:
+    """The rows of ``table`` (one per task run, with a ``task_id``) in an
+    example app's SQLite ``database``, by task id."""
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        db.row_factory = sqlite3.Row
+        runs: dict = {}
+        for row in db.execute(f'SELECT * FROM {table}'):
+            runs.setdefault(row['task_id'], []).append(row)
+        return runs
+
+
+def notes(url: str) -> list[dict]:
+    """``GET /notes`` of an example app."""
+    response = requests.get(f'{url}/notes', timeout=10)
+    response.raise_for_status()
+    return response.json()

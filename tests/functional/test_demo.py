@@ -105,3 +105,27 @@ def test_tasks_in_a_sqlite_queue_survive_a_restart(deployment):
     assert deployment.serve(ini) == url
     runs = wait_for_every_run(deployment, url)
     assert_each_ran_once(runs)
+
+
+def test_the_page_shows_a_task_retried_and_one_dead_on_the_dashboard(
+        serve, deployment):
+    url = serve('plain')
+    page = requests.get(url, timeout=10).text
+    assert 'href="dashboard/?key=demo-key-change-me"' in page
+    response = requests.post(f'{url}/lifecycle', allow_redirects=False,
+                             timeout=10)
+    assert response.status_code == 303
+    deployment.wait_until(
+        lambda: summary(url, limit=0)['count'] >= 4, 'four runs')
+    runs = summary(url)['runs']
+    assert sorted((run['item'], run['attempt']) for run in runs) == [
+        ('flaky', 3), ('flaky: 503, retried', 1), ('flaky: 503, retried', 2),
+        ('refused: 400, dead', 1)]
+    dashboard = requests.Session()
+    page = dashboard.get(f'{url}/dashboard/?key=demo-key-change-me',
+                         timeout=10)
+    assert page.status_code == 200
+    [letter] = dashboard.get(f'{url}/dashboard/dead-letters', timeout=10
+                             ).json()['dead_letters']
+    assert (letter['url'], letter['status'], letter['attempt']) == (
+        '/work?item=refused&refuse=yes', '400 Bad Request', 1)

@@ -2,6 +2,8 @@
 database, a note and its task written in one database transaction (the
 outbox), or the task staged on the queue's own connection (``outbox =
 false``); consumers woken by LISTEN/NOTIFY."""
+import configparser
+
 import pytest
 import requests
 import sqlalchemy as sa
@@ -40,10 +42,16 @@ def task_runs(engine) -> dict:
 @pytest.mark.parametrize('outbox', ['true', 'false'])
 def test_notes_and_their_tasks_in_one_postgresql_database(
         deployment, database, outbox):
-    url = deployment.serve(deployment.ini(
+    ini = deployment.ini(
         'pyramid_app/postgresql.ini',
-        database_url=database.url.render_as_string(hide_password=False),
-        outbox=outbox))
+        database_url=database.url.render_as_string(hide_password=False))
+    settings = configparser.RawConfigParser()
+    settings.optionxform = str
+    settings.read(ini)
+    settings['app:main']['taskqueue.queue.default.outbox'] = outbox
+    with open(ini, 'w') as file:
+        settings.write(file)
+    url = deployment.serve(ini)
     written = [post(url, '/notes', auth=ALICE, data={'text': 'one two',
                                                      'count': 20})
                for _ in range(3)]

@@ -3,11 +3,12 @@
 pyramid_tm runs each request in a transaction of the thread-local
 ``transaction.manager`` (its default manager), which the zope.sqlalchemy
 sessions and ``taskqueue.add`` both join: a note and the task that
-processes it commit or abort together.
+processes it commit or abort together.  ``config.include('wsgi_taskqueue')``
+reads the queues and consumers from the ``taskqueue.*`` settings.
 """
 from pyramid.config import Configurator
 
-from . import models
+from . import auth, models
 
 
 def main(global_config, **settings):
@@ -15,7 +16,8 @@ def main(global_config, **settings):
     sessions = models.session_factory(settings)
     config = Configurator(settings=settings)
     config.include('pyramid_tm')
-    config.include('wsgi_taskqueue.guard')  # the task=True view predicate
+    # Queues and consumers from the settings, the task=True predicate.
+    config.include('wsgi_taskqueue')
     config.add_request_method(
         lambda request: models.request_session(sessions, request),
         'dbsession', reify=True)
@@ -24,4 +26,5 @@ def main(global_config, **settings):
     config.add_route('process', r'/notes/{id:\d+}/process')
     config.add_route('whoami', '/whoami')
     config.scan('.views')
-    return config.make_wsgi_app()
+    return auth.BasicAuth(config.make_wsgi_app(),
+                          auth.parse_users(settings.get('auth.users', '')))

@@ -1,10 +1,10 @@
-"""HTTP Basic authentication against the users listed in the ini file.
+"""HTTP Basic authentication against the users of the ``auth.users``
+setting.
 
 Just enough to show a user travelling with a task; use a real
 authentication middleware or Pyramid security policy in an app.  What
-matters to the task queue: REMOTE_USER is set on the environ the
-taskqueue filter (outside this one) also sees, before a view calls
-``taskqueue.add``, so the task runs as the same user.
+matters to the task queue: REMOTE_USER is set on the environ before a view
+calls ``taskqueue.add``, so the task runs as the same user.
 """
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ class BasicAuth:
         return self.app(environ, start_response)
 
 
-def filter_factory(global_conf, users: str = ''):
+def parse_users(users: str) -> dict[str, str]:
     """``users``: whitespace-separated ``name:password`` pairs."""
-    table = dict(pair.split(':', 1) for pair in users.split())
-    return lambda app: BasicAuth(app, table)
+    return dict(pair.split(':', 1) for pair in users.split())

@@ -137,5 +137,15 @@ class QueueBase:
     def promote(self, batch_id):
         self.promote_batches(batch_id, [self])
 
+    def __len__(self) -> int:
+        """The number of pending tasks (collective.taskqueue's
+        ``len(queue)``)."""
+        return self.counts()['pending']
+
+    def __bool__(self) -> bool:
+        # A queue is a queue even when it is empty (``__len__`` alone would
+        # make an empty one false, and every truth test a round trip).
+        return True
+
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'

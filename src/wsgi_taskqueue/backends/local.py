@@ -341,10 +341,7 @@ class LocalQueue(QueueBase):
         """Forget dead letters that died before ``oldest``, and those whose
         time cannot be read."""
         while self._dead:
-            try:
-                dead_at = float(DeadLetter.decode(self._dead[-1]).dead_at)
-            except (ValueError, TypeError, KeyError):
-                dead_at = None
+            dead_at = DeadLetter.decode(self._dead[-1]).dead_at  # or None
             if dead_at is not None and dead_at >= oldest:
                 return
             self._dead.pop()

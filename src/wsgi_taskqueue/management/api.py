@@ -29,6 +29,13 @@ __all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
 MAX_COUNT = 500
 #: Deeper than any status log or dead-letter list is long.
 MAX_START = 1_000_000
+#: Room for a task of the default ``max_task_size`` (8 MiB) whose body is
+#: sent as base64; an app whose queues take larger tasks raises it
+#: (``max_body_size``).
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+#: Arrays and objects nested deeper than this are refused: the deepest
+#: body the API takes (params holding lists) is 3 levels deep.
+MAX_BODY_DEPTH = 10
 #: Fields of a POST /tasks body.
 TASK_FIELDS = frozenset(['url', 'method', 'params', 'headers', 'payload',
                          'payload_base64', 'queue'])
@@ -108,7 +115,7 @@ def letter_json(letter: DeadLetter) -> dict:
 def add_task(app, request) -> tuple[dict, str]:
     """Enqueue the task a JSON body describes; return the answer and the
     task's id."""
-    fields = _json_body(request)
+    fields = _json_body(request, app.max_body_size)
     unknown = sorted(set(fields) - TASK_FIELDS)
     if unknown:
         raise APIError(400, f'unknown field(s) {", ".join(unknown)}; known '
@@ -140,7 +147,10 @@ def add_task(app, request) -> tuple[dict, str]:
 
 
 def requeue_letter(app, request, queue: str, letter: str) -> dict:
-    found = admin.requeue_letter(app.backend(queue).name, letter)
+    try:
+        found = admin.requeue_letter(app.backend(queue).name, letter)
+    except ValueError as exc:  # a malformed record: nothing to requeue
+        raise APIError(409, str(exc)) from None
     if found is None:
         raise APIError(404, 'no such dead letter (requeued or purged '
                             'meanwhile?)')
@@ -177,15 +187,43 @@ def _int_param(request, name: str, default: int, low: int,
     return value
 
 
-def _json_body(request) -> dict:
+def _json_body(request, limit: int) -> dict:
+    """The request's body as a JSON object: at most ``limit`` bytes (read
+    no further: 413) and ``MAX_BODY_DEPTH`` levels deep (400)."""
+    too_large = APIError(413, f'the body is larger than {limit} bytes (the '
+                              f"management app's max_body_size)")
+    if (request.content_length or 0) > limit:
+        raise too_large
+    body = request.body_file.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    too_deep = False
     try:
-        fields = json.loads(request.body)
+        fields = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise APIError(400, f'the body must be a JSON object: {exc}') \
             from None
+    except RecursionError:  # deeper than Python's parser goes
+        too_deep = True
+    if too_deep or _depth(fields) > MAX_BODY_DEPTH:
+        raise APIError(400, f'the body is nested too deeply: at most '
+                            f'{MAX_BODY_DEPTH} levels of arrays and objects')
     if not isinstance(fields, dict):
         raise APIError(400, 'the body must be a JSON object')
     return fields
+
+
+def _depth(value) -> int:
+    """How deep ``value``'s arrays and objects nest, counted without
+    recursion (up to one level past ``MAX_BODY_DEPTH``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_BODY_DEPTH:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _params(params):

@@ -19,19 +19,30 @@ from ..registry import get_queue, queue_names
 from . import api, dashboard
 from .auth import SESSION_COOKIE, Guard
 
-__all__ = ['ManagementApp']
+__all__ = ['ManagementApp', 'SECURITY_HEADERS', 'CONTENT_SECURITY_POLICY']
 
 log = logging.getLogger('wsgi_taskqueue.management')
 
 _NOT_FOUND = json.dumps({'error': 'not found'}).encode()
 
-#: On every answer: nothing is cached, sniffed, framed or told where the
-#: user came from.
-_HEADERS = [
+#: The dashboard's own files are all a page of this app may load, run or
+#: talk to; nothing inline runs, nothing may frame it, no form posts.  So
+#: even markup that slipped into a page could not run a script.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'")
+
+#: On every answer, HTML or not (an error, a JSON body opened in a tab):
+#: nothing is cached, sniffed, framed, run but the dashboard's files, or
+#: told where the user came from.
+SECURITY_HEADERS = [
+    ('Content-Security-Policy', CONTENT_SECURITY_POLICY),
     ('Cache-Control', 'no-store'),
     ('X-Content-Type-Options', 'nosniff'),
     ('X-Frame-Options', 'DENY'),
     ('Referrer-Policy', 'no-referrer'),
+    ('Cross-Origin-Resource-Policy', 'same-origin'),
 ]
 
 
@@ -41,10 +52,18 @@ def _route(methods: str, pattern: str, handler):
 
 class ManagementApp:
     """The HTTP API and dashboard over ``queues`` (None: every queue
-    registered in this process, looked up at each request)."""
+    registered in this process, looked up at each request), for holders
+    of ``api_key``; request bodies larger than ``max_body_size`` bytes are
+    refused (413)."""
 
-    def __init__(self, api_key: str, queues: list[str] | None = None):
+    def __init__(self, api_key: str, queues: list[str] | None = None,
+                 max_body_size: int = api.DEFAULT_MAX_BODY_SIZE):
         self.guard = Guard(api_key)
+        if isinstance(max_body_size, bool) \
+                or not isinstance(max_body_size, int) or max_body_size < 1:
+            raise ValueError(f'max_body_size must be a positive number of '
+                             f'bytes, not {max_body_size!r}')
+        self.max_body_size = max_body_size
         if queues is not None:
             queues = sorted(set(queues))
             for name in queues:
@@ -91,8 +110,8 @@ class ManagementApp:
     def __call__(self, environ, start_response):
         request = webob.Request(environ)
         response = self.respond(request)
-        for name, value in _HEADERS:
-            response.headers.setdefault(name, value)
+        for name, value in SECURITY_HEADERS:
+            response.headers[name] = value
         return response(environ, start_response)
 
     def respond(self, request) -> webob.Response:

@@ -21,13 +21,18 @@ import hmac
 import os
 import time
 
-__all__ = ['Guard', 'Access', 'SESSION_COOKIE', 'SESSION_TTL', 'CSRF_HEADER']
+__all__ = ['Guard', 'Access', 'SESSION_COOKIE', 'SESSION_TTL', 'CSRF_HEADER',
+           'MIN_KEY_LENGTH']
 
 SESSION_COOKIE = 'wsgi_taskqueue_session'
 #: A working day: a dashboard left open overnight asks for the key again.
 SESSION_TTL = 12 * 3600
 CSRF_HEADER = 'X-CSRF-Token'
 SAFE_METHODS = frozenset(['GET', 'HEAD', 'OPTIONS'])
+#: Nothing stops a caller from guessing keys as fast as the app answers
+#: (rate limiting is a proxy's job): a key this long, if random, is not
+#: guessed.  Shorter keys are refused when the app is made.
+MIN_KEY_LENGTH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +58,14 @@ class Guard:
     """Checks credentials against one API key; see the module docstring."""
 
     def __init__(self, api_key: str):
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError('the management API key must be a non-empty '
-                             'string')
+        if not isinstance(api_key, str):
+            raise ValueError('the management API key must be a string')
+        if len(api_key.strip()) < MIN_KEY_LENGTH:
+            raise ValueError(
+                f'the management API key must be at least {MIN_KEY_LENGTH} '
+                f'characters long, not {len(api_key.strip())}: a long random '
+                f'string, such as `python -c "import secrets; '
+                f'print(secrets.token_urlsafe())"` prints')
         self._key = api_key.encode()
         # Candidates are compared as HMACs under a random key: equal-length
         # digests, so not even the key's length leaks through timing.

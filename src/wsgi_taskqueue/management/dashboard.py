@@ -3,18 +3,24 @@
 The page (``dashboard.html``) holds the panels rendered here;
 ``dashboard.js`` fetches them again (``GET panels``) every
 ``REFRESH_MS`` and posts the requeue and purge buttons to the JSON API.
-Everything is rendered by this module, escaped once, here: the script only
-swaps HTML it is given, so nothing a task carries can become markup.
+
+Everything is rendered by this module, through one path: each fragment is
+a ``markupsafe.Markup`` built with ``Markup(template).format(...)``, which
+escapes every value it is given, and fragments are joined with
+``Markup.join``, which escapes any that is plain text.  A value can only
+become markup by passing through a template here; the script only swaps
+HTML it is given.  So nothing a task or a stored record carries can become
+markup, and a record that does not parse is shown as such (its
+``problem``), in a row of its own.
 """
 from __future__ import annotations
 
 import dataclasses
-import html
-import string
 import time
 from importlib import resources
 
 import webob
+from markupsafe import Markup
 
 from .. import __version__
 from ..deadletter import DeadLetter
@@ -33,9 +39,6 @@ SCAN = 200
 ROWS = 10
 LETTERS = 20
 
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
-        "img-src 'self'; connect-src 'self'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'")
 _STATIC_TYPES = {'js': 'text/javascript', 'css': 'text/css',
                  'svg': 'image/svg+xml'}
 
@@ -45,18 +48,21 @@ def _read(path: str) -> str:
 
 
 def page(app, request, access) -> webob.Response:
-    body = string.Template(_read('dashboard.html')).substitute(
-        csrf_token=h(access.csrf_token or ''), refresh_ms=REFRESH_MS,
-        version=h(__version__), panels=render_panels(app))
-    response = webob.Response(body=body.encode(), content_type='text/html',
-                              charset='utf-8')
-    response.headers['Content-Security-Policy'] = _CSP
-    return response
+    body = Markup(_read('dashboard.html')).format(
+        csrf_token=access.csrf_token or '', refresh_ms=REFRESH_MS,
+        version=__version__, panels=render_panels(app))
+    return _html(body)
 
 
 def panels(app, request, access) -> webob.Response:
-    return webob.Response(body=render_panels(app).encode(),
-                          content_type='text/html', charset='utf-8')
+    return _html(render_panels(app))
+
+
+def _html(body: Markup) -> webob.Response:
+    # The Content-Security-Policy and its companions are the app's, on
+    # every answer (see app.SECURITY_HEADERS).
+    return webob.Response(body=body.encode(), content_type='text/html',
+                          charset='utf-8')
 
 
 def static(app, request, access, name: str) -> webob.Response:
@@ -90,7 +96,7 @@ def _gather(app) -> list[_QueueView]:
     return views
 
 
-def render_panels(app) -> str:
+def render_panels(app) -> Markup:
     views = _gather(app)
     now = time.time()
     records = sorted((record for view in views for record in view.records),
@@ -98,7 +104,7 @@ def render_panels(app) -> str:
                      reverse=True)
     failures = [record for record in records
                 if record.get('state') in ('retrying', 'dead')]
-    return '\n'.join([
+    return Markup('\n').join([
         _section('Queues', _queues(views)),
         _section('Consumers', _consumers(views, now)),
         _section('Recent tasks', _tasks(records[:ROWS], now, 'tasks')),
@@ -110,164 +116,214 @@ def render_panels(app) -> str:
 
 # -- panels ----------------------------------------------------------------
 
-def _queues(views) -> str:
+def _queues(views) -> Markup:
     rows = []
     for view in views:
         if view.status is None:
-            rows.append(f'<tr data-queue="{h(view.name)}"><th>{h(view.name)}'
-                        f'</th><td colspan="7" class="error">{h(view.error)}'
-                        f'</td></tr>')
+            rows.append(Markup(
+                '<tr data-queue="{0}"><th>{0}</th><td colspan="7" '
+                'class="error">{1}</td></tr>').format(view.name, view.error))
             continue
         counts = view.status['counts']
         minutes = view.status['throughput']
-        cells = ''.join(
-            f'<td class="number" data-count="{key}">{counts[key]}</td>'
+        cells = Markup('').join(
+            Markup('<td class="number" data-count="{}">{}</td>').format(
+                key, counts[key])
             for key in ('pending', 'processing', 'delayed', 'dead', 'staged'))
         done = sum(minute['done'] for minute in minutes)
-        rows.append(
-            f'<tr data-queue="{h(view.name)}"><th>{h(view.name)}</th>{cells}'
-            f'<td class="number" data-count="done">{done}</td>'
-            f'<td>{_chart(minutes)}</td></tr>')
+        rows.append(Markup(
+            '<tr data-queue="{0}"><th>{0}</th>{1}<td class="number" '
+            'data-count="done">{2}</td><td>{3}</td></tr>').format(
+                view.name, cells, done, _chart(minutes)))
     return _table(['Queue', 'Pending', 'Running', 'Retrying', 'Dead',
                    'Staged', f'Done ({CHART_MINUTES} min)',
                    f'Per minute, last {CHART_MINUTES} min'], rows,
                   'No queue is configured.', 'queues')
 
 
-def _chart(minutes: list[dict]) -> str:
+def _chart(minutes: list[dict]) -> Markup:
     """Outcomes per minute as stacked bars: done, retried, dead."""
     width, height, bar = 12, 36, 10
     top = max([m['done'] + m['retried'] + m['dead'] for m in minutes] + [1])
-    parts = []
+    groups = []
     for index, minute in enumerate(minutes):
         x = index * width
         y = height
-        label = time.strftime('%H:%M', time.localtime(minute['minute']))
-        parts.append(f'<g><title>{label}: {minute["done"]} done, '
-                     f'{minute["retried"]} retried, {minute["dead"]} dead'
-                     f'</title>')
+        bars = []
         for kind in ('done', 'retried', 'dead'):
             if minute[kind]:
                 size = max(1.0, round(minute[kind] / top * (height - 2), 1))
                 y -= size
-                parts.append(f'<rect class="bar-{kind}" x="{x}" y="{y:g}" '
-                             f'width="{bar}" height="{size:g}"/>')
-        parts.append(f'<rect class="bar-slot" x="{x}" y="{height - 1}" '
-                     f'width="{bar}" height="1"/></g>')
+                bars.append(Markup(
+                    '<rect class="bar-{}" x="{}" y="{:g}" width="{}" '
+                    'height="{:g}"/>').format(kind, x, y, bar, size))
+        groups.append(Markup(
+            '<g><title>{}: {} done, {} retried, {} dead</title>{}'
+            '<rect class="bar-slot" x="{}" y="{}" width="{}" height="1"/>'
+            '</g>').format(
+                _clock(minute['minute'], '%H:%M'), minute['done'],
+                minute['retried'], minute['dead'], Markup('').join(bars), x,
+                height - 1, bar))
     total = width * len(minutes)
-    return (f'<svg class="chart" viewBox="0 0 {total} {height}" '
-            f'width="{total}" height="{height}" role="img" aria-label='
-            f'"outcomes per minute, highest {top}">{"".join(parts)}</svg>')
+    return Markup(
+        '<svg class="chart" viewBox="0 0 {0} {1}" width="{0}" height="{1}" '
+        'role="img" aria-label="outcomes per minute, highest {2}">{3}</svg>'
+    ).format(total, height, top, Markup('').join(groups))
 
 
-def _consumers(views, now: float) -> str:
+def _consumers(views, now: float) -> Markup:
     rows = []
     for view in views:
         for consumer in (view.status or {}).get('consumers', ()):
-            state = 'alive' if consumer.get('alive') else 'gone'
+            alive = bool(consumer.get('alive'))
+            state = 'alive' if alive else 'gone'
             if consumer.get('paused'):
                 state += ', paused'
-            where = f'{consumer.get("host", "?")}:{consumer.get("pid", "?")}'
-            rows.append(
-                f'<tr data-consumer="{h(consumer["name"])}">'
-                f'<td>{h(view.name)}</td><td>{h(consumer["name"])}</td>'
-                f'<td>{h(where)}</td>'
-                f'<td class="{"ok" if consumer.get("alive") else "error"}">'
-                f'{h(state)}</td>'
-                f'<td>{_ago(consumer.get("heartbeat_age"))}</td>'
-                f'<td class="number" data-count="in_flight">'
-                f'{consumer.get("in_flight", 0)}</td>'
-                f'<td class="number">{h(consumer.get("concurrency", ""))}</td>'
-                f'<td class="number">{h(consumer.get("processed", ""))}</td>'
-                f'</tr>')
+            if consumer.get('problem'):
+                state += f', malformed record: {consumer["problem"]}'
+            rows.append(Markup(
+                '<tr data-consumer="{name}"><td>{queue}</td><td>{name}</td>'
+                '<td>{host}:{pid}</td><td class="{health}">{state}</td>'
+                '<td>{heartbeat}</td>'
+                '<td class="number" data-count="in_flight">{in_flight}</td>'
+                '<td class="number">{threads}</td>'
+                '<td class="number">{processed}</td></tr>').format(
+                    name=consumer.get('name'), queue=view.name,
+                    host=consumer.get('host', '?'),
+                    pid=consumer.get('pid', '?'),
+                    health='ok' if alive and not consumer.get('problem')
+                    else 'error',
+                    state=state, heartbeat=_ago(consumer.get('heartbeat_age')),
+                    in_flight=consumer.get('in_flight', 0),
+                    threads=_text(consumer.get('concurrency')),
+                    processed=_text(consumer.get('processed'))))
     return _table(['Queue', 'Consumer', 'Host:pid', 'State', 'Heartbeat',
                    'In flight', 'Threads', 'Processed'], rows,
                   'No consumer holds a lease.', 'consumers')
 
 
-def _tasks(records, now: float, kind: str) -> str:
+def _tasks(records, now: float, kind: str) -> Markup:
     rows = []
     for record in records:
+        if record.get('problem'):
+            rows.append(Markup(
+                '<tr class="malformed" data-task="{id}" data-state="{state}">'
+                '<td>{updated}</td><td>{queue}</td><td class="id">{id}</td>'
+                '<td colspan="5" class="error">malformed status record: '
+                '{problem}</td></tr>').format(
+                    id=_text(record.get('id')),
+                    state=_text(record.get('state')),
+                    updated=_when(record.get('updated'), now),
+                    queue=record.get('queue'), problem=record['problem']))
+            continue
         attempts = record.get('attempts') or []
         last = attempts[-1] if attempts else {}
         duration = last.get('duration_ms')
-        rows.append(
-            f'<tr data-task="{h(record["id"])}" '
-            f'data-state="{h(record.get("state"))}">'
-            f'<td>{_when(record.get("updated"), now)}</td>'
-            f'<td>{h(record["queue"])}</td>'
-            f'<td class="id">{h(record["id"])}</td>'
-            f'<td>{h(record.get("method"))} {h(record.get("path"))}</td>'
-            f'<td class="state-{h(record.get("state"))}">'
-            f'{h(record.get("state"))}</td>'
-            f'<td class="number">{h(record.get("attempt"))}</td>'
-            f'<td>{h(record.get("status") or "")}</td>'
-            f'<td class="number">'
-            f'{"" if duration is None else f"{duration:.1f} ms"}</td></tr>')
+        rows.append(Markup(
+            '<tr data-task="{id}" data-state="{state}"><td>{updated}</td>'
+            '<td>{queue}</td><td class="id">{id}</td>'
+            '<td>{method} {path}</td><td class="state-{state}">{state}</td>'
+            '<td class="number">{attempt}</td><td>{status}</td>'
+            '<td class="number">{took}</td></tr>').format(
+                id=record['id'], state=record['state'],
+                updated=_when(record.get('updated'), now),
+                queue=record['queue'], method=_text(record.get('method')),
+                path=_text(record.get('path')), attempt=record['attempt'],
+                status=_text(record.get('status')),
+                took='' if duration is None else f'{duration:.1f} ms'))
     empty = 'No task failed lately.' if kind == 'failures' \
         else 'No task in the status log.'
     return _table(['Updated', 'Queue', 'Task', 'Request', 'State', 'Attempt',
                    'Status', 'Took'], rows, empty, kind)
 
 
-def _letters(views, now: float) -> str:
+def _letters(views, now: float) -> Markup:
     rows = []
     purges = []
     for view in views:
         if not view.letters:
             continue
         dead = (view.status or {}).get('counts', {}).get('dead', 0)
-        purges.append(
-            f'<button type="button" class="danger" data-action="purge" '
-            f'data-url="dead-letters/{h(view.name)}/purge" data-confirm='
-            f'"Delete the {dead} dead letter(s) of queue {h(view.name)}?">'
-            f'Purge the dead letters of {h(view.name)}</button>')
+        purges.append(Markup(
+            '<button type="button" class="danger" data-action="purge" '
+            'data-url="dead-letters/{0}/purge" data-confirm="Delete the {1} '
+            'dead letter(s) of queue {0}?">Purge the dead letters of {0}'
+            '</button>').format(view.name, dead))
         for letter in view.letters:
-            handle = api.letter_id(letter.record)
-            first, _, _ = (letter.error or '').strip().partition('\n')
-            rows.append(
-                f'<tr data-letter="{handle}" data-task="{h(letter.task_id)}">'
-                f'<td>{_when(letter.dead_at, now)}</td>'
-                f'<td>{h(view.name)}</td>'
-                f'<td class="id">{h(letter.task_id or "(not a task)")}</td>'
-                f'<td>{h(letter.method or "")} {h(letter.url or "")}</td>'
-                f'<td>{h(letter.status or "")}</td>'
-                f'<td class="number">{letter.attempt}</td>'
-                f'<td><details data-key="{handle}"><summary>'
-                f'{h(first[:120])}</summary><pre>{h(letter.error)}</pre>'
-                f'</details></td>'
-                f'<td><button type="button" data-action="requeue" data-url='
-                f'"dead-letters/{h(view.name)}/{handle}/requeue">Requeue'
-                f'</button></td></tr>')
+            rows.append(_letter(letter, view.name, now))
     table = _table(['Died', 'Queue', 'Task', 'Request', 'Status', 'Attempts',
                     'Error', ''], rows, 'No dead letters.', 'letters')
-    return table + (f'<p class="actions">{"".join(purges)}</p>'
-                    if purges else '')
+    if not purges:
+        return table
+    return Markup('{}<p class="actions">{}</p>').format(
+        table, Markup('').join(purges))
+
+
+def _letter(letter: DeadLetter, queue: str, now: float) -> Markup:
+    handle = api.letter_id(letter.record)
+    requeue = Markup(
+        '<button type="button" data-action="requeue" '
+        'data-url="dead-letters/{}/{}/requeue">Requeue</button>').format(
+            queue, handle) if letter.message is not None else ''
+    if letter.problem:
+        return Markup(
+            '<tr class="malformed" data-letter="{handle}" data-task="{id}">'
+            '<td>{died}</td><td>{queue}</td><td class="id">{id}</td>'
+            '<td colspan="4" class="error">malformed dead letter: {problem}'
+            '</td><td>{requeue}</td></tr>').format(
+                handle=handle, id=_text(letter.task_id),
+                died=_when(letter.dead_at, now), queue=queue,
+                problem=letter.problem, requeue=requeue)
+    first, _, _ = (letter.error or '').strip().partition('\n')
+    return Markup(
+        '<tr data-letter="{handle}" data-task="{id}"><td>{died}</td>'
+        '<td>{queue}</td><td class="id">{shown_id}</td>'
+        '<td>{method} {url}</td><td>{status}</td>'
+        '<td class="number">{attempt}</td>'
+        '<td><details data-key="{handle}"><summary>{summary}</summary>'
+        '<pre>{error}</pre></details></td><td>{requeue}</td></tr>').format(
+            handle=handle, id=_text(letter.task_id),
+            shown_id=letter.task_id or '(not a task)',
+            died=_when(letter.dead_at, now), queue=queue,
+            method=_text(letter.method), url=_text(letter.url),
+            status=_text(letter.status), attempt=letter.attempt,
+            summary=first[:120], error=letter.error, requeue=requeue)
 
 
 # -- helpers ---------------------------------------------------------------
 
-def h(value) -> str:
-    return html.escape('' if value is None else str(value), quote=True)
+def _text(value) -> str:
+    """None as nothing."""
+    return '' if value is None else str(value)
 
 
-def _section(title: str, body: str) -> str:
-    return f'<section><h2>{h(title)}</h2>{body}</section>'
+def _section(title: str, body: Markup) -> Markup:
+    return Markup('<section><h2>{}</h2>{}</section>').format(title, body)
 
 
-def _table(headings, rows, empty: str, name: str) -> str:
-    head = ''.join(f'<th>{h(heading)}</th>' for heading in headings)
-    body = ''.join(rows) or (f'<tr class="empty"><td colspan='
-                             f'"{len(headings)}">{h(empty)}</td></tr>')
-    return (f'<table data-panel="{name}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{body}</tbody></table>')
+def _table(headings, rows, empty: str, name: str) -> Markup:
+    head = Markup('').join(Markup('<th>{}</th>').format(heading)
+                           for heading in headings)
+    body = Markup('').join(rows) or Markup(
+        '<tr class="empty"><td colspan="{}">{}</td></tr>').format(
+            len(headings), empty)
+    return Markup('<table data-panel="{}"><thead><tr>{}</tr></thead>'
+                  '<tbody>{}</tbody></table>').format(name, head, body)
 
 
-def _when(at, now: float) -> str:
+def _when(at, now: float) -> Markup:
     if at is None:
-        return ''
-    exact = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))
-    return f'<time title="{exact}">{_ago(now - at)}</time>'
+        return Markup('')
+    return Markup('<time title="{}">{}</time>').format(
+        _clock(at, '%Y-%m-%d %H:%M:%S'), _ago(now - at))
+
+
+def _clock(at: float, layout: str) -> str:
+    """``at`` as local time; as a number if it is none (out of range)."""
+    try:
+        return time.strftime(layout, time.localtime(at))
+    except (OverflowError, OSError, ValueError):
+        return f'{at:g}'
 
 
 def _ago(seconds) -> str:

@@ -47,7 +47,7 @@ consumer whose lease is gone, counting how often each task was found
 unfinished: one that keeps killing its consumer goes to the dead letters
 instead of looping.  It also promotes staged batches older than a grace
 period: their transaction voted, but the process died before it could
-promote or discard them (at-least-once: see the README's Guarantees).
+promote or discard them (at-least-once: see docs/guarantees.rst).
 Lease times come from Redis's clock (TIME), so consumers on hosts whose
 clocks disagree still agree on who is gone.
 
@@ -105,28 +105,31 @@ class RedisQueue(QueueBase):
         self.socket_timeout = socket_timeout
         common = dict(socket_timeout=socket_timeout,
                       socket_connect_timeout=socket_timeout,
-                      socket_keepalive=True,
                       # The pool serves reads and idempotent writes
                       # (discard, reset): once more after a failure, as
                       # after a Redis restart.  The scripts that move tasks
                       # run on thread connections that never re-send.
                       retry=Retry(NoBackoff(), 1))
+        # TCP keepalive notices a peer that vanished without a word; a unix
+        # socket has no such option (redis-py refuses it there).
+        tcp = dict(common, socket_keepalive=True)
         if url:
+            on_unix_socket = url.startswith('unix:')
             self.pool = shared_pool(
                 (url, socket_timeout),
-                lambda: redis.ConnectionPool.from_url(url, **common))
+                lambda: redis.ConnectionPool.from_url(
+                    url, **(common if on_unix_socket else tcp)))
             self.where = describe_url(url)
         else:
             self.pool = shared_pool(
                 (host, port, db, username, password, unix_socket_path,
                  socket_timeout),
                 lambda: redis.ConnectionPool(
-                    connection_class=(redis.UnixDomainSocketConnection
-                                      if unix_socket_path
-                                      else redis.Connection),
-                    **({'path': unix_socket_path} if unix_socket_path
-                       else {'host': host, 'port': port}),
-                    db=db, username=username, password=password, **common))
+                    db=db, username=username, password=password,
+                    **({'connection_class': redis.UnixDomainSocketConnection,
+                        'path': unix_socket_path, **common}
+                       if unix_socket_path
+                       else {'host': host, 'port': port, **tcp})))
             self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
         self.client = redis.Redis(connection_pool=self.pool)
         self.connections = thread_connections(self.pool)
@@ -350,7 +353,7 @@ class RedisQueue(QueueBase):
             pipe.zcard(self.staged_key)
             pipe.smembers(self.consumers_key)
             pending, delayed, dead, staged, slots = pipe.execute()
-            processing = self._in_flight(sorted(s.decode() for s in slots))
+            processing = self._in_flight(sorted(map(_text, slots)))
         return {'pending': pending, 'delayed': delayed, 'dead': dead,
                 'staged': staged,
                 'processing': {name: count for name, count
@@ -365,12 +368,12 @@ class RedisQueue(QueueBase):
             pipe.time()
             leases, infos, slots, (seconds, micros) = pipe.execute()
             now = seconds + micros / 1e6
-            in_flight = self._in_flight(s.decode() for s in slots)
+            in_flight = self._in_flight(map(_text, slots))
         result = []
         for name, expiry in leases:
-            info = json.loads(infos.get(name, b'{}'))
+            info = _consumer_info(infos.get(name))
             lease = info.pop('lease', 0)
-            name = name.decode()
+            name = _text(name)
             result.append(dict(
                 info, name=name, in_flight=in_flight.get(name, 0),
                 alive=expiry > now,
@@ -381,8 +384,7 @@ class RedisQueue(QueueBase):
         with self._talking:
             fields = self.client.hgetall(self.task_key(task_id))
             if fields:
-                return record({k.decode(): v.decode()
-                               for k, v in fields.items()}, self.name)
+                return record(_texts(fields), self.name)
         for status in self._staged_records():
             if status['id'] == task_id:
                 return status
@@ -403,10 +405,11 @@ class RedisQueue(QueueBase):
                 position += len(ids)
                 pipe = self.client.pipeline(transaction=False)
                 for task_id in ids:
-                    pipe.hgetall(self.task_key(task_id.decode()))
+                    pipe.hgetall(self.task_key(_text(task_id)))
                 for fields in pipe.execute():
-                    fields = {k.decode(): v.decode() for k, v in fields.items()}
-                    if fields and (state is None or fields['state'] == state):
+                    fields = _texts(fields)
+                    if fields and (state is None
+                                   or fields.get('state') == state):
                         found.append(record(fields, self.name))
         return found[start:start + count]
 
@@ -419,7 +422,8 @@ class RedisQueue(QueueBase):
                 pipe.hgetall(f'{self.base}minute:{minute}')
             counts = pipe.execute()
         return [{'minute': (current - minutes + 1 + i) * 60,
-                 **{k.decode(): int(v) for k, v in fields.items()}}
+                 **{_text(k): int(v)
+                    for k, v in fields.items() if v.isdigit()}}
                 for i, fields in enumerate(counts)]
 
     def dead_letters(self, start=0, stop=-1):
@@ -529,6 +533,33 @@ class RedisQueue(QueueBase):
             with self._waiting_lock:
                 self._waiting.setdefault(owner_of(slot), set()).add(waiter)
         return waiter
+
+
+def _text(value: bytes) -> str:
+    """Stored bytes as text; those that are not UTF-8 shown as U+FFFD,
+    not raised: a stored record is shown as it is (``status.record``)."""
+    return value.decode('utf-8', 'replace')
+
+
+def _texts(fields: dict) -> dict:
+    return {_text(k): _text(v) for k, v in fields.items()}
+
+
+def _consumer_info(stored: bytes | None) -> dict:
+    """A consumer's info as its lease wrote it; a value that is not a
+    JSON object with a numeric lease becomes a ``problem``."""
+    try:
+        info = json.loads(stored or b'{}')
+    except (ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict):
+        return {'problem': 'its info is not a JSON object'}
+    lease = info.get('lease', 0)
+    if not isinstance(lease, (int, float)) or isinstance(lease, bool) \
+            or not 0 <= lease < 1e9:  # also refuses NaN
+        info['lease'] = 0
+        info['problem'] = 'its lease is not a number'
+    return info
 
 
 def _twice(operation, *args, **kwargs):
