@@ -16,6 +16,7 @@ from .config import (
     SQL_SETTINGS,
     SYNC_SETTINGS,
 )
+from .management import SETTINGS as MANAGEMENT_SETTINGS
 
 __all__ = ['SETTINGS_HELP', 'SETTINGS_TABLES']
 
@@ -118,9 +119,19 @@ SETTINGS_HELP = {
                                'on 2xx/3xx, abort it otherwise; for apps '
                                'without pyramid_tm or Zope', None),
     },
+    'management': {
+        'api_key': ('the key clients send; at least 16 characters, else the '
+                    'app refuses to start', '(required)'),
+        'queues': ('the queues shown, whitespace-separated', 'every queue'),
+        'metrics': ('record Prometheus metrics in this process and serve '
+                    'them at ``/metrics``', None),
+        'max_body_size': ('bytes a request body may have; a larger one is '
+                          'refused with 413 before it is read', None),
+    },
 }
 
 #: The tables SETTINGS_HELP describes, by the same names.
 SETTINGS_TABLES = {'queue': QUEUE_SETTINGS, 'redis': REDIS_SETTINGS,
                    'sql': SQL_SETTINGS, 'sync': SYNC_SETTINGS,
-                   'consumer': CONSUMER_SETTINGS, 'filter': FILTER_SETTINGS}
+                   'consumer': CONSUMER_SETTINGS, 'filter': FILTER_SETTINGS,
+                   'management': MANAGEMENT_SETTINGS}
