@@ -10,29 +10,34 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The demo: an app and its consumers in one process, in-process queue.
+# The demo: an app and its consumers in one process, its tasks in a SQLite
+# file under examples/plain.
 demo: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/wsgi-taskqueue serve examples/plain/local.ini
+	$(BIN)/wsgi-taskqueue serve examples/plain/sqlite.ini
 
 # Programs the suite runs: its own redis-server on a free port, openssl for
 # throw-away TLS certificates, Debian's Chromium for the dashboard's browser
 # test (driven by Playwright from the `test` extra; Playwright's own browser
-# downloads are never used).  apt-get installs whichever is missing; the
-# Debian package of each has the program's name.
-ensure = @missing=$$(for p in $(1); do command -v $$p >/dev/null || echo $$p; done); \
+# downloads are never used), PostgreSQL's and MariaDB's servers (each test
+# session starts its own, in a temporary directory, on a free port).
+# apt-get installs whichever is missing; `program=package` names a Debian
+# package that is not called like its program.
+ensure = @missing=$$(for p in $(1); do command -v $${p%%=*} >/dev/null || \
+	  ls /usr/lib/postgresql/*/bin/$${p%%=*} >/dev/null 2>&1 || echo $${p\#*=}; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 test: $(BIN)/python
-	$(call ensure,redis-server openssl chromium)
+	$(call ensure,redis-server openssl chromium initdb=postgresql mariadbd=mariadb-server)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/pytest
 
 benchmark: $(BIN)/python
-	$(call ensure,redis-server)
+	$(call ensure,redis-server initdb=postgresql)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/sql.py
 
 # The documentation site, as the suite builds it (warnings are errors).
 docs: $(BIN)/python

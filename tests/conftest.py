@@ -2,6 +2,9 @@
 
 Redis is a real ``redis-server`` the suite starts on a free port; each
 test gets a clean database on it (FLUSHALL of our own server only).
+PostgreSQL and MariaDB are servers of the suite's own too (started once
+per session, in temporary directories, on free ports), whose queue tables
+each test empties; SQLite is a file of the test's own.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import transaction
 
 import wsgi_taskqueue
 from wsgi_taskqueue import registry
+from wsgi_taskqueue.sqltesting import MariaDBServer, PostgresServer
 from wsgi_taskqueue.testing import RedisServer
 from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
 
@@ -96,9 +100,65 @@ def redis_queue(redis_url):
     return queue
 
 
-@pytest.fixture(params=['local', 'redis'])
+@pytest.fixture(scope='session')
+def postgresql_server():
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server):
+    if not postgresql_server.running:  # a test stopped it
+        postgresql_server.start()
+    return postgresql_server.url
+
+
+@pytest.fixture(scope='session')
+def mariadb_url():
+    with MariaDBServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f'sqlite:///{tmp_path}/tasks.db'
+
+
+def empty_sql_queue(url):
+    """A SQL queue on ``url`` whose tables exist and are empty."""
+    queue = wsgi_taskqueue.SqlQueue(url=url)
+    queue.store.init()
+    with queue.store.transaction() as connection:
+        for table in queue.store.tables.of_queue():
+            connection.execute(table.delete())
+    return queue
+
+
+def sql_queue(url):
+    """A registered SQL queue on ``url`` whose tables are empty."""
+    queue = empty_sql_queue(url)
+    wsgi_taskqueue.register_queue('default', queue)
+    return queue
+
+
+@pytest.fixture
+def sqlite_queue(sqlite_url):
+    return sql_queue(sqlite_url)
+
+
+@pytest.fixture
+def postgresql_queue(postgresql_url):
+    return sql_queue(postgresql_url)
+
+
+@pytest.fixture
+def mariadb_queue(mariadb_url):
+    return sql_queue(mariadb_url)
+
+
+@pytest.fixture(params=['local', 'redis', 'sqlite', 'postgresql', 'mariadb'])
 def queue(request):
-    """Each backend in turn: one contract, two implementations."""
+    """Each backend in turn: one contract, five implementations."""
     return request.getfixturevalue(f'{request.param}_queue')
 
 

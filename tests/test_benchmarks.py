@@ -71,3 +71,21 @@ def test_every_table_is_printed(smoke_run):
     finished, _ = smoke_run
     for title in TABLES:
         assert title in finished.stdout, title
+
+
+def test_the_sql_benchmark_runs_every_row_once():
+    """benchmarks/sql.py with tiny numbers: every system of each database
+    measured, every job run exactly once (else it exits 1)."""
+    finished = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(RUN), 'sql.py'),
+         '--jobs', '20', '--repeat', '1'],
+        capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    rows = [line.split()[:2] for line in finished.stdout.splitlines()[1:]]
+    assert {database for database, _ in rows} == {'postgresql', 'sqlite'}
+    for database, peer in (('postgresql', 'procrastinate'),
+                           ('sqlite', 'huey')):
+        for metric in (' drain ', ' enqueue ', ' latency p50 ms '):
+            row = next(line for line in finished.stdout.splitlines()
+                       if line.startswith(database) and metric in line)
+            assert 'ours' in row and peer in row and 'ratio' in row

@@ -37,12 +37,12 @@ INI = """
     use = call:test_cli:app_factory
 
     [taskqueue]
-    type = redis
+    type = {type}
     url = {url}
     secret = s3cret
 
     [taskqueue:mail]
-    type = redis
+    type = {type}
     url = {url}
     secret = s3cret
 
@@ -52,10 +52,14 @@ INI = """
 """
 
 
-@pytest.fixture
-def ini(tmp_path, redis_url):
+@pytest.fixture(params=['redis', 'sqlite'])
+def ini(request, tmp_path):
+    """The ini file of two queues on the test Redis, then in a SQLite
+    file."""
+    url = (request.getfixturevalue('redis_url') if request.param == 'redis'
+           else f'sqlite:///{tmp_path}/tasks.db')
     path = tmp_path / 'app.ini'
-    path.write_text(textwrap.dedent(INI.format(url=redis_url)))
+    path.write_text(textwrap.dedent(INI.format(type=request.param, url=url)))
     wsgi_taskqueue.configure(str(path))  # the same queues main() uses
     return str(path)
 
@@ -92,7 +96,9 @@ def test_status_shows_each_queue_with_its_consumers(ini, run):
     live_consumer(concurrency=4)
     code, out, _ = run('status', ini)
     assert code == 0
-    assert 'queue default  (redis, redis://127.0.0.1:' in out
+    queue = wsgi_taskqueue.get_queue('default')
+    kind = 'redis' if isinstance(queue, wsgi_taskqueue.RedisQueue) else 'sql'
+    assert f'queue default  ({kind}, {queue.where})' in out
     assert 'pending 1  in flight 0  delayed 1  dead 1  staged 0' in out
     assert 'last 15 min: 1 done, 1 retried, 1 dead' in out
     row = next(line.split() for line in out.splitlines()
@@ -122,10 +128,22 @@ def test_status_check_fails_for_a_queue_without_a_live_consumer(ini, run):
 
 def test_an_unreachable_redis_exits_3(tmp_path, run):
     path = tmp_path / 'down.ini'
-    path.write_text(INI.format(url=f'redis://127.0.0.1:{free_port()}/0'))
+    path.write_text(INI.format(type='redis',
+                               url=f'redis://127.0.0.1:{free_port()}/0'))
     code, out, err = run('status', path)
     assert (code, out) == (3, '')
     assert 'unavailable' in err and '127.0.0.1' in err
+
+
+def test_an_unreachable_database_exits_3(tmp_path, run):
+    path = tmp_path / 'down.ini'
+    path.write_text(INI.format(
+        type='postgresql', url=f'postgresql+psycopg://u:secret@127.0.0.1:'
+                               f'{free_port()}/tasks'))
+    code, out, err = run('status', path)
+    assert (code, out) == (3, '')
+    assert 'SQL queue database postgresql+psycopg://u:***@127.0.0.1:' in err
+    assert 'secret' not in err
 
 
 def test_a_wrong_config_exits_2_naming_file_section_and_key(tmp_path, run):
@@ -479,7 +497,8 @@ def test_script_adds_and_shows_a_task(ini):
 def test_script_exit_codes_for_scripts(ini, tmp_path):
     assert cli('show', ini, 'f' * 32).returncode == 1
     down = tmp_path / 'down.ini'
-    down.write_text(INI.format(url=f'redis://127.0.0.1:{free_port()}/0'))
+    down.write_text(INI.format(type='redis',
+                               url=f'redis://127.0.0.1:{free_port()}/0'))
     unreachable = cli('tasks', down)
     assert unreachable.returncode == 3
     assert 'unavailable' in unreachable.stderr

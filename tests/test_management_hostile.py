@@ -299,7 +299,7 @@ def test_the_command_line_shows_malformed_records_too(store, tmp_path,
                                                       redis_url, capsys):
     from wsgi_taskqueue.cli import main
     ini = tmp_path / 'app.ini'
-    ini.write_text(INI.format(url=redis_url).replace('    ', ''))
+    ini.write_text(INI.format(type='redis', url=redis_url).replace('    ', ''))
     store.letter(b'garbage')
     store.status('bad', {'id': 'bad', 'state': 'done', 'updated': 'noon'})
     assert main(['dead', 'list', str(ini), '-q', 'default']) == 0
@@ -379,7 +379,7 @@ def test_the_dashboard_command_refuses_a_short_key(tmp_path, redis_url,
                                                    capsys, monkeypatch):
     from wsgi_taskqueue.cli import main
     ini = tmp_path / 'app.ini'
-    ini.write_text(INI.format(url=redis_url).replace('    ', ''))
+    ini.write_text(INI.format(type='redis', url=redis_url).replace('    ', ''))
     assert main(['dashboard', str(ini), '--api-key', 'tooshort']) == 2
     assert '--api-key: the management API key must be at least 16 ' \
         'characters long, not 8' in capsys.readouterr().err

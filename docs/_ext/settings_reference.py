@@ -40,8 +40,14 @@ FORMS = {
         ('Pyramid', '``taskqueue.consumer.NAME.KEY = VALUE``'),
     ],
 }
-FORMS['redis'] = FORMS['queue']
+FORMS['redis'] = FORMS['sql'] = FORMS['sync'] = FORMS['queue']
 FORMS['filter'] = [('ini', '``[filter:taskqueue]`` then ``KEY = VALUE``')]
+FORMS['management'] = [
+    ('ini', '``[app:NAME]`` with ``use = egg:wsgi-taskqueue#management`` '
+            'then ``KEY = VALUE``'),
+    ('Python', '``make_app(api_key, queues, max_body_size=...)`` (metrics: '
+               '``wsgi_taskqueue.metrics.enable()``)'),
+]
 
 
 def _default(value) -> str:

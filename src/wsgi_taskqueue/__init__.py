@@ -7,7 +7,7 @@ app with the enqueuing request's headers.
 __version__ = '0.1.0.dev0'
 
 from . import taskqueue  # noqa: E402
-from .backends import LocalQueue, RedisQueue  # noqa: E402
+from .backends import LocalQueue, RedisQueue, SqlQueue  # noqa: E402
 from .config import configure  # noqa: E402
 from .consumer import Consumer  # noqa: E402
 from .deadletter import DeadLetter, dead_letters, purge_dead, requeue_dead  # noqa: E402
@@ -27,7 +27,7 @@ from .task import Task  # noqa: E402
 
 __all__ = [
     'taskqueue', 'configure', 'register_queue', 'unregister_queue',
-    'get_queue', 'LocalQueue', 'RedisQueue', 'Consumer', 'Task',
+    'get_queue', 'LocalQueue', 'RedisQueue', 'SqlQueue', 'Consumer', 'Task',
     'current_task', 'is_task', 'ENVIRON_KEY',
     'DeadLetter', 'dead_letters', 'requeue_dead', 'purge_dead',
     'TaskQueueError', 'InvalidTask', 'UnknownQueue', 'ConfigurationError',

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument('--api-key', help=f'the key API clients send '
                            f'(default: ${API_KEY_ENV})')
 
+    command('init', 'create or upgrade the tables of the SQL queues')
+
     status = command('status', 'counts, consumers and recent outcomes of '
                      'each queue', _queues, _json)
     status.add_argument('--check', action='store_true',

@@ -1,5 +1,5 @@
-"""The operator commands of ``wsgi-taskqueue`` (status, show, tasks, dead,
-requeue, purge, reset, add): arguments in, ``admin`` called, ``console``
+"""The operator commands of ``wsgi-taskqueue`` (init, status, show, tasks,
+dead, requeue, purge, reset, add): arguments in, ``admin`` called, ``console``
 output, an exit code back.  ``cli`` parses and dispatches to them.
 """
 from __future__ import annotations
@@ -58,6 +58,28 @@ def _queues_of(config) -> dict:
     if not queues:
         raise UnknownQueue(None, [])
     return queues
+
+
+def init(args) -> int:
+    """Create or upgrade the tables of the SQL queues of the file; say
+    what was done (nothing, the second time)."""
+    from .backends import SqlQueue
+    stores = {}
+    for queue in _queues_of(args.config).values():
+        if isinstance(queue, SqlQueue):
+            stores.setdefault(id(queue.store), queue.store)
+    if not stores:
+        raise ConfigurationError('no SQL queue (type sql, postgresql, '
+                                 'sqlite or mysql) to initialize',
+                                 args.config)
+    for store in stores.values():
+        done = store.init()
+        where = f'{store.where} ({store.tables.prefix}*)'
+        if not done:
+            print(f'{where}: up to date')
+        for line in done:
+            print(f'{where}: {line}')
+    return OK
 
 
 def status(args) -> int:
@@ -260,7 +282,7 @@ def _complain(message: str) -> None:
 
 
 OPERATIONS = {
-    'status': status, 'show': show, 'tasks': tasks,
+    'init': init, 'status': status, 'show': show, 'tasks': tasks,
     'dead list': dead_list, 'dead requeue': dead_requeue,
     'dead purge': dead_purge, 'requeue': requeue, 'purge': purge,
     'reset': reset, 'add': add,

@@ -162,7 +162,47 @@ REDIS_SETTINGS = {
     'shards': (_at_least(1, int), 1),
 }
 
-BACKEND_SETTINGS = {'local': {}, 'redis': REDIS_SETTINGS}
+def _dotted_name(value) -> str:
+    text = str(value).strip()
+    if '.' not in text or not all(part.isidentifier()
+                                  for part in text.split('.')):
+        raise ValueError(f'must be a dotted name (package.module.name), '
+                         f'not {value!r}')
+    return text
+
+
+def _table_prefix(value) -> str:
+    text = str(value).strip()
+    if not text.replace('_', '').isalnum() or not text.isascii():
+        raise ValueError(f'must be letters, digits and "_": {value!r}')
+    return text
+
+
+#: Keys of ``type = sql`` (or postgresql, sqlite, mysql), beside
+#: QUEUE_SETTINGS.  ``url`` is a SQLAlchemy URL (postgresql+psycopg://...,
+#: mysql+pymysql://..., sqlite:///path/to/tasks.db).
+SQL_SETTINGS = {
+    'url': (str, None),
+    'schema': (_name, None),
+    'table_prefix': (_table_prefix, 'taskqueue_'),
+    'timeout': (_positive, 5.0),
+    'poll_interval': (_positive, 0.5),
+    # Tasks are written in the app's own transaction when one of its
+    # zope.sqlalchemy sessions (that of `session`, a dotted name, if set)
+    # is on the queue's database: the outbox.
+    'outbox': (as_bool, True),
+    'session': (_dotted_name, None),
+}
+
+#: Keys of ``type = sync`` (tasks run in the committing process).
+SYNC_SETTINGS = {
+    'retry_max_count': (_at_least(0, int), 10),
+}
+
+BACKEND_SETTINGS = {'local': {}, 'sync': SYNC_SETTINGS,
+                    'redis': REDIS_SETTINGS,
+                    **dict.fromkeys(('sql', 'postgresql', 'sqlite', 'mysql'),
+                                    SQL_SETTINGS)}
 
 #: Keys of [taskqueue-server] sections; name, queue, concurrent_limit and
 #: retry_max_count are collective.taskqueue's.
@@ -440,6 +480,10 @@ def _build_queue(filename, section, section_name, values):
         options = convert(BACKEND_SETTINGS[kind], own, filename, section,
                           known=QUEUE_SETTINGS)
         options = {k: v for k, v in options.items() if v is not None}
+        if BACKEND_SETTINGS[kind] is SQL_SETTINGS and 'url' not in options:
+            raise ConfigurationError(
+                'a SQL queue needs a SQLAlchemy URL, e.g. '
+                'sqlite:///%(here)s/tasks.db', filename, section, 'url')
         shards = options.pop('shards', 1)
         if shards > 1:  # one queue over several hash tags
             factory = functools.partial(ShardedRedisQueue, shards=shards)

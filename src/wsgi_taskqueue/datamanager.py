@@ -14,6 +14,11 @@ The two-phase commit as the tasks see it:
   one that never gets through is made by a consumer's sweep.
 * abort: staged batches are discarded.
 
+A queue in the app's own database (a SQL queue with ``session``) writes
+its tasks instead in the commit phase, through the app's session, before
+any vote: they commit with the app's data in one database transaction, or
+not at all, and there is nothing to stage, promote or discard.
+
 The sort key puts this vote before zope.sqlalchemy's (``~sqlalchemy:``
 keys), whose one-phase sessions commit inside their vote: staging must
 happen before anything becomes irrevocable.
@@ -76,6 +81,8 @@ class TaskDataManager:
         self.tasks: list[tuple[object, bytes]] = []
         #: Lists of queues of one group, staged under batch_id.
         self.staged: list[list] = []
+        #: Groups whose tasks went into the app's own transaction.
+        self.in_transaction: set = set()
         #: open -> committed | aborted
         self.state = 'open'
 
@@ -94,11 +101,18 @@ class TaskDataManager:
         pass
 
     def commit(self, txn) -> None:
-        pass
+        # Before the app's session data manager decides, in its own
+        # commit(), whether it has work to commit.
+        for batches in self._groups():
+            queue = next(iter(batches))
+            if queue.enqueue_in_transaction(txn, self.batch_id, batches):
+                self.in_transaction.add(queue.group)
 
     def tpc_vote(self, txn) -> None:
         for batches in self._groups():
             queues = list(batches)
+            if queues[0].group in self.in_transaction:
+                continue
             # Recorded first: a stage whose reply was lost may have been
             # applied, and the abort must discard it.
             self.staged.append(queues)
@@ -172,6 +186,7 @@ class TaskDataManager:
     def _forget(self) -> None:
         self.tasks = []
         self.staged = []
+        self.in_transaction = set()
         self.state = 'aborted'
 
 

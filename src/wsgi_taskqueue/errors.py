@@ -85,3 +85,8 @@ class DecodeError(TaskQueueError):
 
 class ConsumerNameInUse(TaskQueueError):
     """Another live process consumes under this name already."""
+
+
+class SchemaError(TaskQueueError):
+    """A SQL queue's tables are missing or of another version; the message
+    names the command that creates or upgrades them."""

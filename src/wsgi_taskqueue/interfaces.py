@@ -43,6 +43,13 @@ class IQueueBackend(Interface):
         the promotion is confirmed; should it then turn out to have failed,
         it calls ``failed(error)`` (the caller retries)."""
 
+    def enqueue_in_transaction(txn, batch_id, batches):
+        """Called in the commit phase of ``txn``, before any vote, for
+        ``batches`` ({queue: messages}, queues of this group): write them
+        as pending through the app's own database transaction in ``txn``,
+        so that they commit with its data or not at all, and return True;
+        or return False, and they are staged in the vote as usual."""
+
     def stage(batch_id, messages):
         """Store ``messages`` durably under ``batch_id``, invisible to
         consumers.  Raise ``BackendUnavailable`` when that cannot be done

@@ -129,5 +129,18 @@ def filter_factory(global_conf, **settings):
         configure(filename, global_conf)
 
     def filter(app):
-        return TaskQueueMiddleware(app, **options)
+        wrapped = TaskQueueMiddleware(app, **options)
+        _serve_sync_queues(wrapped)
+        return wrapped
     return filter
+
+
+def _serve_sync_queues(app) -> None:
+    """Sync queues dispatch into the app this filter wraps (through the
+    filter, as a consumer's tasks do)."""
+    from .backends import SyncQueue
+    from .registry import get_queue, queue_names
+    for name in queue_names():
+        queue = get_queue(name)
+        if isinstance(queue, SyncQueue) and queue.app is None:
+            queue.app = app

@@ -13,7 +13,10 @@ from .config import (
     FILTER_SETTINGS,
     QUEUE_SETTINGS,
     REDIS_SETTINGS,
+    SQL_SETTINGS,
+    SYNC_SETTINGS,
 )
+from .management import SETTINGS as MANAGEMENT_SETTINGS
 
 __all__ = ['SETTINGS_HELP', 'SETTINGS_TABLES']
 
@@ -23,8 +26,10 @@ SETTINGS_HELP = {
     'queue': {
         'queue': ('the queue\'s name', 'the section\'s suffix, or '
                   '``default``'),
-        'type': ('``local`` (in-process, volatile), ``redis``, or the dotted '
-                 'name of a class', None),
+        'type': ('``local`` (in-process, volatile), ``sync`` (run at '
+                 'commit, :doc:`testing`), ``redis``, ``sql`` (or '
+                 '``postgresql``, ``sqlite``, ``mysql``: :doc:`sql`), or the '
+                 'dotted name of a class', None),
         'max_task_size': ('largest task ``add`` accepts, in bytes: URL, '
                           'header names and values, and body', None),
         'secret': ('HMAC secrets, whitespace-separated: the first signs, all '
@@ -81,6 +86,29 @@ SETTINGS_HELP = {
         'shards': ('hash tags the queue spreads over (on a Cluster, over '
                    'several primaries; :doc:`scale`)', None),
     },
+    'sql': {
+        'url': ('a SQLAlchemy URL: ``postgresql+psycopg://...``, '
+                '``mysql+pymysql://...``, ``sqlite:///path/to/tasks.db``',
+                '(required)'),
+        'schema': ('the schema (PostgreSQL) or database (MySQL) of the '
+                   'tables; ``init`` creates it', '(none)'),
+        'table_prefix': ('prefix of the table names, for apps that share a '
+                         'database', None),
+        'timeout': ('seconds to connect, or to wait for a busy SQLite file; '
+                    'bounds how long a commit waits for a database that is '
+                    'down', None),
+        'poll_interval': ('longest a waiting consumer sleeps without looking '
+                          'when no wakeup reaches it', None),
+        'outbox': ('write the tasks in the app\'s own transaction when one '
+                   'of its zope.sqlalchemy sessions is on this database',
+                   None),
+        'session': ('the dotted name of the app\'s ``scoped_session``: only '
+                    'its session carries the tasks', '(none)'),
+    },
+    'sync': {
+        'retry_max_count': ('retries, run at once, before a task is '
+                            'dead-lettered', None),
+    },
     'consumer': {
         'name': ('consumer name, unique among live consumers; a stable name '
                  'requeues its own leftovers at once on restart',
@@ -106,8 +134,19 @@ SETTINGS_HELP = {
                                'on 2xx/3xx, abort it otherwise; for apps '
                                'without pyramid_tm or Zope', None),
     },
+    'management': {
+        'api_key': ('the key clients send; at least 16 characters, else the '
+                    'app refuses to start', '(required)'),
+        'queues': ('the queues shown, whitespace-separated', 'every queue'),
+        'metrics': ('record Prometheus metrics in this process and serve '
+                    'them at ``/metrics``', None),
+        'max_body_size': ('bytes a request body may have; a larger one is '
+                          'refused with 413 before it is read', None),
+    },
 }
 
 #: The tables SETTINGS_HELP describes, by the same names.
 SETTINGS_TABLES = {'queue': QUEUE_SETTINGS, 'redis': REDIS_SETTINGS,
-                   'consumer': CONSUMER_SETTINGS, 'filter': FILTER_SETTINGS}
+                   'sql': SQL_SETTINGS, 'sync': SYNC_SETTINGS,
+                   'consumer': CONSUMER_SETTINGS, 'filter': FILTER_SETTINGS,
+                   'management': MANAGEMENT_SETTINGS}

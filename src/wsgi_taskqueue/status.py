@@ -15,7 +15,7 @@ import math
 import time
 
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
-           'record', 'MemoryStatusLog']
+           'record', 'header_of', 'MemoryStatusLog']
 
 STATES = ('staged', 'queued', 'running', 'done', 'retrying', 'dead', 'purged')
 
@@ -104,6 +104,12 @@ def record(fields: dict, queue: str) -> dict:
     }
 
 
+def header_of(task) -> str:
+    """What a status record keeps of the task's header (JSON)."""
+    return json.dumps({'m': task.method, 'u': task.path, 'uid': task.user_id,
+                       't': task.created_at, 'a': task.attempt})
+
+
 def _count(value) -> int | None:
     """A whole number from a stored field (text or JSON), else None."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -143,9 +149,7 @@ class MemoryStatusLog:
         self._records[task.id] = {
             **self._records.pop(task.id, {}),
             'id': task.id, 'state': state, 'updated': str(time.time()),
-            'header': json.dumps({'m': task.method, 'u': task.path,
-                                  'uid': task.user_id, 't': task.created_at,
-                                  'a': task.attempt})}
+            'header': header_of(task)}
         while len(self._records) > self.queue.status_max:
             self._records.popitem(last=False)
 

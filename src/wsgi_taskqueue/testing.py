@@ -1,11 +1,17 @@
-"""A private ``redis-server`` for tests and benchmarks.
+"""Helpers for tests: an app's own, and this package's.
 
-Tests must never touch a Redis someone else runs (the one on 6379 may hold
-real data), so each suite starts its own server on a free port, in a
-temporary directory, and stops it afterwards.
+``RecordingQueue`` and ``recording`` let an app's test suite see the tasks
+its views enqueued (only those of committed transactions) and run them.
+
+``RedisServer`` is a private ``redis-server``: tests must never touch a
+Redis someone else runs (the one on 6379 may hold real data), so each
+suite starts its own server on a free port, in a temporary directory, and
+stops it afterwards (``sqltesting`` does the same for PostgreSQL and
+MariaDB).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,7 +20,59 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ['RedisServer', 'free_port', 'stop_process']
+from .backends.local import LocalQueue
+from .backends.sync import drain
+from .registry import get_queue, queue_names, register_queue, unregister_queue
+from .task import Task
+
+__all__ = ['RecordingQueue', 'recording', 'RedisServer', 'free_port',
+           'stop_process']
+
+
+class RecordingQueue(LocalQueue):
+    """An in-process queue that only keeps what committed transactions
+    enqueued, for the test to look at and run; nothing consumes it."""
+
+    def recorded(self) -> list[Task]:
+        """The tasks waiting to run, in order (their signatures unchecked:
+        a test may record with any secret)."""
+        with self._changed:
+            messages = list(self._pending)
+        return [self.codec.decode_unverified(message) for message in messages]
+
+    def run(self, app, retry_max_count: int = 10) -> list[dict]:
+        """Dispatch the recorded tasks into ``app``, and those they add in
+        turn, as a consumer would (retries at once); return the status
+        record of each task run, in order."""
+        return [self.task_status(task_id) for task_id
+                in drain(self, app, retry_max_count=retry_max_count)]
+
+    def clear(self) -> None:
+        self.reset()
+
+
+@contextlib.contextmanager
+def recording(queue: str = 'default', **options):
+    """Record the tasks of ``queue`` for the ``with`` block (a
+    RecordingQueue with ``options`` takes its place, then the queue that
+    was there comes back)::
+
+        with recording() as tasks:
+            app.post('/order')          # a view that adds a task
+        [task] = tasks.recorded()
+        assert task.path == '/send-confirmation'
+        tasks.run(app)
+    """
+    previous = get_queue(queue) if queue in queue_names() else None
+    recorder = RecordingQueue(queue, **options)
+    register_queue(queue, recorder)
+    try:
+        yield recorder
+    finally:
+        unregister_queue(queue)
+        if previous is not None:
+            register_queue(queue, previous)
+
 
 
 def free_port() -> int:

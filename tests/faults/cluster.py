@@ -51,8 +51,8 @@ CONSUMER_DEFAULTS = {
     'stop_timeout': 10,
 }
 
-#: A short socket timeout: a request meeting a dead Redis fails fast.
-QUEUE_DEFAULTS = {'socket_timeout': 2}
+#: A short timeout: a request meeting a dead Redis or database fails fast.
+QUEUE_DEFAULTS = {'redis': {'socket_timeout': 2}, 'sql': {'timeout': 2}}
 
 
 class FaultProcess(Process):
@@ -91,11 +91,13 @@ class FaultProcess(Process):
 
 class Cluster(Deployment):
     """The processes, ledger and flags of one fault test, in its
-    ``directory``; ``redis_url`` is the suite's Redis, flushed."""
+    ``directory``; ``redis_url`` is the URL of the suite's Redis, flushed
+    (or of a SQL queue's database, its tables emptied)."""
 
     def __init__(self, directory: pathlib.Path, redis_url: str):
         super().__init__(directory)
         self.redis_url = redis_url
+        self.kind = 'redis' if redis_url.startswith('redis') else 'sql'
         self.retired: list[FaultProcess] = []
         self.flags = directory / 'flags'
         self.flags.mkdir()
@@ -104,8 +106,12 @@ class Cluster(Deployment):
         self.web_process: FaultProcess | None = None
         #: The queue as the test process sees it: to enqueue without a web
         #: process, and to look into Redis.
-        self.queue = wsgi_taskqueue.RedisQueue(
-            url=redis_url, secrets=[SECRET], socket_timeout=5)
+        if self.kind == 'redis':
+            self.queue = wsgi_taskqueue.RedisQueue(
+                url=redis_url, secrets=[SECRET], socket_timeout=5)
+        else:
+            self.queue = wsgi_taskqueue.SqlQueue(
+                url=redis_url, secrets=[SECRET], timeout=5)
         wsgi_taskqueue.register_queue('default', self.queue)
 
     # -- processes ---------------------------------------------------------
@@ -116,9 +122,9 @@ class Cluster(Deployment):
         """An ini for one process; a worker's has a [taskqueue-server]
         section with ``consumer`` over CONSUMER_DEFAULTS.  ``redis_url``
         (a proxy's, say) replaces the test Redis's."""
-        settings = dict(QUEUE_DEFAULTS, **queue_settings)
+        settings = dict(QUEUE_DEFAULTS[self.kind], **queue_settings)
         text = TEMPLATE.substitute(
-            ledger=self.ledger.path, flags=self.flags,
+            ledger=self.ledger.path, flags=self.flags, type=self.kind,
             redis_url=redis_url or self.redis_url, secret=SECRET,
             port=free_port(),
             queue_settings=''.join(f'{k} = {v}\n'
@@ -265,7 +271,19 @@ class Cluster(Deployment):
             return wanted <= ran
         self.wait_until(all_ran, f'runs of {len(wanted)} task(s)', timeout)
 
-    # -- Redis ---------------------------------------------------------------
+    # -- the queue -----------------------------------------------------------
+
+    def write_raw(self, messages) -> None:
+        """Put ``messages`` straight into the queue's storage, ahead of
+        what is pending, as whoever can write to Redis or the database
+        could."""
+        if self.kind == 'redis':
+            self.queue.client.lpush(self.queue.pending_key, *messages)
+            return
+        with self.queue.store.transaction() as connection:
+            connection.execute(self.queue.tasks_table.insert(), [
+                {'queue': self.queue.name, 'state': 'ready', 'due': 0,
+                 'message': message} for message in messages])
 
     def counts(self) -> dict:
         return self.queue.counts()
@@ -281,12 +299,10 @@ class Cluster(Deployment):
         return wsgi_taskqueue.dead_letters('default')
 
     def lease_expired(self, name: str) -> bool:
-        """Whether the consumer ``name`` holds no live lease (by Redis's
-        clock, as the consumers judge it)."""
-        client = self.queue.client
-        expiry = client.zscore(self.queue.leases_key, name)
-        seconds, micros = client.time()
-        return expiry is None or expiry <= seconds + micros / 1e6
+        """Whether the consumer ``name`` holds no live lease (by the
+        backend's clock, as the consumers judge it)."""
+        return not any(consumer['name'] == name and consumer['alive']
+                       for consumer in self.queue.consumers())
 
 
 def cpu_seconds(pid: int) -> float:

@@ -8,6 +8,10 @@ can run it again.
 """
 import signal
 
+from .conftest import BACKENDS
+
+pytestmark = BACKENDS
+
 
 def test_a_killed_workers_task_runs_once_more_after_another_ones_sweep(
         cluster):

@@ -1,13 +1,17 @@
-"""Poison and forged messages written straight into Redis (section 3a).
+"""Poison and forged messages written straight into Redis or the
+database (section 3a).
 
 The fault app's queue signs with cluster.SECRET; whoever can write to
-Redis but does not know it cannot get a request run.  Each bad message
+Redis or the database but does not know it cannot get a request run.  Each bad message
 goes to the dead letters with the reason, and the worker goes on with the
 tasks behind it.
 """
 from wsgi_taskqueue.task import Codec, Task
 
 from .cluster import SECRET
+from .conftest import BACKENDS
+
+pytestmark = BACKENDS
 
 
 def a_task(url: str = '/task') -> Task:
@@ -28,8 +32,8 @@ def test_poison_and_forged_messages_go_to_the_dead_letters(cluster):
         signed.replace(b'"/task"', b'"/task?x=1"'): 'does not match any secret',
     }
     assert len(set(bad)) == 5
-    # Producers LPUSH and consumers take from the right: these come first.
-    cluster.queue.client.lpush(cluster.queue.pending_key, *bad)
+    # Ahead of what is pending: these come first.
+    cluster.write_raw(bad)
     [task] = cluster.add()
 
     cluster.wait_for_runs([task])

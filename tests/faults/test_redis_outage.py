@@ -1,13 +1,24 @@
-"""Redis goes away during commits and during consumption (G1, G2, G6),
-and comes back; a worker waits for it without burning CPU."""
+"""Redis (or PostgreSQL) goes away during commits and during consumption
+(G1, G2, G6), and comes back; a worker waits for it without burning
+CPU."""
 import collections
 import threading
 import time
 import uuid
 
+import pytest
 import requests
 
 from .cluster import cpu_seconds
+
+pytestmark = pytest.mark.parametrize('backend', ['redis', 'postgresql'],
+                                     indirect=True)
+
+
+@pytest.fixture
+def queue_server(backend, request):
+    """The server of the cluster's queue, which the tests stop and start."""
+    return request.getfixturevalue(f'{backend}_server')
 
 #: How long Redis stays down in each outage: a scenario parameter, well
 #: below staged_grace (a staged batch must not be promoted by a sweep while
@@ -95,7 +106,7 @@ class Burst:
 
 
 def test_redis_stopped_and_killed_during_commits_and_consumption(
-        cluster, redis_server):
+        cluster, queue_server):
     """Four clients commit tasks without pause, two workers run them;
     Redis is stopped (SIGTERM), started, killed (SIGKILL), started, each
     time for OUTAGE seconds.  Every request that answered 200 must have
@@ -129,11 +140,11 @@ def test_redis_stopped_and_killed_during_commits_and_consumption(
                         for w, n in zip(workers, noticed, strict=True)),
             'both workers to notice')
         time.sleep(max(0.0, down + OUTAGE - time.monotonic()))  # OUTAGE
-        redis_server.start()
+        queue_server.start()
 
     with Burst(cluster, work='0.005') as burst:
-        outage(redis_server.stop)   # a clean shutdown (SIGTERM)
-        outage(redis_server.kill)   # a crash (SIGKILL); AOF fsyncs always
+        outage(queue_server.stop)   # a clean shutdown (SIGTERM)
+        outage(queue_server.kill)   # a crash; Redis's AOF fsyncs always
         cluster.wait_until(lambda: burst.count(200) >= COMMITS_BETWEEN * 3,
                            'commits after the outages')
 
@@ -187,12 +198,12 @@ def ran(cluster) -> set[str]:
 
 
 def test_a_worker_waits_idly_while_redis_is_down_and_resumes(
-        cluster, redis_server):
+        cluster, queue_server):
     worker = cluster.worker('w1', concurrent_limit=2)
     cluster.wait_for_runs(cluster.add())
     noticed = worker.output().count(UNAVAILABLE)
 
-    redis_server.stop()
+    queue_server.stop()
     cluster.wait_until(lambda: worker.output().count(UNAVAILABLE) > noticed,
                        'the worker to notice')
     before = cpu_seconds(worker.pid)
@@ -200,7 +211,7 @@ def test_a_worker_waits_idly_while_redis_is_down_and_resumes(
     time.sleep(3)  # the outage whose CPU cost is measured
     used = cpu_seconds(worker.pid) - before
     down = time.monotonic() - started
-    redis_server.start()
+    queue_server.start()
     restarted = time.monotonic()
     [task] = cluster.add()
     cluster.wait_for_runs([task])

@@ -11,6 +11,10 @@ import signal
 import pytest
 import requests
 
+from .conftest import BACKENDS
+
+pytestmark = BACKENDS
+
 STAGED_GRACE = 2
 
 

@@ -2,6 +2,10 @@
 import signal
 import time
 
+from .conftest import BACKENDS
+
+pytestmark = BACKENDS
+
 #: A bounded observation window, to show that something does NOT happen
 #: (a paused worker takes no task, a stopping one does not exit while its
 #: task runs): several poll intervals and heartbeats long.

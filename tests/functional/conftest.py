@@ -14,10 +14,11 @@ def deployment(tmp_path):
         deployment.stop()
 
 
-@pytest.fixture(params=['local', 'redis'])
+@pytest.fixture(params=['local', 'redis', 'sqlite'])
 def serve(request, deployment):
     """Serve an example folder's ``local.ini``, then its ``redis.ini``
-    (on the test Redis): ``url = serve('plain')``."""
+    (on the test Redis), then its ``sqlite.ini`` (the queue in a file of
+    the test's own): ``url = serve('plain')``."""
     redis_url = (request.getfixturevalue('redis_url')
                  if request.param == 'redis' else None)
 

@@ -100,18 +100,25 @@ class Deployment:
         #: The NAME=VALUE arguments of the commands serving each ini.
         self.variables: dict[pathlib.Path, dict] = {}
 
-    def ini(self, example: str, redis_url: str | None = None) -> pathlib.Path:
+    def ini(self, example: str, redis_url: str | None = None,
+            database_url: str | None = None) -> pathlib.Path:
         """Copy ``examples/<example>`` here, on a free port, to be served
-        with ``redis_url`` for its Redis queues."""
+        with ``redis_url`` for its Redis queues and ``database_url`` for
+        its PostgreSQL queue and app database."""
         parser = configparser.RawConfigParser()  # keeps %(here)s as it is
         parser.optionxform = str
         parser.read(EXAMPLES / example)
         parser['server:main']['listen'] = f'127.0.0.1:{free_port()}'
-        if 'redis_url' in parser.defaults():
-            if redis_url is None:
-                raise ValueError(f'{example} needs a redis_url')
-            self.variables[self.directory / pathlib.Path(example).name] = {
-                'redis_url': redis_url}
+        variables = {}
+        for name, value in (('redis_url', redis_url),
+                            ('database_url', database_url)):
+            if name in parser.defaults():
+                if value is None:
+                    raise ValueError(f'{example} needs a {name}')
+                variables[name] = value
+        if variables:
+            self.variables[self.directory / pathlib.Path(example).name] = \
+                variables
         target = self.directory / pathlib.Path(example).name
         with open(target, 'w') as file:
             parser.write(file)

@@ -79,6 +79,34 @@ def test_a_network_request_cannot_run_the_task(deployment):
     assert summary(url)['count'] == 0
 
 
+def test_a_worker_beside_serve_shares_a_sqlite_queue(deployment):
+    ini = deployment.ini('plain/sqlite.ini')
+    url = deployment.serve(ini)
+    worker = deployment.worker(ini)
+    enqueue_batches(url, range(BATCHES))
+    runs = wait_for_every_run(deployment, url)
+    assert_each_ran_once(runs)
+    served_by = {run['pid'] for run in runs}
+    assert served_by <= {process.popen.pid
+                         for process in deployment.processes}
+    assert worker.popen.pid in served_by
+
+
+def test_tasks_in_a_sqlite_queue_survive_a_restart(deployment):
+    ini = deployment.ini('plain/sqlite.ini')
+    # Queued by a web process without consumers, which then stops; the
+    # same file served again runs them.
+    web_only = ini.with_name('sqlite-web.ini')
+    web_only.write_text(ini.read_text().replace(
+        '[taskqueue-server]', '[consumers-off]'))
+    url = deployment.serve(web_only)
+    enqueue_batches(url, range(BATCHES))
+    deployment.processes.pop().stop()
+    assert deployment.serve(ini) == url
+    runs = wait_for_every_run(deployment, url)
+    assert_each_ran_once(runs)
+
+
 def test_the_page_shows_a_task_retried_and_one_dead_on_the_dashboard(
         serve, deployment):
     url = serve('plain')

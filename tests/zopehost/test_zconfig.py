@@ -98,9 +98,10 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
                        'prefetch': '2', 'lease_timeout': '20',
                        'max_deliveries': '7', 'staged_grace': '30',
                        'stop_timeout': '5'}
-    # The keys of other topologies: test_sentinel_cluster_and_shard_keys.
+    # The keys of other topologies and queue types: the tests below.
     assert set(queue_values) | {'queue', 'url', 'unix_socket_path'} | set(
-        TOPOLOGY_VALUES) == set(zconfig.queue_keys.names())
+        TOPOLOGY_VALUES) | set(config.SQL_SETTINGS) | set(
+        config.SYNC_SETTINGS) == set(zconfig.queue_keys.names())
     assert set(consumer_values) == set(config.CONSUMER_SETTINGS)
 
     def lines(values):
@@ -173,7 +174,7 @@ def test_the_queue_key_renames_a_queue_and_the_name_key_a_consumer(
     ('<taskqueue-server w>\n  retry_delay -1\n</taskqueue-server>', 3,
      'retry_delay', 'must be greater than 0'),
     ('<taskqueue q>\n  type nosuch\n</taskqueue>', 3, 'type',
-     "unknown queue type 'nosuch'; use local, redis or the dotted name"),
+     "unknown queue type 'nosuch'; use local, sync, redis, sql"),
 ])
 def test_a_bad_key_is_named_with_its_file_and_line(zope_conf, tmp_path,
                                                    section, line, key,
@@ -235,3 +236,24 @@ def test_the_operator_commands_name_the_line_of_a_bad_zope_conf(tmp_path,
     error = capsys.readouterr().err
     assert "port: bad value 'many'" in error
     assert f'line 5, in file://{zope_conf}' in error
+
+
+def test_the_sql_keys_mean_what_they_mean_in_an_ini(zope_conf, tmp_path):
+    values = {'type': 'sqlite', 'url': f'sqlite:///{tmp_path}/tasks.db',
+              'table_prefix': 'app_tq_', 'timeout': '2',
+              'poll_interval': '0.25', 'outbox': 'false',
+              'session': 'myapp.models.DBSession', 'secret': 's3cret'}
+    from_zope = zconfig.configuration(zope_conf(
+        '<taskqueue q>\n' + '\n'.join(f'  {k} {v}' for k, v in
+                                      values.items()) + '\n</taskqueue>\n'))
+    ini = tmp_path / 'app.ini'
+    ini.write_text('[taskqueue:q]\n' + ''.join(f'{k} = {v}\n'
+                                              for k, v in values.items()))
+    from_ini = config.load(str(ini))
+    zope_queue, ini_queue = from_zope.queues['q'], from_ini.queues['q']
+    assert plain_attributes(zope_queue) == plain_attributes(ini_queue)
+    for queue in (zope_queue, ini_queue):
+        assert (queue.where, queue.store.tables.prefix,
+                queue.store.wakeups.poll_interval, queue.app_session) == (
+            values['url'], 'app_tq_', 0.25, None)
+        queue.close()

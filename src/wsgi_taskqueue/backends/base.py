@@ -24,6 +24,10 @@ def owner_of(slot: str) -> str:
     return slot.partition('#')[0]
 
 
+#: Why a replay of a finished attempt is buried.
+REPLAYED = 'replayed: this attempt of the task has finished already'
+
+
 def unfinished_reason(deliveries: int) -> str:
     """Why a task that keeps killing its consumer is buried."""
     return (f'delivered {deliveries} times without finishing: its consumer '
@@ -97,6 +101,9 @@ class QueueBase:
         """Queues of one group are staged, promoted and pushed together
         (see IQueueBackend); by default a queue is a group of its own."""
         return self
+
+    def enqueue_in_transaction(self, txn, batch_id, batches):
+        return False  # only a queue in the app's own database can
 
     def dead_letter(self, message: bytes, task, status: str | None,
                     error: str, attempt: int) -> bytes:

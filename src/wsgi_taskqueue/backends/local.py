@@ -20,7 +20,7 @@ from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
 from ..task import Codec
-from .base import QueueBase, owner_of, unfinished_reason
+from .base import REPLAYED, QueueBase, owner_of, unfinished_reason
 
 __all__ = ['LocalQueue']
 
@@ -103,9 +103,7 @@ class LocalQueue(QueueBase):
         if task is not None:
             status = self._log.fields(task.id)
             if status is not None and task.attempt <= int(status.get('f', 0)):
-                self.bury_unusable(
-                    slot, message, 'replayed: this attempt of the task has '
-                    'finished already', recorded=False)
+                self.bury_unusable(slot, message, REPLAYED, recorded=False)
                 return False
         self._log.update(task and task.id, state='running', consumer=slot,
                          started=time.time(), attempt=task and task.attempt)

@@ -70,7 +70,7 @@ from zope.interface import implementer
 from ...errors import BackendUnavailable, DecodeError
 from ...interfaces import IQueueBackend
 from ...status import MemoryStatusLog, record
-from ..base import QueueBase, owner_of, unfinished_reason
+from ..base import REPLAYED, QueueBase, owner_of, unfinished_reason
 from . import scripts
 from .connection import (
     CLIENT_NAMES,
@@ -567,9 +567,7 @@ class RedisQueue(QueueBase):
 
     def _bury_replays(self, slot, replays):
         for message in replays:
-            self.bury_unusable(
-                slot, message, 'replayed: this attempt of the task has '
-                'finished already', recorded=False)
+            self.bury_unusable(slot, message, REPLAYED, recorded=False)
 
     def _slots(self, consumer):
         """The processing lists (slots) of ``consumer`` that Redis knows,
