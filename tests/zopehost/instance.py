@@ -4,6 +4,7 @@ a ``package-includes`` slug only."""
 from __future__ import annotations
 
 import os
+import hashlib
 import pathlib
 import subprocess
 import sys
@@ -27,14 +28,21 @@ ADMIN = ('admin', 'admin-password')
 
 
 def zope5_bin() -> pathlib.Path:
-    """The bin folder of the Zope 5 environment, built if missing."""
+    """The bin folder of the Zope 5 environment, built if missing, and
+    installed again when the package's dependencies (setup.cfg) changed
+    since."""
     runwsgi = ZOPE5_ENV / 'bin' / 'runwsgi'
-    if not runwsgi.exists():
+    stamp = ZOPE5_ENV / 'setup.cfg.sha256'
+    wanted = hashlib.sha256((ROOT / 'setup.cfg').read_bytes()).hexdigest()
+    if not (ZOPE5_ENV / 'bin' / 'pip').exists():
         subprocess.run([sys.executable, '-m', 'venv', str(ZOPE5_ENV)],
                        check=True)
+    if not runwsgi.exists() or not stamp.exists() \
+            or stamp.read_text() != wanted:
         subprocess.run([str(ZOPE5_ENV / 'bin' / 'pip'), 'install', '--quiet',
                         '-e', f'{ROOT}[redis,zope]', 'ZEO',
                         *ZOPE5_REQUIREMENTS], check=True)
+        stamp.write_text(wanted)
     return runwsgi.parent
 
 
