@@ -405,3 +405,24 @@ def test_the_length_of_a_queue_is_its_pending_count(queue):
     queue.reserve('w', 1, 0)
     queue.stage('later', [b'd'])
     assert len(queue) == 2
+
+
+def test_a_scheduled_task_waits_among_the_delayed_until_due(queue):
+    task, message = task_message(queue, due=time.time() + 0.5)
+    _, now = task_message(queue)
+    promoted(queue, message, now)
+    status = queue.task_status(task.id)
+    assert status['state'] == 'scheduled'
+    assert status['due'] == status['next_attempt'] == task.due
+    assert queue.counts()['delayed'] == 1
+    assert queue.reserve('c', 10, 0) == [now]
+    assert queue.reserve('c', 10, 5) == [message]
+    assert time.time() >= task.due
+    assert queue.task_status(task.id)['state'] == 'running'
+
+
+def test_a_task_due_already_is_pending_at_once(queue):
+    task, message = task_message(queue, due=time.time() - 1)
+    promoted(queue, message)
+    assert queue.task_status(task.id)['state'] == 'queued'
+    assert queue.reserve('c', 10, 0) == [message]

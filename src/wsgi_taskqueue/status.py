@@ -1,6 +1,6 @@
 """The status log: what became of each task, kept for operators.
 
-Each task has a record — its state (staged, queued, running, done,
+Each task has a record — its state (staged, scheduled, queued, running, done,
 retrying, dead, purged), who runs it, the status line of each attempt, timestamps
 and the enqueuing user — written by the backend in the same round trip
 that moves the task, kept ``status_ttl`` seconds and at most
@@ -17,7 +17,7 @@ import time
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
            'record', 'header_of', 'MemoryStatusLog']
 
-STATES = ('staged', 'queued', 'running', 'done', 'retrying', 'dead', 'purged')
+STATES = ('staged', 'scheduled', 'queued', 'running', 'done', 'retrying', 'dead', 'purged')
 
 #: A day: long enough to answer "did my task run last night?".
 DEFAULT_STATUS_TTL = 86400
@@ -98,6 +98,7 @@ def record(fields: dict, queue: str) -> dict:
         'consumer': fields.get('consumer') or None,
         'attempt': attempt,
         'next_attempt': number(fields.get('next'), 'next attempt'),
+        'due': number(header.get('d'), 'due'),
         'status': fields.get('status') or None,
         'attempts': attempts,
         'problem': '; '.join(problems) or None,
@@ -106,8 +107,11 @@ def record(fields: dict, queue: str) -> dict:
 
 def header_of(task) -> str:
     """What a status record keeps of the task's header (JSON)."""
-    return json.dumps({'m': task.method, 'u': task.path, 'uid': task.user_id,
-                       't': task.created_at, 'a': task.attempt})
+    fields = {'m': task.method, 'u': task.path, 'uid': task.user_id,
+              't': task.created_at, 'a': task.attempt}
+    if task.due is not None:
+        fields['d'] = task.due
+    return json.dumps(fields)
 
 
 def _count(value) -> int | None:

@@ -88,6 +88,9 @@ class Task:
     #: the task generates point where the original request's would.
     script_name: str = ''
     url_scheme: str = 'http'
+    #: Epoch time before which the task must not run (``countdown`` or
+    #: ``eta``); None to run as soon as possible.
+    due: float | None = None
 
     @classmethod
     def new(cls, **fields) -> Task:
@@ -130,12 +133,18 @@ class Codec:
         self._macs = [hmac.new(key, digestmod='sha256') for key in self.keys]
 
     def encode(self, task: Task) -> bytes:
-        header = encode_header({
+        fields = {
             'v': FORMAT_VERSION, 'id': task.id, 'q': task.queue,
             'u': task.url, 'm': task.method, 'e': task.environ,
             'uid': task.user_id, 't': task.created_at, 'a': task.attempt,
             'sn': task.script_name, 's': task.url_scheme,
-        })
+        }
+        if task.due is not None:
+            # Last, and only when set: the Lua scripts find it at the end
+            # of the header (``due_of``), and a task without one pays
+            # nothing for it.
+            fields['d'] = task.due
+        header = encode_header(fields)
         body = header + b'\n' + task.payload
         return self._sign(body) + b'\n' + body
 
@@ -228,7 +237,7 @@ def _parse(body: bytes, message: bytes) -> Task:
             method=fields['m'], environ=fields['e'], payload=payload,
             user_id=fields['uid'], created_at=fields['t'],
             attempt=fields['a'], script_name=fields['sn'],
-            url_scheme=fields['s'])
+            url_scheme=fields['s'], due=fields.get('d'))
     except KeyError as exc:
         raise DecodeError(f'task header lacks field {exc}', message) from None
 
@@ -249,6 +258,9 @@ def _check_decoded(task: Task, max_task_size: int | None) -> None:
         raise InvalidTask('bad creation time')
     if type(task.attempt) is not int or task.attempt < 1:
         raise InvalidTask(f'bad attempt {task.attempt!r}')
+    if task.due is not None and (type(task.due) not in (int, float)
+                                 or task.due != task.due):
+        raise InvalidTask(f'bad due time {task.due!r}')
     if not isinstance(task.script_name, str) or task.url_scheme not in (
             'http', 'https'):
         raise InvalidTask('bad script name or URL scheme')

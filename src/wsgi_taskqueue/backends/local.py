@@ -347,10 +347,20 @@ class LocalQueue(QueueBase):
             self._dead.pop()
 
     def _queue(self, messages):
-        """Make messages pending, each with a new status record."""
-        self._pending.extend(messages)
+        """Make messages pending, each with a new status record; those
+        scheduled for later (``countdown``, ``eta``) wait among the
+        delayed ones until due."""
+        now = time.time()
         for message in messages:
-            self._log.new(_peek(message), 'queued')
+            task = _peek(message)
+            if task is not None and task.due is not None and task.due > now:
+                heapq.heappush(self._delayed,
+                               (task.due, next(self._sequence), message))
+                self._log.new(task, 'scheduled')
+                self._log.update(task.id, next=task.due)
+            else:
+                self._pending.append(message)
+                self._log.new(task, 'queued')
         self._changed.notify_all()
 
     def _move_due_retries(self):

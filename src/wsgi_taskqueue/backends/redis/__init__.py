@@ -204,7 +204,7 @@ class RedisQueue(QueueBase):
         keys = []
         for queue in queues:
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
-                     queue.staged_key]
+                     queue.staged_key, queue.delayed_key]
         args = [batch_id, *(queue.status_ttl for queue in queues)]
         with self._talking:
             if failed is None:
