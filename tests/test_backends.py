@@ -426,3 +426,13 @@ def test_a_task_due_already_is_pending_at_once(queue):
     promoted(queue, message)
     assert queue.task_status(task.id)['state'] == 'queued'
     assert queue.reserve('c', 10, 0) == [message]
+
+
+def test_a_label_is_kept_in_the_status_record(queue):
+    task, message = task_message(queue, label='send_mailing')
+    plain, other = task_message(queue)
+    promoted(queue, message, other)
+    assert queue.task_status(task.id)['label'] == 'send_mailing'
+    assert queue.task_status(plain.id)['label'] is None
+    queue.reserve('c', 10, 0)
+    assert queue.task_status(task.id)['label'] == 'send_mailing'

@@ -225,6 +225,18 @@ def test_tasks_newest_first_with_filters_and_pages(ini, run):
     assert run('tasks', ini, '--offset', '9')[1] == 'no tasks from offset 9\n'
 
 
+def test_tasks_filtered_by_label(ini, run):
+    [mailing] = add('/ok', label='send_mailing')
+    add('/ok', '/ok')
+    [mail] = add('/ok', queue='mail', label='send_mailing')
+    records = json.loads(run('tasks', ini, '--json', '--label',
+                             'send_mailing')[1])
+    assert [r['id'] for r in records] == [mail, mailing]
+    assert {r['label'] for r in records} == {'send_mailing'}
+    code, _, err = run('tasks', ini, '--label', 'no spaces')
+    assert code == 2 and 'label must be' in err
+
+
 # -- dead letters ----------------------------------------------------------
 
 def test_dead_list(ini, run):

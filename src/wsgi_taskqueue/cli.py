@@ -26,8 +26,9 @@ from .commands import (
     UsageError,
     selected_queues,
 )
-from .errors import BackendUnavailable, TaskQueueError
+from .errors import BackendUnavailable, InvalidTask, TaskQueueError
 from .status import STATES
+from .validation import check_label
 
 __all__ = ['main', 'build_parser', 'EXIT_CODES']
 
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument('task_id', metavar='TASK_ID')
 
     command('tasks', 'the tasks of the status log, newest first', _queues,
-            _state, _page, _json)
+            _state, _label, _page, _json)
 
     dead = commands.add_parser('dead', help='list, requeue or purge dead '
                                'letters').add_subparsers(
@@ -197,6 +198,18 @@ def _yes(parser) -> None:
 def _state(parser) -> None:
     parser.add_argument('--state', choices=STATES,
                         help='only tasks in this state')
+
+
+def _label(parser) -> None:
+    parser.add_argument('--label', type=_task_label,
+                        help='only tasks added with this label')
+
+
+def _task_label(text: str) -> str:
+    try:
+        return check_label(text)
+    except InvalidTask as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _page(parser) -> None:

@@ -106,7 +106,8 @@ def show(args) -> int:
 
 def tasks(args) -> int:
     records = admin.tasks(selected_queues(args.config, args.queue),
-                          args.state, args.offset, args.limit)
+                          args.state, args.offset, args.limit,
+                          label=args.label)
     _print(args, records, lambda records: _page(
         console.render_tasks(records), records, args, 'tasks'))
     return OK

@@ -99,6 +99,7 @@ def record(fields: dict, queue: str) -> dict:
         'attempt': attempt,
         'next_attempt': number(fields.get('next'), 'next attempt'),
         'due': number(header.get('d'), 'due'),
+        'label': text(header.get('l'), 'label'),
         'status': fields.get('status') or None,
         'attempts': attempts,
         'problem': '; '.join(problems) or None,
@@ -111,6 +112,8 @@ def header_of(task) -> str:
               't': task.created_at, 'a': task.attempt}
     if task.due is not None:
         fields['d'] = task.due
+    if task.label is not None:
+        fields['l'] = task.label
     return json.dumps(fields)
 
 

@@ -23,6 +23,7 @@ from .validation import (
     check_header_value,
     check_method,
     check_size,
+    check_label,
     check_url,
 )
 
@@ -91,6 +92,9 @@ class Task:
     #: Epoch time before which the task must not run (``countdown`` or
     #: ``eta``); None to run as soon as possible.
     due: float | None = None
+    #: What the task is about, for finding it in the status log
+    #: (``tasks --label``); None for no label.
+    label: str | None = None
 
     @classmethod
     def new(cls, **fields) -> Task:
@@ -140,10 +144,12 @@ class Codec:
             'sn': task.script_name, 's': task.url_scheme,
         }
         if task.due is not None:
-            # Last, and only when set: the Lua scripts find it at the end
-            # of the header (``due_of``), and a task without one pays
-            # nothing for it.
+            # After the fields every task has, and only when set: a task
+            # without options pays nothing for them, and the Lua scripts
+            # find them by their keys (``due_of``).
             fields['d'] = task.due
+        if task.label is not None:
+            fields['l'] = task.label
         header = encode_header(fields)
         body = header + b'\n' + task.payload
         return self._sign(body) + b'\n' + body
@@ -237,7 +243,8 @@ def _parse(body: bytes, message: bytes) -> Task:
             method=fields['m'], environ=fields['e'], payload=payload,
             user_id=fields['uid'], created_at=fields['t'],
             attempt=fields['a'], script_name=fields['sn'],
-            url_scheme=fields['s'], due=fields.get('d'))
+            url_scheme=fields['s'], due=fields.get('d'),
+            label=fields.get('l'))
     except KeyError as exc:
         raise DecodeError(f'task header lacks field {exc}', message) from None
 
@@ -261,6 +268,8 @@ def _check_decoded(task: Task, max_task_size: int | None) -> None:
     if task.due is not None and (type(task.due) not in (int, float)
                                  or task.due != task.due):
         raise InvalidTask(f'bad due time {task.due!r}')
+    if task.label is not None:
+        check_label(task.label)
     if not isinstance(task.script_name, str) or task.url_scheme not in (
             'http', 'https'):
         raise InvalidTask('bad script name or URL scheme')

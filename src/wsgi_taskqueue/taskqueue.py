@@ -24,6 +24,7 @@ from .validation import (
     METHODS,
     TASK_HEADER_PREFIX,
     check_header_value,
+    check_label,
     check_method,
     check_url,
     copyable_header,
@@ -65,7 +66,8 @@ _UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*=[A-Za-z0-9_.~\-]*\Z')
 def add(url: str, method: str = 'GET', params: dict | None = None,
         headers: dict | None = None, payload=COPY,
         queue: str | None = None, *, countdown: float | None = None,
-        eta: datetime.datetime | None = None) -> str:
+        eta: datetime.datetime | None = None, label: str | None = None
+        ) -> str:
     """Queue a request to ``url`` of this app, sent once the current
     transaction commits; return the task id (sent as ``X-Task-Id``).
 
@@ -73,7 +75,8 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
     the filter); ``headers`` add to or replace them, ``payload=None`` sends
     no body.  Outside a request only what is given travels.
     ``countdown`` (seconds) or ``eta`` (an aware datetime) delays the task:
-    it waits among the delayed tasks until then.
+    it waits among the delayed tasks until then.  ``label`` names what
+    the task is about in its status record (``tasks --label``).
     """
     due = _due(countdown, eta)
     backend = get_queue(queue)
@@ -91,7 +94,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         environ=task_environ, payload=body, user_id=_checked_user(request),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
-        due=due,
+        due=due, label=label if label is None else check_label(label),
     )
     message = backend.codec.encode(task)
     manager = (datamanager.joined(environ) if datamanager.joiners else None

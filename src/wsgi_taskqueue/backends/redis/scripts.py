@@ -37,8 +37,8 @@ local function attempt_of(message)
 end
 
 -- The due time of a task scheduled for later (countdown, eta), or nil.
--- The encoder writes it last, and only when set: ',"d":' then ends the
--- header, and can be no other key (see attempt_of).
+-- The encoder writes it after the fields of every task, only when set;
+-- ',"d":' can be no other key (see attempt_of).
 local function due_of(message)
   local at = string.find(message, ',"d":', 1, true)
   if not at then return nil end
@@ -46,7 +46,7 @@ local function due_of(message)
   local second = first and string.find(message, '\n', first + 1, true)
   if not second or at > second then return nil end
   return tonumber(string.match(string.sub(message, at + 5, second - 1),
-                               '^([^,}]+)}$'))
+                               '^([^,}]+)[,}]'))
 end
 
 local function set_status(base, ttl, t, id, ...)

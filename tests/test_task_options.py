@@ -1,6 +1,7 @@
-"""``add(countdown=..., eta=...)``: validated at add, due by then."""
+"""The options of ``add``: countdown, eta, label."""
 import datetime
 import math
+import re
 import time
 
 import hypothesis.strategies as st
@@ -98,3 +99,18 @@ def test_an_aware_eta_is_accepted_within_a_year(local_queue, eta):
         assert taskqueue.add('/view', eta=eta)
     transaction.abort()
     assert math.isfinite(eta.timestamp())
+
+
+@fixture_kept
+@given(st.from_regex(r'[A-Za-z0-9_.:@/+\-]{1,100}', fullmatch=True))
+def test_every_label_of_the_charset_is_accepted(local_queue, label):
+    assert taskqueue.add('/view', label=label)
+    transaction.abort()
+
+
+@fixture_kept
+@given(st.one_of(st.text().filter(lambda text: not re.fullmatch(
+    r'[A-Za-z0-9_.:@/+\-]{1,100}', text)), st.integers(), st.binary()))
+def test_a_label_out_of_the_charset_is_refused(local_queue, label):
+    with pytest.raises(InvalidTask, match='label must be'):
+        taskqueue.add('/view', label=label)
