@@ -436,3 +436,34 @@ def test_a_label_is_kept_in_the_status_record(queue):
     assert queue.task_status(plain.id)['label'] is None
     queue.reserve('c', 10, 0)
     assert queue.task_status(task.id)['label'] == 'send_mailing'
+
+
+def test_cancel_removes_a_pending_or_delayed_task_but_not_a_running_one(
+        queue):
+    (pending, first), (scheduled, second), (running, third) = [
+        task_message(queue), task_message(queue, due=time.time() + 60),
+        task_message(queue)]
+    promoted(queue, third, first, second)
+    assert queue.reserve('c', 1, 0) == [third]
+    assert queue.cancel(pending.id) == 'cancelled'
+    assert queue.cancel(scheduled.id) == 'cancelled'
+    assert queue.cancel(running.id) == 'running'
+    assert queue.cancel(pending.id) is None
+    assert queue.cancel('f' * 32) is None
+    assert queue.task_status(pending.id)['state'] == 'cancelled'
+    assert queue.task_status(scheduled.id)['state'] == 'cancelled'
+    assert queue.task_status(running.id)['state'] == 'running'
+    counts = queue.counts()
+    assert (counts['pending'], counts['delayed']) == (0, 0)
+    assert queue.reserve('c', 10, 0) == []
+
+
+def test_cancel_removes_a_task_waiting_for_a_retry(queue):
+    task, message = task_message(queue)
+    promoted(queue, message)
+    queue.reserve('c', 1, 0)
+    queue.retry('c', message, message, time.time() + 60,
+                Report(task.id, 1, '503 Service Unavailable', 0.001))
+    assert queue.cancel(task.id) == 'cancelled'
+    assert queue.counts()['delayed'] == 0
+    assert queue.task_status(task.id)['state'] == 'cancelled'

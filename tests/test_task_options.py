@@ -114,3 +114,24 @@ def test_every_label_of_the_charset_is_accepted(local_queue, label):
 def test_a_label_out_of_the_charset_is_refused(local_queue, label):
     with pytest.raises(InvalidTask, match='label must be'):
         taskqueue.add('/view', label=label)
+
+
+def test_cancel_removes_a_task_not_started_from_any_queue(local_queue):
+    with transaction.manager:
+        task_id = taskqueue.add('/view', countdown=60)
+    assert taskqueue.cancel(task_id) == 'cancelled'
+    assert taskqueue.status(task_id)['state'] == 'cancelled'
+    assert taskqueue.cancel(task_id) is None
+
+
+def test_cancel_says_a_running_task_runs_on(local_queue):
+    with transaction.manager:
+        task_id = taskqueue.add('/view')
+    local_queue.reserve('test', 1, 0)
+    assert taskqueue.cancel(task_id) == 'running'
+
+
+@pytest.mark.parametrize('task_id', ['', 'xyz', 42, None, 'a' * 65])
+def test_cancel_refuses_what_is_not_a_task_id(local_queue, task_id):
+    with pytest.raises(InvalidTask, match='task_id must be'):
+        taskqueue.cancel(task_id)

@@ -28,6 +28,7 @@ from .commands import (
 )
 from .errors import BackendUnavailable, InvalidTask, TaskQueueError
 from .status import STATES
+from .task import TASK_ID
 from .validation import check_label
 
 __all__ = ['main', 'build_parser', 'EXIT_CODES']
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    _json)
     show.add_argument('task_id', metavar='TASK_ID')
 
+    cancel = command('cancel', 'remove a pending, scheduled or delayed '
+                     'task (a running one is not interrupted)', _queues)
+    cancel.add_argument('task_id', metavar='TASK_ID', type=_task_id)
+
     command('tasks', 'the tasks of the status log, newest first', _queues,
             _state, _label, _page, _json)
 
@@ -198,6 +203,12 @@ def _yes(parser) -> None:
 def _state(parser) -> None:
     parser.add_argument('--state', choices=STATES,
                         help='only tasks in this state')
+
+
+def _task_id(text: str) -> str:
+    if not TASK_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f'not a task id: {text!r}')
+    return text
 
 
 def _label(parser) -> None:

@@ -8,6 +8,7 @@ import sys
 
 from . import admin, console
 from .errors import ConfigurationError, UnknownQueue
+from .registry import get_queue
 
 __all__ = ['OPERATIONS', 'selected_queues', 'UsageError']
 
@@ -102,6 +103,22 @@ def show(args) -> int:
         return NOT_DONE
     _print(args, record, console.render_task)
     return OK
+
+
+def cancel(args) -> int:
+    names = selected_queues(args.config, args.queue)
+    for name in names:
+        outcome = get_queue(name).cancel(args.task_id)
+        if outcome == 'cancelled':
+            print(f'cancelled task {args.task_id} of queue {name}')
+            return OK
+        if outcome == 'running':
+            _complain(f'task {args.task_id} of queue {name} is running: '
+                      f'not interrupted, it will finish')
+            return NOT_DONE
+    _complain(f'no pending, scheduled or delayed task {args.task_id} in '
+              f'queue(s) {", ".join(names)}')
+    return NOT_DONE
 
 
 def tasks(args) -> int:
@@ -286,5 +303,5 @@ OPERATIONS = {
     'init': init, 'status': status, 'show': show, 'tasks': tasks,
     'dead list': dead_list, 'dead requeue': dead_requeue,
     'dead purge': dead_purge, 'requeue': requeue, 'purge': purge,
-    'reset': reset, 'add': add,
+    'reset': reset, 'add': add, 'cancel': cancel,
 }

@@ -58,7 +58,7 @@ CREDENTIAL_HEADERS = frozenset(['HTTP_COOKIE', 'HTTP_AUTHORIZATION'])
 
 
 #: What ``new_id`` makes, and all a status record's key may be built from.
-_TASK_ID = re.compile(r'[0-9a-f]{1,64}')
+TASK_ID = re.compile(r'[0-9a-f]{1,64}')
 
 
 def new_id() -> str:
@@ -288,6 +288,6 @@ def identity_of(message: bytes) -> tuple[str | None, int]:
     if not isinstance(fields, dict):
         return None, 0
     task_id, attempt = fields.get('id'), fields.get('a')
-    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+    if not isinstance(task_id, str) or not TASK_ID.fullmatch(task_id):
         return None, 0
     return task_id, attempt if type(attempt) is int and attempt > 0 else 0

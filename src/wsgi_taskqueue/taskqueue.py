@@ -19,7 +19,7 @@ import webob
 from . import context, datamanager
 from .errors import InvalidTask, TaskTooLarge
 from .registry import get_queue, queue_names
-from .task import Task
+from .task import TASK_ID, Task
 from .validation import (
     METHODS,
     TASK_HEADER_PREFIX,
@@ -33,7 +33,7 @@ from .validation import (
     headers_size,
 )
 
-__all__ = ['add', 'status', 'reset', 'METHODS']
+__all__ = ['add', 'status', 'cancel', 'reset', 'METHODS']
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,23 @@ def status(task_id: str, queue: str | None = None) -> dict | None:
         found = get_queue(name).task_status(task_id)
         if found is not None:
             return found
+    return None
+
+
+def cancel(task_id: str, queue: str | None = None) -> str | None:
+    """Cancel a task that has not started: one pending, scheduled or
+    waiting for a retry is removed and recorded ``cancelled`` (return
+    'cancelled').  One a consumer is running is not interrupted (return
+    'running'); one in none of these states (unknown, staged, finished)
+    is left alone (return None).  Searches ``queue``, or every queue."""
+    if type(task_id) is not str or not TASK_ID.fullmatch(task_id):
+        raise InvalidTask(f'task_id must be a task id (hex digits), not '
+                          f'{task_id!r}'[:200])
+    names = [queue] if queue is not None else queue_names()
+    for name in names:
+        outcome = get_queue(name).cancel(task_id)
+        if outcome is not None:
+            return outcome
     return None
 
 

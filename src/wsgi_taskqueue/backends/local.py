@@ -19,7 +19,7 @@ from ..deadletter import DeadLetter
 from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
-from ..task import Codec
+from ..task import Codec, identity_of
 from .base import REPLAYED, QueueBase, owner_of, unfinished_reason
 
 __all__ = ['LocalQueue']
@@ -273,6 +273,26 @@ class LocalQueue(QueueBase):
                 task = _peek(message)
                 self._log.update(task and task.id, state='purged', next='')
             return len(purged)
+
+    def cancel(self, task_id):
+        with self._changed:
+            for message in self._pending:
+                if identity_of(message)[0] == task_id:
+                    self._pending.remove(message)
+                    return self._cancelled(task_id)
+            for entry in self._delayed:
+                if identity_of(entry[2])[0] == task_id:
+                    self._delayed.remove(entry)
+                    heapq.heapify(self._delayed)
+                    return self._cancelled(task_id)
+            if any(identity_of(message)[0] == task_id
+                   for held in self._processing.values() for message in held):
+                return 'running'
+            return None
+
+    def _cancelled(self, task_id) -> str:
+        self._log.update(task_id, state='cancelled', next='')
+        return 'cancelled'
 
     def requeue_delayed(self):
         with self._changed:

@@ -150,6 +150,7 @@ class RedisQueue(QueueBase):
         self._purge_dead = register(scripts.PURGE_DEAD)
         self._trim_status = register(scripts.TRIM_STATUS)
         self._expire_dead = register(scripts.EXPIRE_DEAD)
+        self._cancel = register(scripts.CANCEL)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -446,6 +447,13 @@ class RedisQueue(QueueBase):
         with self._talking:
             return self._purge(keys=[self.pending_key, self.delayed_key],
                                args=[self.status_ttl])
+
+    def cancel(self, task_id):
+        with self._talking:
+            outcome = self._cancel(
+                keys=[self.pending_key, self.delayed_key, self.consumers_key],
+                args=[task_id, self.status_ttl])
+        return _text(outcome) if outcome else None
 
     def requeue_delayed(self):
         with self._talking:

@@ -397,6 +397,37 @@ redis.call('DEL', KEYS[1])
 return #messages
 """
 
+#: Remove a pending or delayed task, marking it cancelled; or say that a
+#: consumer holds it.  KEYS: pending, delayed, consumers.  ARGV: task id,
+#: status TTL.  Returns 'cancelled', 'running' or false.
+CANCEL = PRELUDE + r"""
+local base = base_of(KEYS[1])
+local function cancelled(message)
+  set_status(base, tonumber(ARGV[2]), now(), ARGV[1], 'state', 'cancelled',
+             'next', '')
+  return 'cancelled'
+end
+for _, message in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if id_of(message) == ARGV[1] then
+    redis.call('LREM', KEYS[1], 1, message)
+    return cancelled(message)
+  end
+end
+for _, message in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if id_of(message) == ARGV[1] then
+    redis.call('ZREM', KEYS[2], message)
+    return cancelled(message)
+  end
+end
+for _, slot in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  for _, message in ipairs(redis.call('LRANGE', base .. 'processing:' .. slot,
+                                      0, -1)) do
+    if id_of(message) == ARGV[1] then return 'running' end
+  end
+end
+return false
+"""
+
 #: Delete every pending and delayed task, marking them purged.
 #: KEYS: pending, delayed.  ARGV: status TTL.
 PURGE = PRELUDE + r"""
