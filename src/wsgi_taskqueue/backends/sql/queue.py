@@ -98,8 +98,16 @@ class SqlQueue(Leases, Operations, QueueBase):
                  'attempt': task and task.attempt,
                  'b_due': (task and task.due) or 0}
                 for message, task in zip(messages, tasks, strict=True)])
-            queue.log.new(connection, tasks,
-                          'staged' if batch_id else 'queued')
+            if batch_id:
+                queue.log.new(connection, tasks, 'staged')
+            else:
+                # Written pending at once: scheduled by this host's clock.
+                now_here = time.time()
+                later = [task for task in tasks
+                         if task and task.due and task.due > now_here]
+                queue.log.new(connection, [task for task in tasks
+                                           if task not in later], 'queued')
+                queue.log.new(connection, later, 'scheduled')
             if not batch_id:
                 self.store.dialect.notify(connection, queue.name)
 
