@@ -13,10 +13,13 @@ key                      type   written by                           emptied by
 ======================== ====== ==================================== ==========================
 P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
-P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right)
+P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right),
+                                                                     cancel
 P:{Q}:processing:<slot>  list   reserve (LMOVE from pending)         ack (or reserve's done),
                                                                      retry, bury, requeue
-P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
+P:{Q}:delayed            zset   retry: message -> due time;          reserve, when due; cancel
+                                promote: a task scheduled for later
+                                (its header's ``d``)
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
 P:{Q}:consumers          set    reserve: slots                       sweep, once a gone
                                                                      consumer's slot is empty
