@@ -15,12 +15,51 @@ import wsgi_taskqueue
 from wsgi_taskqueue import registry
 from wsgi_taskqueue.sqltesting import MariaDBServer, PostgresServer
 from wsgi_taskqueue.testing import RedisServer
+from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
 
 
 @pytest.fixture(scope='session')
 def redis_server():
     with RedisServer(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture(scope='session')
+def sentinel_group():
+    """A primary, two replicas and three Sentinels, shared by the suite."""
+    with SentinelGroup() as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_url(sentinel_group):
+    """The redis+sentinel URL of the group, every server running and
+    empty."""
+    for server in sentinel_group.servers:
+        if server.process is None:  # a test killed it
+            sentinel_group.revive(server)
+    sentinel_group.flush()
+    return sentinel_group.url
+
+
+@pytest.fixture(scope='session')
+def redis_cluster():
+    """A Redis Cluster of three primaries with a replica each, shared by
+    the suite."""
+    with ClusterServers(primaries=3, replicas=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster):
+    """The redis+cluster URL, every node running and every primary
+    empty."""
+    for server in redis_cluster.servers:
+        if server.process is None:  # a test killed it
+            server.start()
+    redis_cluster.wait_settled()
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import hypothesis.strategies as st
 import pytest
 import transaction
 from hypothesis import HealthCheck, given, settings
-from test_backends import promoted, task_message
 
 import wsgi_taskqueue
 from wsgi_taskqueue import context, taskqueue
@@ -19,6 +18,7 @@ from wsgi_taskqueue.status import Report
 from wsgi_taskqueue.task import Codec, Task
 
 from dummies import RecordingApp
+from test_backends import promoted, task_message
 
 
 def done(queue, slot, message, task):

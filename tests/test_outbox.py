@@ -107,14 +107,13 @@ def test_an_abort_leaves_neither(database):
 
 def test_a_failing_database_commit_leaves_neither(database):
     outbox_queue(database)
-    with pytest.raises(sa.exc.IntegrityError):
-        with transaction.manager:
-            write_note_and_task()
-            # A second note with the first one's id: the commit fails.
-            outbox_app.Session().execute(outbox_app.notes.insert().values(
-                id=sa.select(sa.func.max(outbox_app.notes.c.id))
-                .scalar_subquery(), text='clash'))
-            outbox_app.Session().flush()
+    with pytest.raises(sa.exc.IntegrityError), transaction.manager:
+        write_note_and_task()
+        # A second note with the first one's id: the commit fails.
+        outbox_app.Session().execute(outbox_app.notes.insert().values(
+            id=sa.select(sa.func.max(outbox_app.notes.c.id))
+            .scalar_subquery(), text='clash'))
+        outbox_app.Session().flush()
     transaction.abort()
     assert counted(database) == (0, 0, 0)
 
@@ -131,9 +130,8 @@ def test_a_session_on_another_database_is_not_used(database, tmp_path,
                                                    caplog):
     other = f'sqlite:///{tmp_path}/queue.db'
     queue = outbox_queue(other)
-    with caplog.at_level(logging.WARNING):
-        with transaction.manager:
-            write_note_and_task()
+    with caplog.at_level(logging.WARNING), transaction.manager:
+        write_note_and_task()
     assert 'not to the queue\'s database' in caplog.text
     assert queue.counts()['pending'] == 1
     assert counted(database) == (1, 0, 0)
@@ -183,9 +181,9 @@ def test_outbox_off_stages_on_the_queues_own_connection(database):
     if database.startswith('sqlite'):
         # One writer at a time: the app's session holds the file until
         # its commit, which comes after the vote that stages.
-        with pytest.raises(BackendUnavailable, match='database is locked'):
-            with transaction.manager:
-                write_note_and_task()
+        with pytest.raises(BackendUnavailable,
+                           match='database is locked'), transaction.manager:
+            write_note_and_task()
         assert counted(database) == (0, 0, 0)
         return
     with transaction.manager:

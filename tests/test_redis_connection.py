@@ -1,9 +1,12 @@
 """The thread connections that carry the Redis queue's scripts."""
 import os
+import threading
 
 import transaction
 
-from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue import admin, console, taskqueue
+
+from dummies import RecordingApp, wait_until
 
 
 def add_and_commit(url):
@@ -54,3 +57,28 @@ def test_a_forked_child_talks_on_connections_of_its_own(redis_queue):
     taken = redis_queue.reserve('w#1', 10, 0)
     assert [redis_queue.codec.decode(m).url for m in taken] == [
         '/parent', '/child', '/parent-again']
+
+
+def test_status_counts_the_connections_to_redis_by_use(redis_queue, consume):
+    """A consumer thread has a connection for its scripts and one for its
+    blocking wait; a committing thread's connection closes when the thread
+    ends (a thread-per-request server leaves none behind)."""
+    consume(RecordingApp(), concurrent_limit=2)
+    wait_until(lambda: redis_queue.clients().get('wait') == 2)
+    # The consumer's threads, its heartbeat's, this one's (it started it).
+    before = redis_queue.clients()['thread']
+    committers = [threading.Thread(target=add_and_commit, args=('/t',))
+                  for _ in range(8)]
+    for thread in committers:
+        thread.start()
+    for thread in committers:
+        thread.join()
+    del thread
+    # The server sees the sockets close a moment later.
+    wait_until(lambda: redis_queue.clients()['thread'] == before)
+    connections = admin.queue_status('default')['connections']
+    assert connections['thread'] == before <= 4, connections
+    assert connections['wait'] == 2, connections
+    assert 1 <= connections['pool'] <= 3, connections
+    assert 'connections to its Redis: ' in console.render_status(
+        [admin.queue_status('default')])

@@ -89,6 +89,9 @@ def queue_status(name: str) -> dict:
         'outcomes': {'minutes': THROUGHPUT_MINUTES, **{
             outcome: sum(minute[outcome] for minute in snapshot['throughput'])
             for outcome in OUTCOMES}},
+        # The connections of every process to the queue's server, by use.
+        'connections': (backend.clients() if hasattr(backend, 'clients')
+                        else {}),
     }
 
 
@@ -384,6 +387,8 @@ def _consumer(info: dict, in_flight: int) -> dict:
 
 
 def _type_name(backend) -> str:
+    if getattr(backend, 'kind', None):
+        return backend.kind
     for name, kind in BACKEND_TYPES.items():
         if type(backend) is kind:
             return name

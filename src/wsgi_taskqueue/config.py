@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import os
 import re
 import threading
@@ -26,6 +27,7 @@ from .backends.base import (
     DEFAULT_DEAD_TTL,
     DEFAULT_MAX_TASK_SIZE,
 )
+from .backends.redis.sharded import ShardedRedisQueue
 from .consumer import Consumer, default_consumer_name
 from .errors import ConfigurationError
 from .registry import queue_names, register_queue
@@ -75,6 +77,18 @@ def _name(value) -> str:
 
 def _lines(value) -> list[str]:
     return [line.strip() for line in str(value).split() if line.strip()]
+
+
+def _addresses(value) -> list[str]:
+    """host:port pairs, separated by whitespace or commas."""
+    addresses = str(value).replace(',', ' ').split()
+    for address in addresses:
+        host, _, port = address.rpartition(':')
+        if not host or not port.isdigit():
+            raise ValueError(f'expected host:port, not {address!r}')
+    if not addresses:
+        raise ValueError('expected host:port, ...')
+    return addresses
 
 
 _HOST = re.compile(r'([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?')
@@ -132,6 +146,20 @@ REDIS_SETTINGS = {
     'unix_socket_path': (str, None),
     'socket_timeout': (_positive, 5.0),
     'key_prefix': (_name, 'wsgi-taskqueue'),
+    # A Sentinel group (also: url = redis+sentinel://h:p,h:p/service/db):
+    # the Sentinels' host:port (whitespace- or comma-separated), the name
+    # they watch the primary under, and their own password if any.
+    'sentinels': (_addresses, None),
+    'service_name': (_name, None),
+    'sentinel_password': (str, None),
+    # A Redis Cluster reached through the node of url or host/port (also:
+    # url = redis+cluster://h:p,h:p).
+    'cluster': (as_bool, False),
+    # Replicas that must have a transaction's tasks before its vote says
+    # yes (WAIT, at most half of socket_timeout); see docs/scale.rst.
+    'min_replicas': (_at_least(0, int), 0),
+    # Hash tags the queue spreads over (a Cluster: over its primaries).
+    'shards': (_at_least(1, int), 1),
 }
 
 def _dotted_name(value) -> str:
@@ -456,6 +484,9 @@ def _build_queue(filename, section, section_name, values):
             raise ConfigurationError(
                 'a SQL queue needs a SQLAlchemy URL, e.g. '
                 'sqlite:///%(here)s/tasks.db', filename, section, 'url')
+        shards = options.pop('shards', 1)
+        if shards > 1:  # one queue over several hash tags
+            factory = functools.partial(ShardedRedisQueue, shards=shards)
     else:  # a dotted name (_queue_type)
         factory = _resolve(kind, filename, section)
         options = own

@@ -59,6 +59,10 @@ def render_status(statuses: list[dict]) -> str:
             f"  dead letters kept {age(status['dead_ttl'])}, "
             f"{status['dead_max']} at most",
         ]
+        if status['connections']:
+            lines.append('  connections to its Redis: ' + ', '.join(
+                f'{count} {use}'
+                for use, count in sorted(status['connections'].items())))
         if status['consumers']:
             lines.append(table(
                 ['consumer', 'state', 'heartbeat', 'in flight',

@@ -59,7 +59,9 @@ SETTINGS_HELP = {
     'redis': {
         'url': ('``redis://`` or ``rediss://`` (TLS, e.g. '
                 '``?ssl_ca_certs=/path/ca.pem``), with ``user:password@`` for '
-                'ACL users', '(none)'),
+                'ACL users; ``redis+sentinel://host:port,.../service[/db]`` '
+                'or ``redis+cluster://host:port,...`` (:doc:`scale`)',
+                '(none)'),
         'host': ('collective.taskqueue\'s connection key, used when there is '
                  'no ``url``', None),
         'port': ('as ``host``', None),
@@ -70,6 +72,19 @@ SETTINGS_HELP = {
         'socket_timeout': ('seconds; bounds how long a commit waits for a '
                            'Redis that does not answer', None),
         'key_prefix': ('prefix of the queue\'s Redis keys', None),
+        'sentinels': ('a Sentinel group instead of ``url``: the Sentinels\' '
+                      '``host:port``, separated by spaces or commas',
+                      '(none)'),
+        'service_name': ('the name the Sentinels watch the primary under',
+                         '(none)'),
+        'sentinel_password': ('the Sentinels\' own password', '(none)'),
+        'cluster': ('``url`` or ``host``/``port`` is a node of a Redis '
+                    'Cluster', None),
+        'min_replicas': ('replicas that must have a commit\'s tasks '
+                         '(``WAIT``, at most half of ``socket_timeout``) '
+                         'before its vote says yes (:doc:`scale`)', None),
+        'shards': ('hash tags the queue spreads over (on a Cluster, over '
+                   'several primaries; :doc:`scale`)', None),
     },
     'sql': {
         'url': ('a SQLAlchemy URL: ``postgresql+psycopg://...``, '

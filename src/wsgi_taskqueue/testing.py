@@ -104,7 +104,7 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
                  executable: str = 'redis-server', tls: bool = False,
-                 unix_socket: bool = False):
+                 unix_socket: bool = False, options: tuple = ()):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -113,6 +113,8 @@ class RedisServer:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.tls = tls
+        #: More command-line options (``('--replicaof', host, port)``...).
+        self.options = tuple(options)
         self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-redis-')
         #: A unix socket the server listens on beside its port, or None.
         self.socket_path = self._path('redis.sock') if unix_socket else None
@@ -144,7 +146,7 @@ class RedisServer:
             '--dir', self.directory, '--save', '',
             '--appendonly', 'yes' if self.appendonly else 'no',
             '--appendfsync', 'always',
-            '--daemonize', 'no', '--loglevel', 'warning',
+            '--daemonize', 'no', '--loglevel', 'warning', *self.options,
         ]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

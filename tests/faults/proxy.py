@@ -16,6 +16,10 @@ Redis had died after applying the command) until ``accept_again()``.
 message a consumer reserved, say) is not passed on, and the connection is
 closed instead.
 
+``close_after_reply_to(marker)``: the reply to the first command that
+contains the marker is passed on; then the connection is closed and every
+new one too, until ``accept_again()`` (Redis died right after answering).
+
 Everything else passes through untouched.
 """
 from __future__ import annotations
@@ -36,6 +40,7 @@ class ReplyDroppingProxy:
         self._after_request: bytes | None = None
         self._in_reply: bytes | None = None
         self._then_refuse = False
+        self._pass_reply = False
         #: Close new connections at once.
         self.refusing = False
         #: How many replies were dropped.
@@ -56,6 +61,12 @@ class ReplyDroppingProxy:
 
     def accept_again(self) -> None:
         self.refusing = False
+
+    def close_after_reply_to(self, marker: bytes) -> None:
+        with self._lock:
+            self._after_request = marker
+            self._then_refuse = True
+            self._pass_reply = True
 
     def drop_reply_with(self, marker: bytes) -> None:
         with self._lock:
@@ -108,11 +119,14 @@ class ReplyDroppingProxy:
                 return True
         return False
 
-    def _count_drop(self) -> None:
+    def _count_drop(self) -> bool:
+        """Count a closed connection; whether the reply is passed on."""
         with self._lock:
             self.dropped += 1
             if self._then_refuse:
                 self.refusing = True
+            passed, self._pass_reply = self._pass_reply, False
+            return passed
 
 
 class _Pair:
@@ -149,7 +163,8 @@ class _Pair:
                 break
             if self.drop_next_reply.is_set():
                 # Redis answered the marked command: it is applied.
-                self.proxy._count_drop()
+                if self.proxy._count_drop():
+                    _send(self.client, data)
                 break
             if self.proxy._reply_marked(tail + data):
                 break

@@ -10,6 +10,13 @@ import collections
 import uuid
 
 import pytest
+import redis
+import transaction
+
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.errors import BackendUnavailable
+from wsgi_taskqueue.followup import follow_ups
 
 from .proxy import ReplyDroppingProxy
 
@@ -107,3 +114,24 @@ def test_a_promotion_whose_reply_was_lost_runs_its_tasks_once(
     runs = collections.Counter(run[0] for run in cluster.ledger.runs())
     assert runs == dict.fromkeys(tasks, 1)
     assert worker.running
+
+
+def test_a_stage_answered_before_redis_went_away_is_discarded(proxy,
+                                                              redis_url):
+    """min_replicas = 1: the stage was applied and answered, then Redis
+    went away before the WAIT that follows it could be sent.  The vote
+    says no, and the abort must discard the stage (the vote sent it, even
+    though the command that failed never left)."""
+    queue = wsgi_taskqueue.RedisQueue(url=proxy.url, socket_timeout=1,
+                                      min_replicas=1)
+    wsgi_taskqueue.register_queue('default', queue)
+    mark = uuid.uuid4().hex
+    proxy.close_after_reply_to(mark.encode())
+    with pytest.raises(BackendUnavailable), transaction.manager:
+        taskqueue.add('/task', params={'mark': mark})
+    assert proxy.dropped == 1
+    proxy.accept_again()
+    assert follow_ups.wait(10)
+    direct = redis.Redis.from_url(redis_url)
+    assert direct.zcard(queue.staged_key) == 0
+    assert direct.keys(queue.base + 'staged:*') == []

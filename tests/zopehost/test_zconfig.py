@@ -90,17 +90,18 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
                     'dead_credentials': 'true',
                     'host': 'redis.example', 'port': '6380', 'db': '2',
                     'username': 'u', 'password': 'p',
-                    'socket_timeout': '1.5', 'key_prefix': 'pfx'}
+                    'socket_timeout': '1.5', 'key_prefix': 'pfx',
+                    'min_replicas': '1'}
     consumer_values = {'name': 'w', 'queue': 'q', 'concurrent_limit': '3',
                        'retry_max_count': '4', 'retry_delay': '0.5',
                        'retry_delay_max': '9', 'poll_interval': '2',
                        'prefetch': '2', 'lease_timeout': '20',
                        'max_deliveries': '7', 'staged_grace': '30',
                        'stop_timeout': '5'}
-    # The SQL and sync queues' keys: test_the_sql_keys_mean_what_...
+    # The keys of other topologies and queue types: the tests below.
     assert set(queue_values) | {'queue', 'url', 'unix_socket_path'} | set(
-        config.SQL_SETTINGS) | set(config.SYNC_SETTINGS) == set(
-        zconfig.queue_keys.names())
+        TOPOLOGY_VALUES) | set(config.SQL_SETTINGS) | set(
+        config.SYNC_SETTINGS) == set(zconfig.queue_keys.names())
     assert set(consumer_values) == set(config.CONSUMER_SETTINGS)
 
     def lines(values):
@@ -124,6 +125,28 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
     assert zope_queue.where == 'redis.example:6380/2'
     assert zope_queue.pool.connection_kwargs == ini_queue.pool.connection_kwargs
     assert zope_queue.codec.keys == ini_queue.codec.keys == [b"one", b"two"]
+
+
+#: Keys that choose a Sentinel group or a Cluster, or shard the queue.
+TOPOLOGY_VALUES = {'sentinels': '10.0.0.1:26379 10.0.0.2:26379',
+                   'service_name': 'tq', 'sentinel_password': 's',
+                   'shards': '2', 'cluster': 'false'}
+
+
+def test_sentinel_cluster_and_shard_keys_mean_what_they_mean_in_an_ini(
+        zope_conf, tmp_path):
+    lines = '\n'.join(f'  {k} {v}' for k, v in TOPOLOGY_VALUES.items())
+    from_zope = zconfig.configuration(zope_conf(
+        f'<taskqueue q>\n  type redis\n{lines}\n</taskqueue>\n'))
+    ini = tmp_path / 'app.ini'
+    ini.write_text('[taskqueue:q]\ntype = redis\n' + ''.join(
+        f'{k} = {v}\n' for k, v in TOPOLOGY_VALUES.items()))
+    from_ini = config.load(str(ini))
+    zope_queue, ini_queue = from_zope.queues['q'], from_ini.queues['q']
+    assert len(zope_queue.shards) == len(ini_queue.shards) == 2
+    assert zope_queue.where == ini_queue.where == (
+        'redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/tq/0, 2 shards '
+        '{q~0}..{q~1}')
 
 
 def test_the_queue_key_renames_a_queue_and_the_name_key_a_consumer(

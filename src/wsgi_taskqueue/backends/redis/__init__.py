@@ -4,8 +4,9 @@ Key layout of one queue (``P`` is the key prefix, ``Q`` the queue name; the
 ``{Q}`` hash tag keeps all of a queue's keys in one Redis Cluster slot, so
 every script that works on one queue is legal there; the stage and the
 promotion of a transaction's tasks for several queues of one Redis take one
-round trip each for all of them, which a cluster would have to split by
-slot).  Each thread of a consumer ``w`` has a processing list of its own,
+round trip each for all of them, on a Cluster one per slot).  Where the
+server is (one, a Sentinel group's primary, a Cluster slot's primary) is
+topology.py's and route.py's business.  Each thread of a consumer ``w`` has a processing list of its own,
 its slot ``w#1``, ``w#2``, ...:
 
 ======================== ====== ==================================== ==========================
@@ -60,14 +61,13 @@ wait with CLIENT UNBLOCK.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import threading
 import time
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from zope.interface import implementer
 
 from ...errors import BackendUnavailable, DecodeError
@@ -76,13 +76,14 @@ from ...status import MemoryStatusLog, record
 from ..base import REPLAYED, QueueBase, owner_of, unfinished_reason
 from . import scripts
 from .connection import (
+    CLIENT_NAMES,
     NotSent,
     Talking,
     Waiter,
-    describe_url,
-    shared_pool,
     thread_connections,
 )
+from .route import Route
+from .topology import topology_for
 
 __all__ = ['RedisQueue']
 
@@ -102,42 +103,35 @@ class RedisQueue(QueueBase):
                  username: str | None = None, password: str | None = None,
                  unix_socket_path: str | None = None,
                  socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-                 key_prefix: str = 'wsgi-taskqueue', **options):
+                 key_prefix: str = 'wsgi-taskqueue', sentinels=(),
+                 service_name: str | None = None,
+                 sentinel_password: str | None = None, cluster: bool = False,
+                 min_replicas: int = 0, shard: int | None = None, **options):
         self.key_prefix = key_prefix
+        #: Part ``shard`` of a sharded queue (sharded.py): its keys carry
+        #: the hash tag ``{Q~shard}``, its messages the queue's name.
+        self.shard = shard
+        self.topology = topology_for(
+            url=url, host=host, port=port, db=db, username=username,
+            password=password, unix_socket_path=unix_socket_path,
+            socket_timeout=socket_timeout, sentinels=sentinels,
+            service_name=service_name, sentinel_password=sentinel_password,
+            cluster=cluster)
+        self.route = None
         super().__init__(name, **options)
         self.socket_timeout = socket_timeout
-        common = dict(socket_timeout=socket_timeout,
-                      socket_connect_timeout=socket_timeout,
-                      # The pool serves reads and idempotent writes
-                      # (discard, reset): once more after a failure, as
-                      # after a Redis restart.  The scripts that move tasks
-                      # run on thread connections that never re-send.
-                      retry=Retry(NoBackoff(), 1))
-        # TCP keepalive notices a peer that vanished without a word; a unix
-        # socket has no such option (redis-py refuses it there).
-        tcp = dict(common, socket_keepalive=True)
-        if url:
-            on_unix_socket = url.startswith('unix:')
-            self.pool = shared_pool(
-                (url, socket_timeout),
-                lambda: redis.ConnectionPool.from_url(
-                    url, **(common if on_unix_socket else tcp)))
-            self.where = describe_url(url)
-        else:
-            self.pool = shared_pool(
-                (host, port, db, username, password, unix_socket_path,
-                 socket_timeout),
-                lambda: redis.ConnectionPool(
-                    db=db, username=username, password=password,
-                    **({'connection_class': redis.UnixDomainSocketConnection,
-                        'path': unix_socket_path, **common}
-                       if unix_socket_path
-                       else {'host': host, 'port': port, **tcp})))
-            self.where = (unix_socket_path or f'{host}:{port}') + f'/{db}'
-        self.client = redis.Redis(connection_pool=self.pool)
-        self.connections = thread_connections(self.pool)
-        self._talking = Talking(self.where, self.connections)
-        register = self.connections.script
+        if min_replicas < 0:
+            raise ValueError(f'min_replicas must be at least 0, not '
+                             f'{min_replicas}')
+        self.min_replicas = min_replicas
+        self.where = self.topology.where
+        self.topology.watch()
+        self._talking = Talking(self.where, self.route)
+        guard = (scripts.MIGRATION_GUARD
+                 if self.topology.kind == 'cluster' else '')
+
+        def register(source):
+            return self.route.script(guard + source)
         self._stage = register(scripts.STAGE)
         self._promote = register(scripts.PROMOTE)
         self._reserve = register(scripts.RESERVE)
@@ -160,14 +154,36 @@ class RedisQueue(QueueBase):
         self._interruptions: dict[str, int] = {}
 
     @property
+    def pool(self) -> redis.ConnectionPool:
+        """The pool of the server holding this queue's keys."""
+        return self.route.pool
+
+    @property
+    def connections(self):
+        """This process's thread connections to that server."""
+        return self.route.connections
+
+    @property
+    def client(self) -> redis.Redis:
+        """A client of that server, for reads and idempotent writes (on a
+        Cluster, a MOVED reply to them is BackendUnavailable: see Talking)."""
+        return self.route.client
+
+    @property
     def name(self) -> str:
         return self._name
 
     @name.setter
     def name(self, value: str) -> None:
-        # The keys follow the name the queue is registered under.
+        # The keys follow the name the queue is registered under, and so
+        # does the server that holds them (Cluster: the name's slot).
         self._name = value
-        self.base = base = f'{self.key_prefix}:{{{value}}}:'
+        tag = value if self.shard is None else f'{value}~{self.shard}'
+        if self.route is None:
+            self.route = Route(self.topology, tag)
+        else:
+            self.route.point_at(tag)
+        self.base = base = f'{self.key_prefix}:{{{tag}}}:'
         self.pending_key = base + 'pending'
         self.staged_key = base + 'staged'
         self.delayed_key = base + 'delayed'
@@ -191,9 +207,9 @@ class RedisQueue(QueueBase):
 
     @property
     def group(self):
-        # Queues on one Redis share a pool; what the data manager does for
-        # all of them takes one round trip.
-        return self.pool
+        # Queues on one Redis (Cluster: in one slot) are written together:
+        # what the data manager does for all of them takes one round trip.
+        return self.route.group
 
     def stage_batches(self, batch_id, batches):
         keys, counts, messages = [], [], []
@@ -203,6 +219,7 @@ class RedisQueue(QueueBase):
             messages += staged
         with self._talking:
             _twice(self._stage, keys=keys, args=[batch_id, *counts, *messages])
+            self._replicated('stage')
 
     def promote_batches(self, batch_id, queues, failed=None):
         keys = []
@@ -211,12 +228,45 @@ class RedisQueue(QueueBase):
                      queue.staged_key, queue.delayed_key]
         args = [batch_id, *(queue.status_ttl for queue in queues)]
         with self._talking:
-            if failed is None:
-                _twice(self._promote, keys=keys, args=args)
+            if failed is None or self.min_replicas:
+                # With min_replicas, the promotion counts once replicated;
+                # a shortfall is retried by ``failed``'s follow-up (and
+                # the staged batch, replicated at the vote, stays until
+                # then: a sweep on a promoted replica promotes it).
+                try:
+                    _twice(self._promote, keys=keys, args=args)
+                    self._replicated('promotion')
+                except BackendUnavailable as exc:
+                    if failed is None:
+                        raise
+                    failed(exc)
             else:
                 # The commit need not wait for this round trip: the reply
                 # is read before this thread's next command.
                 self._promote.send(failed, keys=keys, args=args)
+
+    def _replicated(self, what: str) -> None:
+        """With min_replicas, wait (at most half the socket timeout) until
+        that many replicas have this thread's writes; BackendUnavailable
+        if they do not confirm them in time."""
+        if not self.min_replicas:
+            return
+        timeout = int(self.socket_timeout * 500)
+        try:
+            confirmed = self.connections.run('WAIT', self.min_replicas,
+                                             timeout)
+        except NotSent as exc:
+            # The write before it went out: the vote must not be taken for
+            # one that sent nothing (its abort would not discard the stage).
+            raise redis.ConnectionError(str(exc)) from exc
+        if confirmed < self.min_replicas:
+            # Perhaps a failover took our replicas: ask where the primary
+            # is, so that the next try goes there.
+            self.route.lost()
+            raise BackendUnavailable(
+                f'Redis at {self.where}: {confirmed} of min_replicas = '
+                f'{self.min_replicas} replica(s) confirmed the {what} within '
+                f'{timeout} ms')
 
     def discard(self, batch_id):
         with self._talking:
@@ -233,6 +283,14 @@ class RedisQueue(QueueBase):
         deadline = time.monotonic() + timeout
         interruptions = self._interruptions.get(owner, 0)
         with self._talking:
+            seen = self._waiters.__dict__.setdefault('generations', {})
+            generation = self.connections.generation
+            if seen.get(slot, generation) != generation:
+                # The primary changed (Sentinel): what this slot holds there
+                # may differ from what the thread did (an acknowledgement
+                # the old primary took and lost), so hand it all back.
+                recover = True
+            seen[slot] = generation
             while True:
                 taken, next_retry, replays = self._reserve(
                     keys=[self.pending_key, processing, self.delayed_key,
@@ -255,8 +313,13 @@ class RedisQueue(QueueBase):
                     wait = min(wait, max(0.001, float(next_retry) - time.time()))
                 mark = (self._mark_running, [processing],
                         [slot, self.status_ttl])
-                message, replay = self._waiter(slot, timeout).blmove(
-                    self.pending_key, processing, wait, then=mark)
+                try:
+                    message, replay = self._waiter(slot, timeout).blmove(
+                        self.pending_key, processing, wait, then=mark)
+                except (redis.exceptions.AskError,
+                        redis.exceptions.TryAgainError) as error:
+                    self._redirected_wait(error)
+                    continue
                 if message is None:
                     continue
                 if replay is None:  # the script was not run: run it now
@@ -273,7 +336,8 @@ class RedisQueue(QueueBase):
         with self._talking:
             for waiter in waiters:
                 if waiter.client_id is not None:
-                    self.client.client_unblock(waiter.client_id)
+                    self.topology.client_for(waiter.pool).client_unblock(
+                        waiter.client_id)
 
     def ack(self, slot, done):
         # Acknowledging again what was acknowledged already does nothing.
@@ -471,12 +535,32 @@ class RedisQueue(QueueBase):
             for start in range(0, len(keys), 1000):
                 self.client.delete(*keys[start:start + 1000])
 
+    def clients(self) -> dict:
+        """The connections to this queue's Redis server from every process
+        (its CLIENT LIST), by what they are for (``CLIENT_NAMES``); the
+        Sentinels' as ``sentinel``, those of other programs as ``other``."""
+        roles = {name: role for role, name in CLIENT_NAMES.items()}
+        with self._talking:
+            counts = collections.Counter(
+                roles.get(client['name']) or (
+                    'sentinel' if client['name'].startswith('sentinel-')
+                    else 'other')
+                for client in self.client.client_list()
+                # not the server's replicas or primary
+                if not set(client.get('flags', '')) & {'S', 'M'})
+        return dict(counts)
+
     def close(self):
+        for pool in self.topology.pools():
+            # This thread's promotions still owe their replies: read them,
+            # so that closing does not turn them into follow-ups.
+            thread_connections(pool).settle()
         for consumer in list(self._waiting):
             with contextlib.suppress(BackendUnavailable):
                 self.interrupt(consumer)
-        self.connections.disconnect()
-        self.pool.disconnect()
+        for pool in self.topology.pools():
+            thread_connections(pool).disconnect()
+        self.topology.disconnect()
 
     # -- helpers ---------------------------------------------------------
 
@@ -535,15 +619,34 @@ class RedisQueue(QueueBase):
         return log.list(count=self.status_max)
 
     def _waiter(self, slot: str, timeout: float) -> Waiter:
-        """This thread's blocking connection for ``slot``."""
+        """This thread's blocking connection for ``slot``, to the server
+        that holds the queue now."""
         mine = self._waiters.__dict__.setdefault('by_slot', {})
         waiter = mine.get(slot)
+        pool = self.pool
+        generation = self.connections.generation
+        if waiter is not None and (waiter.pool is not pool or
+                                   waiter.generation != generation):
+            # The slot moved (Cluster), or the primary (Sentinel).
+            with self._waiting_lock:
+                self._waiting[owner_of(slot)].discard(waiter)
+            waiter.connection.disconnect()
+            waiter = None
         if waiter is None:
-            waiter = mine[slot] = Waiter(
-                self.pool, self.socket_timeout + timeout)
+            waiter = mine[slot] = Waiter(pool, self.socket_timeout + timeout,
+                                         generation)
             with self._waiting_lock:
                 self._waiting.setdefault(owner_of(slot), set()).add(waiter)
         return waiter
+
+    def _redirected_wait(self, error) -> None:
+        """A blocking wait met a slot that moved (MOVED: the next wait goes
+        to its new server) or is moving (ASK, TRYAGAIN: wait a moment; the
+        next reserve's script follows it)."""
+        if isinstance(error, redis.exceptions.MovedError):
+            self.route.moved(error)
+        else:
+            time.sleep(0.01)
 
 
 def _text(value: bytes) -> str:

@@ -1,7 +1,9 @@
-"""Connections to Redis: shared pools, each thread's own connection for
-the scripts, blocking waits, error translation (``Talking``)."""
+"""Connections to Redis: each thread's own connection for the scripts,
+blocking waits, error translation (``Talking``); the pools are
+topology.py's."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -19,18 +21,15 @@ try:
 except ImportError:  # the ``redis`` extra brings hiredis; it is optional
     _hiredis_pack = None
 
-_pools: dict = {}
+#: The names our connections give themselves (CLIENT SETNAME), by what
+#: they are for, so that ``status`` can count them in Redis's CLIENT LIST:
+#: a pool's (reads, idempotent writes), a thread's own (the scripts), a
+#: consumer thread's blocking wait, a Cluster's slot discovery.
+CLIENT_NAMES = {role: f'wsgi-taskqueue-{role}'
+                for role in ('pool', 'thread', 'wait', 'discovery')}
+
 _thread_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
-
-
-def shared_pool(key: tuple, make) -> redis.ConnectionPool:
-    """One connection pool per Redis (and settings) in a process, so the
-    queues of one Redis can be written in one round trip."""
-    with _pools_lock:
-        if key not in _pools:
-            _pools[key] = make()
-        return _pools[key]
 
 
 def thread_connections(pool: redis.ConnectionPool) -> ThreadConnections:
@@ -68,6 +67,14 @@ class ThreadConnections:
         self._pid = os.getpid()
         self._connections: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
+        #: Bumped by ``renew``: each thread's connection made before then
+        #: connects again (to wherever the pool's server is now) on next use.
+        self.generation = 0
+
+    def renew(self) -> None:
+        """The server moved (a Sentinel failover): every thread connects
+        again before its next command, never in the middle of one."""
+        self.generation += 1
 
     def script(self, source: str) -> Script:
         return Script(self, source)
@@ -133,12 +140,17 @@ class ThreadConnections:
             # callers; a reserve recovers instead.
             line = self._local.line = _Line(self.pool.connection_class(
                 **dict(self.pool.connection_kwargs,
-                       retry=Retry(NoBackoff(), 0))))
+                       retry=Retry(NoBackoff(), 0),
+                       client_name=CLIENT_NAMES['thread'])))
             line.connection.register_connect_callback(line.connected)
+            line.generation = self.generation
             with self._lock:
                 self._connections.add(line.connection)
         if line.owed:
             self._settle(line)
+        if line.generation != self.generation:
+            line.generation = self.generation
+            line.connection.disconnect()
         try:
             stale = line.connection.can_read()  # connects if need be
         except redis.ConnectionError:
@@ -176,16 +188,25 @@ class _Line:
     """A thread's connection, the callbacks of the replies it owes, and
     the scripts its server has run since it connected."""
 
-    __slots__ = ('connection', 'owed', 'scripts', '__weakref__')
+    __slots__ = ('connection', 'owed', 'scripts', 'generation',
+                 '__weakref__')
 
     def __init__(self, connection):
         self.connection = connection
+        self.generation = 0
         self.owed: list = []
         self.scripts: set = set()
 
     def connected(self, connection) -> None:
         # Perhaps to a server that restarted: its script cache is empty.
         self.scripts = set()
+
+    def __del__(self) -> None:
+        # Its thread ended: close the connection now, not when the cyclic
+        # garbage collector finds it (a server that starts a thread per
+        # request would pile up idle connections until then).
+        with contextlib.suppress(Exception):
+            self.connection.disconnect()
 
 
 def _pack(connection, command: tuple) -> list:
@@ -197,19 +218,21 @@ def _pack(connection, command: tuple) -> list:
 
 
 class Script:
-    """A Lua script of the queue, run on the caller's thread connection."""
+    """A Lua script of the queue, run on the caller's thread connection by
+    ``runner`` (ThreadConnections, or a queue that finds the connection of
+    the server holding its keys)."""
 
-    def __init__(self, connections: ThreadConnections, source: str):
-        self.connections = connections
+    def __init__(self, runner, source: str):
+        self.runner = runner
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, keys=(), args=()):
-        return self.connections.run_script(self, keys, args)
+        return self.runner.run_script(self, keys, args)
 
     def send(self, failed, keys=(), args=()):
         """Run it without waiting (``ThreadConnections.send_script``)."""
-        self.connections.send_script(self, keys, args, failed)
+        self.runner.send_script(self, keys, args, failed)
 
     def command(self, line: _Line, keys, args) -> tuple:
         """EVAL the first time on a connection, which loads the script,
@@ -233,28 +256,54 @@ def describe_url(url: str) -> str:
     return f'{parts.scheme}://{host}{port}{parts.path if parts.hostname else ""}'
 
 
+#: Errors that mean Redis cannot take the queue's commands right now: a
+#: failover in progress (a demoted primary answers READONLY, a Cluster
+#: whose slot lost its primary CLUSTERDOWN, a slot still moving TRYAGAIN).
+UNAVAILABLE_REPLIES = (redis.exceptions.ReadOnlyError,
+                       redis.exceptions.ClusterDownError,
+                       redis.exceptions.TryAgainError,
+                       redis.exceptions.MasterDownError,
+                       # no node serves the slot (yet): a Cluster failover
+                       redis.exceptions.RedisClusterException)
+
+
 class Talking:
-    """A context for talking to one Redis: on entry, this thread's writes
-    still in flight are confirmed (``ThreadConnections.settle``), so that
-    the thread reads its own writes; on exit, redis-py's transport errors
-    become BackendUnavailable, naming the server but never its password.
-    A class, not a generator: it wraps every command of the hot path, and
-    costs a tenth of a contextlib one."""
+    """A context for talking to one queue's Redis: on entry, this thread's
+    writes still in flight are confirmed (``ThreadConnections.settle``), so
+    that the thread reads its own writes; on exit, redis-py's transport
+    errors and the replies of a failover become BackendUnavailable, naming
+    the server but never its password.  A class, not a generator: it wraps
+    every command of the hot path, and costs a tenth of a contextlib one.
+    ``route`` (topology.Route) has the thread connections, and hears when
+    its server did not answer."""
 
-    __slots__ = ('where', 'connections')
+    __slots__ = ('where', 'route')
 
-    def __init__(self, where: str, connections: ThreadConnections):
+    def __init__(self, where: str, route):
         self.where = where
-        self.connections = connections
+        self.route = route
 
     def __enter__(self) -> None:
-        self.connections.settle()
+        self.route.connections.settle()
 
     def __exit__(self, kind, error, traceback) -> bool:
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+            self.route.lost()
             raise BackendUnavailable(
                 f'Redis at {self.where} unavailable: {error}',
                 unsent=isinstance(error, NotSent)) from error
+        if isinstance(error, redis.exceptions.AskError):
+            # A read or idempotent write of the pool met a slot that moved
+            # (MOVED: the route learns where) or is moving (ASK): it was
+            # not run; the caller tries again later.
+            if isinstance(error, redis.exceptions.MovedError):
+                self.route.moved(error)
+            raise BackendUnavailable(
+                f'Redis at {self.where}: the slot moves: {error}',
+                unsent=True) from error
+        if isinstance(error, UNAVAILABLE_REPLIES):
+            raise BackendUnavailable(
+                f'Redis at {self.where} unavailable: {error}') from error
         if isinstance(error, redis.exceptions.NoPermissionError):
             # A user whose ACL lacks a key or command the queue needs: no
             # task can go through, as when Redis is down.
@@ -268,8 +317,13 @@ class Waiter:
     """A connection of its own for BLMOVE, which knows its CLIENT ID so
     that another thread can end the wait (CLIENT UNBLOCK)."""
 
-    def __init__(self, pool: redis.ConnectionPool, socket_timeout: float):
-        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout)
+    def __init__(self, pool: redis.ConnectionPool, socket_timeout: float,
+                 generation: int = 0):
+        kwargs = dict(pool.connection_kwargs, socket_timeout=socket_timeout,
+                      client_name=CLIENT_NAMES['wait'])
+        self.pool = pool
+        #: The thread connections' generation it was made in.
+        self.generation = generation
         self.connection = pool.connection_class(**kwargs)
         self.connection.register_connect_callback(self._learn_id)
         self.client_id: int | None = None
@@ -301,7 +355,15 @@ class Waiter:
                 commands.append(script.by_source(keys, args))
         try:
             connection.send_packed_command(connection.pack_commands(commands))
-            message = connection.read_response()
+            try:
+                message = connection.read_response()
+            except redis.ResponseError:
+                # Cluster: the slot moved or is moving (MOVED, ASK,
+                # TRYAGAIN); the script's reply is read all the same.
+                if then:
+                    with contextlib.suppress(redis.ResponseError):
+                        connection.read_response()
+                raise
             reply = None
             if then:
                 try:

@@ -7,6 +7,14 @@ script that moves the message, so it costs no extra round trip.  A status
 TTL of 0 turns the status log off.
 """
 
+#: Put first in every script on a Redis Cluster: reading a key that never
+#: exists (in the queue's slot, as KEYS[1]) is refused while the slot
+#: migrates, so the script stops before it writes anything.  Without it, a
+#: script whose declared keys are all still on the source runs, and stops
+#: half done at the first status record already migrated (or new).
+MIGRATION_GUARD = r"""redis.call('EXISTS', KEYS[1] .. ':migrating')
+"""
+
 #: Helpers shared by the scripts below.
 PRELUDE = r"""
 local function now()

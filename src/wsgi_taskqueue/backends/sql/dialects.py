@@ -27,7 +27,8 @@ class Dialect:
         self._statements: dict = {}
         # Built once: constructing an expression costs more than running
         # its cached compiled form.
-        self.now = lambda clock=self.clock(): clock
+        clock = self.clock()
+        self.now = lambda: clock
 
     def statement(self, key, build):
         """The statement ``build()`` makes, built once per ``key`` (its
