@@ -405,3 +405,65 @@ def test_the_length_of_a_queue_is_its_pending_count(queue):
     queue.reserve('w', 1, 0)
     queue.stage('later', [b'd'])
     assert len(queue) == 2
+
+
+def test_a_scheduled_task_waits_among_the_delayed_until_due(queue):
+    task, message = task_message(queue, due=time.time() + 0.5)
+    _, now = task_message(queue)
+    promoted(queue, message, now)
+    status = queue.task_status(task.id)
+    assert status['state'] == 'scheduled'
+    assert status['due'] == status['next_attempt'] == task.due
+    assert queue.counts()['delayed'] == 1
+    assert queue.reserve('c', 10, 0) == [now]
+    assert queue.reserve('c', 10, 5) == [message]
+    assert time.time() >= task.due
+    assert queue.task_status(task.id)['state'] == 'running'
+
+
+def test_a_task_due_already_is_pending_at_once(queue):
+    task, message = task_message(queue, due=time.time() - 1)
+    promoted(queue, message)
+    assert queue.task_status(task.id)['state'] == 'queued'
+    assert queue.reserve('c', 10, 0) == [message]
+
+
+def test_a_label_is_kept_in_the_status_record(queue):
+    task, message = task_message(queue, label='send_mailing')
+    plain, other = task_message(queue)
+    promoted(queue, message, other)
+    assert queue.task_status(task.id)['label'] == 'send_mailing'
+    assert queue.task_status(plain.id)['label'] is None
+    queue.reserve('c', 10, 0)
+    assert queue.task_status(task.id)['label'] == 'send_mailing'
+
+
+def test_cancel_removes_a_pending_or_delayed_task_but_not_a_running_one(
+        queue):
+    (pending, first), (scheduled, second), (running, third) = [
+        task_message(queue), task_message(queue, due=time.time() + 60),
+        task_message(queue)]
+    promoted(queue, third, first, second)
+    assert queue.reserve('c', 1, 0) == [third]
+    assert queue.cancel(pending.id) == 'cancelled'
+    assert queue.cancel(scheduled.id) == 'cancelled'
+    assert queue.cancel(running.id) == 'running'
+    assert queue.cancel(pending.id) is None
+    assert queue.cancel('f' * 32) is None
+    assert queue.task_status(pending.id)['state'] == 'cancelled'
+    assert queue.task_status(scheduled.id)['state'] == 'cancelled'
+    assert queue.task_status(running.id)['state'] == 'running'
+    counts = queue.counts()
+    assert (counts['pending'], counts['delayed']) == (0, 0)
+    assert queue.reserve('c', 10, 0) == []
+
+
+def test_cancel_removes_a_task_waiting_for_a_retry(queue):
+    task, message = task_message(queue)
+    promoted(queue, message)
+    queue.reserve('c', 1, 0)
+    queue.retry('c', message, message, time.time() + 60,
+                Report(task.id, 1, '503 Service Unavailable', 0.001))
+    assert queue.cancel(task.id) == 'cancelled'
+    assert queue.counts()['delayed'] == 0
+    assert queue.task_status(task.id)['state'] == 'cancelled'

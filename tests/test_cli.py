@@ -225,6 +225,29 @@ def test_tasks_newest_first_with_filters_and_pages(ini, run):
     assert run('tasks', ini, '--offset', '9')[1] == 'no tasks from offset 9\n'
 
 
+def test_cancel_a_scheduled_task(ini, run):
+    [task_id] = add('/ok', countdown=60)
+    assert run('cancel', ini, task_id) == (
+        0, f'cancelled task {task_id} of queue default\n', '')
+    code, out, err = run('cancel', ini, task_id)
+    assert (code, out) == (1, '') and 'no pending, scheduled or delayed' in err
+    assert json.loads(run('show', ini, '--json', task_id)[1])['state'] == \
+        'cancelled'
+    assert run('cancel', ini, 'not-an-id')[0] == 2
+
+
+def test_tasks_filtered_by_label(ini, run):
+    [mailing] = add('/ok', label='send_mailing')
+    add('/ok', '/ok')
+    [mail] = add('/ok', queue='mail', label='send_mailing')
+    records = json.loads(run('tasks', ini, '--json', '--label',
+                             'send_mailing')[1])
+    assert [r['id'] for r in records] == [mail, mailing]
+    assert {r['label'] for r in records} == {'send_mailing'}
+    code, _, err = run('tasks', ini, '--label', 'no spaces')
+    assert code == 2 and 'label must be' in err
+
+
 # -- dead letters ----------------------------------------------------------
 
 def test_dead_list(ini, run):

@@ -106,6 +106,28 @@ def test_client_errors_are_dead_lettered_at_once(queue, consume):
         '/missing', '404 Not Found', 'no such view')
 
 
+def test_a_task_with_a_countdown_runs_once_when_due_not_before(
+        queue, consume):
+    ran_at = {}
+
+    def respond(environ):
+        ran_at[environ['PATH_INFO']] = time.time()
+        return '200 OK'
+    app = RecordingApp(respond=respond)
+    consume(app)
+    before = time.time()
+    [later] = add('/later', countdown=1)
+    [now] = add('/now')
+    [first] = app.wait_for(1)
+    assert first['wsgi_taskqueue.task'].id == now
+    assert queue.task_status(later)['state'] == 'scheduled'
+    environs = app.wait_for(2)
+    assert environs[1]['wsgi_taskqueue.task'].id == later
+    assert ran_at['/later'] >= before + 1
+    wait_until(lambda: queue.task_status(later)['state'] == 'done')
+    assert len(app.environs) == 2
+
+
 def test_retry_after_is_honoured(queue, consume):
     app = RecordingApp('503 Busy', [('Retry-After', '30')])
     consume(app, retry_delay=0.01)

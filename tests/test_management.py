@@ -198,6 +198,16 @@ def test_tasks_are_listed_by_state_and_found_by_id(api, queue):
     assert api.get('/tasks?state=lost', headers=AUTH, status=400).json[
         'error'].startswith('state must be one of')
     api.get('/tasks?count=0', headers=AUTH, status=400)
+
+
+def test_tasks_are_listed_by_label(api, queue):
+    [labelled] = add('/later', label='monthly-report')
+    add('/other')
+    assert [task['id'] for task in api.get(
+        '/tasks?label=monthly-report', headers=AUTH).json['tasks']] == [
+            labelled]
+    assert api.get('/tasks?label=a%20b', headers=AUTH, status=400).json[
+        'error'].startswith('label must be')
     api.get('/tasks?queue=other', headers=AUTH, status=404)
 
 

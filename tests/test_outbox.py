@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -82,6 +83,18 @@ def test_the_row_and_its_task_commit_together_without_staging(database):
     assert own_statements == []
     assert queue.task_status(task_id)['state'] == 'queued'
     assert queue.reserve('w', 1, 0) != []
+
+
+def test_a_scheduled_task_written_with_the_row_waits_until_due(database):
+    queue = outbox_queue(database)
+    with transaction.manager:
+        outbox_app.write_note('later')
+        task_id = taskqueue.add('/process', countdown=0.5)
+    assert queue.task_status(task_id)['state'] == 'scheduled'
+    assert queue.counts()['delayed'] == 1
+    assert queue.reserve('w', 1, 0) == []
+    assert len(queue.reserve('w', 1, 5)) == 1
+    assert time.time() >= queue.task_status(task_id)['due']
 
 
 def test_an_abort_leaves_neither(database):

@@ -124,21 +124,44 @@ def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
     return None
 
 
+#: How many status records one look for labelled ones reads at a time.
+LABEL_SCAN = 500
+
+
+def _labelled(backend, state, label: str, wanted: int) -> list[dict]:
+    """The ``wanted`` newest records of ``backend`` in ``state`` with
+    ``label``: the status log is read newest first until they are found
+    (no backend indexes labels; the log holds at most ``status_max``)."""
+    found, start = [], 0
+    while len(found) < wanted:
+        records = backend.tasks(state, start, LABEL_SCAN)
+        found += [r for r in records if r.get('label') == label]
+        if len(records) < LABEL_SCAN:
+            break
+        start += len(records)
+    return found[:wanted]
+
+
 def tasks(queues: list[str] | None = None, state: str | None = None,
-          offset: int = 0, limit: int = 50, *, order: str = 'created'
-          ) -> list[dict]:
+          offset: int = 0, limit: int = 50, *, order: str = 'created',
+          label: str | None = None) -> list[dict]:
     """Status records, newest first, of the tasks of ``queues`` (every
-    queue if None) in ``state`` (any if None): most recently created
-    first, or with ``order='updated'`` most recently updated first (among
-    the ``offset + limit`` most recently created of each queue)."""
+    queue if None) in ``state`` (any if None) with ``label`` (any if
+    None): most recently created first, or with ``order='updated'`` most
+    recently updated first (among the ``offset + limit`` most recently
+    created of each queue)."""
     if order not in TASK_ORDERS:
         raise ValueError(f'order must be one of {", ".join(TASK_ORDERS)}, '
                          f'not {order!r}')
     names = _names(queues)
-    if order == 'created' and len(names) == 1:
+    if label is not None:
+        lists = [_labelled(get_queue(name), state, label, offset + limit)
+                 for name in names]
+    elif order == 'created' and len(names) == 1:
         return get_queue(names[0]).tasks(state, offset, limit)
-    lists = [get_queue(name).tasks(state, 0, offset + limit)
-             for name in names]
+    else:
+        lists = [get_queue(name).tasks(state, 0, offset + limit)
+                 for name in names]
     if order == 'created':
         # Each list is newest first already.
         ordered = heapq.merge(*lists, key=lambda r: -(r['created'] or 0))

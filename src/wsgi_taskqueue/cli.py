@@ -26,8 +26,10 @@ from .commands import (
     UsageError,
     selected_queues,
 )
-from .errors import BackendUnavailable, TaskQueueError
+from .errors import BackendUnavailable, InvalidTask, TaskQueueError
 from .status import STATES
+from .task import TASK_ID
+from .validation import check_label
 
 __all__ = ['main', 'build_parser', 'EXIT_CODES']
 
@@ -114,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                    _json)
     show.add_argument('task_id', metavar='TASK_ID')
 
+    cancel = command('cancel', 'remove a pending, scheduled or delayed '
+                     'task (a running one is not interrupted)', _queues)
+    cancel.add_argument('task_id', metavar='TASK_ID', type=_task_id)
+
     command('tasks', 'the tasks of the status log, newest first', _queues,
-            _state, _page, _json)
+            _state, _label, _page, _json)
 
     dead = commands.add_parser('dead', help='list, requeue or purge dead '
                                'letters').add_subparsers(
@@ -197,6 +203,24 @@ def _yes(parser) -> None:
 def _state(parser) -> None:
     parser.add_argument('--state', choices=STATES,
                         help='only tasks in this state')
+
+
+def _task_id(text: str) -> str:
+    if not TASK_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f'not a task id: {text!r}')
+    return text
+
+
+def _label(parser) -> None:
+    parser.add_argument('--label', type=_task_label,
+                        help='only tasks added with this label')
+
+
+def _task_label(text: str) -> str:
+    try:
+        return check_label(text)
+    except InvalidTask as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _page(parser) -> None:

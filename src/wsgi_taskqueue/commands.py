@@ -8,6 +8,7 @@ import sys
 
 from . import admin, console
 from .errors import ConfigurationError, UnknownQueue
+from .registry import get_queue
 
 __all__ = ['OPERATIONS', 'selected_queues', 'UsageError']
 
@@ -104,9 +105,26 @@ def show(args) -> int:
     return OK
 
 
+def cancel(args) -> int:
+    names = selected_queues(args.config, args.queue)
+    for name in names:
+        outcome = get_queue(name).cancel(args.task_id)
+        if outcome == 'cancelled':
+            print(f'cancelled task {args.task_id} of queue {name}')
+            return OK
+        if outcome == 'running':
+            _complain(f'task {args.task_id} of queue {name} is running: '
+                      f'not interrupted, it will finish')
+            return NOT_DONE
+    _complain(f'no pending, scheduled or delayed task {args.task_id} in '
+              f'queue(s) {", ".join(names)}')
+    return NOT_DONE
+
+
 def tasks(args) -> int:
     records = admin.tasks(selected_queues(args.config, args.queue),
-                          args.state, args.offset, args.limit)
+                          args.state, args.offset, args.limit,
+                          label=args.label)
     _print(args, records, lambda records: _page(
         console.render_tasks(records), records, args, 'tasks'))
     return OK
@@ -285,5 +303,5 @@ OPERATIONS = {
     'init': init, 'status': status, 'show': show, 'tasks': tasks,
     'dead list': dead_list, 'dead requeue': dead_requeue,
     'dead purge': dead_purge, 'requeue': requeue, 'purge': purge,
-    'reset': reset, 'add': add,
+    'reset': reset, 'add': add, 'cancel': cancel,
 }

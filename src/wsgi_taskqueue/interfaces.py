@@ -178,6 +178,12 @@ class IQueueBackend(Interface):
         """Delete every pending and delayed task (not those in flight, not
         the dead letters); return how many there were."""
 
+    def cancel(task_id):
+        """Remove the task ``task_id`` if it is pending or delayed
+        (scheduled, or waiting for a retry), recording it ``cancelled``,
+        and return 'cancelled'; return 'running' (and leave it alone) if
+        a consumer holds it, None if it is in none of these states."""
+
     def requeue_delayed():
         """Make every task waiting for a retry pending now; return how
         many."""

@@ -1,7 +1,7 @@
 """The status log: what became of each task, kept for operators.
 
-Each task has a record — its state (staged, queued, running, done,
-retrying, dead, purged), who runs it, the status line of each attempt, timestamps
+Each task has a record — its state (staged, scheduled, queued, running, done,
+retrying, dead, purged, cancelled), who runs it, the status line of each attempt, timestamps
 and the enqueuing user — written by the backend in the same round trip
 that moves the task, kept ``status_ttl`` seconds and at most
 ``status_max`` records per queue.
@@ -17,7 +17,8 @@ import time
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
            'record', 'header_of', 'MemoryStatusLog']
 
-STATES = ('staged', 'queued', 'running', 'done', 'retrying', 'dead', 'purged')
+STATES = ('staged', 'scheduled', 'queued', 'running', 'done', 'retrying', 'dead', 'purged',
+          'cancelled')
 
 #: A day: long enough to answer "did my task run last night?".
 DEFAULT_STATUS_TTL = 86400
@@ -98,6 +99,8 @@ def record(fields: dict, queue: str) -> dict:
         'consumer': fields.get('consumer') or None,
         'attempt': attempt,
         'next_attempt': number(fields.get('next'), 'next attempt'),
+        'due': number(header.get('d'), 'due'),
+        'label': text(header.get('l'), 'label'),
         'status': fields.get('status') or None,
         'attempts': attempts,
         'problem': '; '.join(problems) or None,
@@ -106,8 +109,13 @@ def record(fields: dict, queue: str) -> dict:
 
 def header_of(task) -> str:
     """What a status record keeps of the task's header (JSON)."""
-    return json.dumps({'m': task.method, 'u': task.path, 'uid': task.user_id,
-                       't': task.created_at, 'a': task.attempt})
+    fields = {'m': task.method, 'u': task.path, 'uid': task.user_id,
+              't': task.created_at, 'a': task.attempt}
+    if task.due is not None:
+        fields['d'] = task.due
+    if task.label is not None:
+        fields['l'] = task.label
+    return json.dumps(fields)
 
 
 def _count(value) -> int | None:

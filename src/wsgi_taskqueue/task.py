@@ -23,6 +23,7 @@ from .validation import (
     check_header_value,
     check_method,
     check_size,
+    check_label,
     check_url,
 )
 
@@ -57,7 +58,7 @@ CREDENTIAL_HEADERS = frozenset(['HTTP_COOKIE', 'HTTP_AUTHORIZATION'])
 
 
 #: What ``new_id`` makes, and all a status record's key may be built from.
-_TASK_ID = re.compile(r'[0-9a-f]{1,64}')
+TASK_ID = re.compile(r'[0-9a-f]{1,64}')
 
 
 def new_id() -> str:
@@ -88,6 +89,12 @@ class Task:
     #: the task generates point where the original request's would.
     script_name: str = ''
     url_scheme: str = 'http'
+    #: Epoch time before which the task must not run (``countdown`` or
+    #: ``eta``); None to run as soon as possible.
+    due: float | None = None
+    #: What the task is about, for finding it in the status log
+    #: (``tasks --label``); None for no label.
+    label: str | None = None
 
     @classmethod
     def new(cls, **fields) -> Task:
@@ -130,12 +137,20 @@ class Codec:
         self._macs = [hmac.new(key, digestmod='sha256') for key in self.keys]
 
     def encode(self, task: Task) -> bytes:
-        header = encode_header({
+        fields = {
             'v': FORMAT_VERSION, 'id': task.id, 'q': task.queue,
             'u': task.url, 'm': task.method, 'e': task.environ,
             'uid': task.user_id, 't': task.created_at, 'a': task.attempt,
             'sn': task.script_name, 's': task.url_scheme,
-        })
+        }
+        if task.due is not None:
+            # After the fields every task has, and only when set: a task
+            # without options pays nothing for them, and the Lua scripts
+            # find them by their keys (``due_of``).
+            fields['d'] = task.due
+        if task.label is not None:
+            fields['l'] = task.label
+        header = encode_header(fields)
         body = header + b'\n' + task.payload
         return self._sign(body) + b'\n' + body
 
@@ -228,7 +243,8 @@ def _parse(body: bytes, message: bytes) -> Task:
             method=fields['m'], environ=fields['e'], payload=payload,
             user_id=fields['uid'], created_at=fields['t'],
             attempt=fields['a'], script_name=fields['sn'],
-            url_scheme=fields['s'])
+            url_scheme=fields['s'], due=fields.get('d'),
+            label=fields.get('l'))
     except KeyError as exc:
         raise DecodeError(f'task header lacks field {exc}', message) from None
 
@@ -249,6 +265,11 @@ def _check_decoded(task: Task, max_task_size: int | None) -> None:
         raise InvalidTask('bad creation time')
     if type(task.attempt) is not int or task.attempt < 1:
         raise InvalidTask(f'bad attempt {task.attempt!r}')
+    if task.due is not None and (type(task.due) not in (int, float)
+                                 or task.due != task.due):
+        raise InvalidTask(f'bad due time {task.due!r}')
+    if task.label is not None:
+        check_label(task.label)
     if not isinstance(task.script_name, str) or task.url_scheme not in (
             'http', 'https'):
         raise InvalidTask('bad script name or URL scheme')
@@ -267,6 +288,6 @@ def identity_of(message: bytes) -> tuple[str | None, int]:
     if not isinstance(fields, dict):
         return None, 0
     task_id, attempt = fields.get('id'), fields.get('a')
-    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+    if not isinstance(task_id, str) or not TASK_ID.fullmatch(task_id):
         return None, 0
     return task_id, attempt if type(attempt) is int and attempt > 0 else 0

@@ -6,8 +6,11 @@ only move bytes already prepared.
 """
 from __future__ import annotations
 
+import datetime
 import logging
+import math
 import re
+import time
 import urllib.parse
 
 import transaction
@@ -16,11 +19,12 @@ import webob
 from . import context, datamanager
 from .errors import InvalidTask, TaskTooLarge
 from .registry import get_queue, queue_names
-from .task import Task
+from .task import TASK_ID, Task
 from .validation import (
     METHODS,
     TASK_HEADER_PREFIX,
     check_header_value,
+    check_label,
     check_method,
     check_url,
     copyable_header,
@@ -29,7 +33,7 @@ from .validation import (
     headers_size,
 )
 
-__all__ = ['add', 'status', 'reset', 'METHODS']
+__all__ = ['add', 'status', 'cancel', 'reset', 'METHODS']
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +65,20 @@ _UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*=[A-Za-z0-9_.~\-]*\Z')
 
 def add(url: str, method: str = 'GET', params: dict | None = None,
         headers: dict | None = None, payload=COPY,
-        queue: str | None = None) -> str:
+        queue: str | None = None, *, countdown: float | None = None,
+        eta: datetime.datetime | None = None, label: str | None = None
+        ) -> str:
     """Queue a request to ``url`` of this app, sent once the current
     transaction commits; return the task id (sent as ``X-Task-Id``).
 
     Headers and body are copied from the request being served (bound by
     the filter); ``headers`` add to or replace them, ``payload=None`` sends
     no body.  Outside a request only what is given travels.
+    ``countdown`` (seconds) or ``eta`` (an aware datetime) delays the task:
+    it waits among the delayed tasks until then.  ``label`` names what
+    the task is about in its status record (``tasks --label``).
     """
+    due = _due(countdown, eta)
     backend = get_queue(queue)
     request = context.current()
     environ = request.environ if request is not None else None
@@ -84,6 +94,7 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
         environ=task_environ, payload=body, user_id=_checked_user(request),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
+        due=due, label=label if label is None else check_label(label),
     )
     message = backend.codec.encode(task)
     manager = (datamanager.joined(environ) if datamanager.joiners else None
@@ -106,11 +117,59 @@ def status(task_id: str, queue: str | None = None) -> dict | None:
     return None
 
 
+def cancel(task_id: str, queue: str | None = None) -> str | None:
+    """Cancel a task that has not started: one pending, scheduled or
+    waiting for a retry is removed and recorded ``cancelled`` (return
+    'cancelled').  One a consumer is running is not interrupted (return
+    'running'); one in none of these states (unknown, staged, finished)
+    is left alone (return None).  Searches ``queue``, or every queue."""
+    if type(task_id) is not str or not TASK_ID.fullmatch(task_id):
+        raise InvalidTask(f'task_id must be a task id (hex digits), not '
+                          f'{task_id!r}'[:200])
+    names = [queue] if queue is not None else queue_names()
+    for name in names:
+        outcome = get_queue(name).cancel(task_id)
+        if outcome is not None:
+            return outcome
+    return None
+
+
 def reset(queue: str | None = None) -> None:
     """Delete everything of ``queue`` (the default queue if None): tasks
     in every state, dead letters, the status log.  collective.taskqueue's
     way for tests to start from an empty queue."""
     get_queue(queue).reset()
+
+
+#: The furthest ahead a task may be scheduled: a year.
+MAX_DELAY = 366 * 86400.0
+
+
+def _due(countdown, eta) -> float | None:
+    """The epoch time a delayed task falls due, from ``countdown`` or
+    ``eta`` (not both); None for a task to run at once."""
+    if countdown is None and eta is None:
+        return None
+    if countdown is not None and eta is not None:
+        raise InvalidTask('give countdown or eta, not both')
+    if countdown is not None:
+        if type(countdown) not in (int, float) or not math.isfinite(
+                countdown) or not 0 <= countdown <= MAX_DELAY:
+            raise InvalidTask(
+                f'countdown must be a number of seconds from 0 to '
+                f'{MAX_DELAY:.0f}, not {countdown!r}'[:200])
+        return time.time() + countdown if countdown else None
+    if not isinstance(eta, datetime.datetime):
+        raise InvalidTask(
+            f'eta must be a datetime, not {type(eta).__name__}')
+    if eta.tzinfo is None or eta.utcoffset() is None:
+        raise InvalidTask('eta must be an aware datetime (with a tzinfo); '
+                          f'a naive one is ambiguous: {eta.isoformat()}')
+    due = eta.timestamp()
+    if due - time.time() > MAX_DELAY:
+        raise InvalidTask(f'eta is more than {MAX_DELAY:.0f} seconds '
+                          f'ahead: {eta.isoformat()}')
+    return due
 
 
 def _transaction_manager(environ):

@@ -143,3 +143,16 @@ def shortened(text: str, limit: int = 200) -> str:
     """``text`` cut for a message or a log line: a hostile URL may be
     megabytes."""
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+#: A task's label: a short name made of letters, digits and ``_.:@/+-``.
+LABEL = re.compile(r'[A-Za-z0-9_.:@/+\-]{1,100}\Z')
+
+
+def check_label(label) -> str:
+    """``label`` if it is a valid task label, else InvalidTask."""
+    if type(label) is not str or not LABEL.match(label):
+        raise InvalidTask(
+            f'label must be 1 to 100 letters, digits or _.:@/+-, not '
+            f'{label!r}'[:200])
+    return label

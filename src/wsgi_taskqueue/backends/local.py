@@ -19,7 +19,7 @@ from ..deadletter import DeadLetter
 from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
-from ..task import Codec
+from ..task import Codec, identity_of
 from .base import REPLAYED, QueueBase, owner_of, unfinished_reason
 
 __all__ = ['LocalQueue']
@@ -274,6 +274,26 @@ class LocalQueue(QueueBase):
                 self._log.update(task and task.id, state='purged', next='')
             return len(purged)
 
+    def cancel(self, task_id):
+        with self._changed:
+            for message in self._pending:
+                if identity_of(message)[0] == task_id:
+                    self._pending.remove(message)
+                    return self._cancelled(task_id)
+            for entry in self._delayed:
+                if identity_of(entry[2])[0] == task_id:
+                    self._delayed.remove(entry)
+                    heapq.heapify(self._delayed)
+                    return self._cancelled(task_id)
+            if any(identity_of(message)[0] == task_id
+                   for held in self._processing.values() for message in held):
+                return 'running'
+            return None
+
+    def _cancelled(self, task_id) -> str:
+        self._log.update(task_id, state='cancelled', next='')
+        return 'cancelled'
+
     def requeue_delayed(self):
         with self._changed:
             due = [message for _, _, message in sorted(self._delayed)]
@@ -347,10 +367,20 @@ class LocalQueue(QueueBase):
             self._dead.pop()
 
     def _queue(self, messages):
-        """Make messages pending, each with a new status record."""
-        self._pending.extend(messages)
+        """Make messages pending, each with a new status record; those
+        scheduled for later (``countdown``, ``eta``) wait among the
+        delayed ones until due."""
+        now = time.time()
         for message in messages:
-            self._log.new(_peek(message), 'queued')
+            task = _peek(message)
+            if task is not None and task.due is not None and task.due > now:
+                heapq.heappush(self._delayed,
+                               (task.due, next(self._sequence), message))
+                self._log.new(task, 'scheduled')
+                self._log.update(task.id, next=task.due)
+            else:
+                self._pending.append(message)
+                self._log.new(task, 'queued')
         self._changed.notify_all()
 
     def _move_due_retries(self):

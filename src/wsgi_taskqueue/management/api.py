@@ -19,7 +19,7 @@ from ..admin import letter_id  # the dashboard's handles, too
 from ..deadletter import DeadLetter
 from ..errors import InvalidTask
 from ..status import STATES
-from ..validation import METHODS
+from ..validation import METHODS, check_label
 
 __all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
            'add_task', 'list_dead_letters', 'requeue_letter',
@@ -80,10 +80,16 @@ def list_tasks(app, request) -> dict:
     if state is not None and state not in STATES:
         raise APIError(400, f'state must be one of {", ".join(STATES)}, '
                             f'not {state!r}')
+    label = request.GET.get('label')
+    if label is not None:
+        try:
+            check_label(label)
+        except InvalidTask as exc:
+            raise APIError(400, str(exc)) from None
     start = _int_param(request, 'start', 0, 0, MAX_START)
     count = _int_param(request, 'count', 50, 1, MAX_COUNT)
     return {'tasks': admin.tasks(_queues_asked(app, request), state, start,
-                                 count, order='updated')}
+                                 count, order='updated', label=label)}
 
 
 def get_task(app, request, task_id: str) -> dict:

@@ -14,10 +14,13 @@ key                      type   written by                           emptied by
 ======================== ====== ==================================== ==========================
 P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
 P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
-P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right)
+P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right),
+                                                                     cancel
 P:{Q}:processing:<slot>  list   reserve (LMOVE from pending)         ack (or reserve's done),
                                                                      retry, bury, requeue
-P:{Q}:delayed            zset   retry: message -> due time           reserve, when due
+P:{Q}:delayed            zset   retry: message -> due time;          reserve, when due; cancel
+                                promote: a task scheduled for later
+                                (its header's ``d``)
 P:{Q}:dead               list   bury (newest at the left)            requeue_dead, purge_dead
 P:{Q}:consumers          set    reserve: slots                       sweep, once a gone
                                                                      consumer's slot is empty
@@ -144,6 +147,7 @@ class RedisQueue(QueueBase):
         self._purge_dead = register(scripts.PURGE_DEAD)
         self._trim_status = register(scripts.TRIM_STATUS)
         self._expire_dead = register(scripts.EXPIRE_DEAD)
+        self._cancel = register(scripts.CANCEL)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -221,7 +225,7 @@ class RedisQueue(QueueBase):
         keys = []
         for queue in queues:
             keys += [queue.staged_batch_key(batch_id), queue.pending_key,
-                     queue.staged_key]
+                     queue.staged_key, queue.delayed_key]
         args = [batch_id, *(queue.status_ttl for queue in queues)]
         with self._talking:
             if failed is None or self.min_replicas:
@@ -510,6 +514,13 @@ class RedisQueue(QueueBase):
         with self._talking:
             return self._purge(keys=[self.pending_key, self.delayed_key],
                                args=[self.status_ttl])
+
+    def cancel(self, task_id):
+        with self._talking:
+            outcome = self._cancel(
+                keys=[self.pending_key, self.delayed_key, self.consumers_key],
+                args=[task_id, self.status_ttl])
+        return _text(outcome) if outcome else None
 
     def requeue_delayed(self):
         with self._talking:

@@ -44,6 +44,19 @@ local function attempt_of(message)
   return at and string.match(message, '^%d+', at + 5)
 end
 
+-- The due time of a task scheduled for later (countdown, eta), or nil.
+-- The encoder writes it after the fields of every task, only when set;
+-- ',"d":' can be no other key (see attempt_of).
+local function due_of(message)
+  local at = string.find(message, ',"d":', 1, true)
+  if not at then return nil end
+  local first = string.find(message, '\n', 1, true)
+  local second = first and string.find(message, '\n', first + 1, true)
+  if not second or at > second then return nil end
+  return tonumber(string.match(string.sub(message, at + 5, second - 1),
+                               '^([^,}]+)[,}]'))
+end
+
 local function set_status(base, ttl, t, id, ...)
   if ttl <= 0 or not id then return end
   local key = base .. 'task:' .. id
@@ -114,27 +127,38 @@ local function base_of(pending_key)
 end
 """
 
-#: Make staged batches pending.
-#: KEYS: (staged batch, pending, staged index) per queue.
+#: Make staged batches pending; a task scheduled for later (its header's
+#: due time) joins the delayed ones instead, as a retry waits.
+#: KEYS: (staged batch, pending, staged index, delayed) per queue.
 #: ARGV: batch id, then the status TTL of each queue.
 PROMOTE = PRELUDE + r"""
 local t = now()
-for q = 1, #KEYS, 3 do
-  local ttl = tonumber(ARGV[1 + (q + 2) / 3])
+for q = 1, #KEYS, 4 do
+  local ttl = tonumber(ARGV[1 + (q + 3) / 4])
   local base = base_of(KEYS[q + 1])
   local items = redis.call('LRANGE', KEYS[q], 0, -1)
-  for i = 1, #items, 1000 do
-    redis.call('LPUSH', KEYS[q + 1],
-               unpack(items, i, math.min(i + 999, #items)))
-  end
+  local ready = {}
   local index = {}
   for i = 1, #items do
     local at = t + i / 1000000
-    local id = new_status(base, ttl, at, items[i], 'queued')
+    local due = due_of(items[i])
+    local id
+    if due and due > t then
+      redis.call('ZADD', KEYS[q + 3], due, items[i])
+      id = new_status(base, ttl, at, items[i], 'scheduled')
+      if id then set_status(base, ttl, at, id, 'next', due) end
+    else
+      ready[#ready + 1] = items[i]
+      id = new_status(base, ttl, at, items[i], 'queued')
+    end
     if id then
       index[#index + 1] = at
       index[#index + 1] = id
     end
+  end
+  for i = 1, #ready, 1000 do
+    redis.call('LPUSH', KEYS[q + 1],
+               unpack(ready, i, math.min(i + 999, #ready)))
   end
   for i = 1, #index, 1000 do
     redis.call('ZADD', base .. 'tasks',
@@ -379,6 +403,37 @@ for i = #messages, 1, -1 do
 end
 redis.call('DEL', KEYS[1])
 return #messages
+"""
+
+#: Remove a pending or delayed task, marking it cancelled; or say that a
+#: consumer holds it.  KEYS: pending, delayed, consumers.  ARGV: task id,
+#: status TTL.  Returns 'cancelled', 'running' or false.
+CANCEL = PRELUDE + r"""
+local base = base_of(KEYS[1])
+local function cancelled(message)
+  set_status(base, tonumber(ARGV[2]), now(), ARGV[1], 'state', 'cancelled',
+             'next', '')
+  return 'cancelled'
+end
+for _, message in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if id_of(message) == ARGV[1] then
+    redis.call('LREM', KEYS[1], 1, message)
+    return cancelled(message)
+  end
+end
+for _, message in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if id_of(message) == ARGV[1] then
+    redis.call('ZREM', KEYS[2], message)
+    return cancelled(message)
+  end
+end
+for _, slot in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  for _, message in ipairs(redis.call('LRANGE', base .. 'processing:' .. slot,
+                                      0, -1)) do
+    if id_of(message) == ARGV[1] then return 'running' end
+  end
+end
+return false
 """
 
 #: Delete every pending and delayed task, marking them purged.

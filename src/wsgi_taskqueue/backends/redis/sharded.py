@@ -232,6 +232,13 @@ class ShardedRedisQueue(QueueBase):
     def requeue_delayed(self):
         return sum(shard.requeue_delayed() for shard in self.shards)
 
+    def cancel(self, task_id):
+        for shard in self.shards:
+            outcome = shard.cancel(task_id)
+            if outcome is not None:
+                return outcome
+        return None
+
     def clients(self) -> dict:
         """Connections to the servers of the shards (each counted once)."""
         total: dict = {}

@@ -100,6 +100,20 @@ class Operations:
             self.log.update(connection, ids, state='purged', next=None)
         return purged
 
+    def cancel(self, task_id):
+        tasks = self.tasks_table
+        mine = (tasks.c.queue == self.name, tasks.c.task_id == task_id)
+        with self.store.transaction() as connection:
+            if connection.execute(tasks.delete().where(
+                    *mine, tasks.c.state == 'ready')).rowcount:
+                self.log.update(connection, [task_id], state='cancelled',
+                                next=None)
+                return 'cancelled'
+            if connection.execute(sa.select(tasks.c.id).where(
+                    *mine, tasks.c.state == 'processing')).first():
+                return 'running'
+        return None
+
     def requeue_delayed(self):
         tasks = self.tasks_table
         delayed = (tasks.c.queue == self.name, tasks.c.state == 'ready',

@@ -79,8 +79,14 @@ class SqlQueue(Leases, Operations, QueueBase):
         """Write the rows of ``batches`` on ``connection``: staged under
         ``batch_id``, or pending at once without one (the outbox)."""
         now = self.store.dialect.now()
-        values = ({'state': 'staged', 'staged_at': now} if batch_id
-                  else {'state': 'ready', 'due': now})
+        # A task scheduled for later (countdown, eta) keeps its due time
+        # in the row, a delayed one; the others' due is 0 (staged) or now.
+        due = sa.bindparam('b_due')
+        values = ({'state': 'staged', 'staged_at': now, 'due': due}
+                  if batch_id else
+                  {'state': 'ready', 'due': sa.case((due > now, due),
+                                                    else_=now),
+                   'delayed': due > now})
         insert = self._statement(('insert', bool(batch_id)),
                                  lambda: self.tasks_table.insert().values(
                                      **values))
@@ -89,10 +95,19 @@ class SqlQueue(Leases, Operations, QueueBase):
             connection.execute(insert, [
                 {'queue': queue.name, 'message': message, 'batch': batch_id,
                  'task_id': task and task.id,
-                 'attempt': task and task.attempt}
+                 'attempt': task and task.attempt,
+                 'b_due': (task and task.due) or 0}
                 for message, task in zip(messages, tasks, strict=True)])
-            queue.log.new(connection, tasks,
-                          'staged' if batch_id else 'queued')
+            if batch_id:
+                queue.log.new(connection, tasks, 'staged')
+            else:
+                # Written pending at once: scheduled by this host's clock.
+                now_here = time.time()
+                later = [task for task in tasks
+                         if task and task.due and task.due > now_here]
+                queue.log.new(connection, [task for task in tasks
+                                           if task not in later], 'queued')
+                queue.log.new(connection, later, 'scheduled')
             if not batch_id:
                 self.store.dialect.notify(connection, queue.name)
 
@@ -102,8 +117,11 @@ class SqlQueue(Leases, Operations, QueueBase):
                   tasks.c.batch == sa.bindparam('b_batch'),
                   tasks.c.state == 'staged')
         promote = self._statement('promote', lambda: tasks.update().where(
-            *staged).values(state='ready', due=self.store.dialect.now(),
-                            batch=None, staged_at=None))
+            *staged).values(
+                state='ready', batch=None, staged_at=None,
+                due=sa.case((tasks.c.due > self.store.dialect.now(),
+                             tasks.c.due), else_=self.store.dialect.now()),
+                delayed=tasks.c.due > self.store.dialect.now()))
         with self.store.transaction() as connection:
             for queue in queues:
                 queue.log.promoted(connection, batch_id)

@@ -58,13 +58,22 @@ class SqlStatusLog:
         if not self.queue.status_ttl:
             return
         tasks = self.queue.tasks_table
-        self.update(connection, connection.execute(self._statement(
-            'in batch', lambda: sa.select(tasks.c.task_id).where(
+        now = self.queue.store.dialect.now()
+        rows = connection.execute(self._statement(
+            'in batch', lambda: sa.select(
+                tasks.c.task_id, tasks.c.due > now, tasks.c.due).where(
                 tasks.c.batch == sa.bindparam('b_batch'),
                 tasks.c.queue == sa.bindparam('b_queue'),
                 tasks.c.state == 'staged')),
-            {'b_queue': self.queue.name, 'b_batch': batch_id}
-        ).scalars().all(), state='queued')
+            {'b_queue': self.queue.name, 'b_batch': batch_id}).all()
+        self.update(connection, [task_id for task_id, later, _ in rows
+                                 if not later], state='queued')
+        # Scheduled for later (countdown, eta): as rarely as they are
+        # used, one update each.
+        for task_id, later, due in rows:
+            if later:
+                self.update(connection, [task_id], state='scheduled',
+                            next=due)
 
     def update(self, connection, task_ids, **fields) -> None:
         task_ids = [task_id for task_id in task_ids if task_id]
