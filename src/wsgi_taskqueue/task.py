@@ -21,9 +21,9 @@ from .errors import DecodeError, InvalidTask
 from .validation import (
     check_environ,
     check_header_value,
+    check_label,
     check_method,
     check_size,
-    check_label,
     check_url,
 )
 

@@ -3,8 +3,8 @@
 a ``package-includes`` slug only."""
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 import pathlib
 import subprocess
 import sys
