@@ -1,8 +1,9 @@
 """The status log: what became of each task, kept for operators.
 
-Each task has a record — its state (staged, scheduled, queued, running, done,
-retrying, dead, purged, cancelled), who runs it, the status line of each attempt, timestamps
-and the enqueuing user — written by the backend in the same round trip
+Each task has a record — its state (staged, scheduled, queued, running,
+done, retrying, dead, purged, cancelled), who runs it, the status line of
+each attempt, timestamps and the enqueuing user — written by the backend
+in the same round trip
 that moves the task, kept ``status_ttl`` seconds and at most
 ``status_max`` records per queue.
 """
@@ -17,8 +18,8 @@ import time
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
            'record', 'header_of', 'MemoryStatusLog']
 
-STATES = ('staged', 'scheduled', 'queued', 'running', 'done', 'retrying', 'dead', 'purged',
-          'cancelled')
+STATES = ('staged', 'scheduled', 'queued', 'running', 'done', 'retrying',
+          'dead', 'purged', 'cancelled')
 
 #: A day: long enough to answer "did my task run last night?".
 DEFAULT_STATUS_TTL = 86400
