@@ -97,12 +97,15 @@ def test_interrupt_ends_a_waiting_reserve(queue):
 def test_retried_messages_come_back_when_due(queue):
     promoted(queue, b'first')
     queue.reserve('c', 1, 0)
-    queue.retry('c', b'first', b'first, attempt 2', time.time() + 0.3,
-                REPORT)
+    due = time.time() + 0.3
+    queue.retry('c', b'first', b'first, attempt 2', due, REPORT)
     assert queue.counts()['delayed'] == 1
     assert queue.counts()['processing'] == {}
-    assert queue.reserve('c', 1, 0) == []
-    assert queue.reserve('c', 1, 5) == [b'first, attempt 2']
+    early = queue.reserve('c', 1, 0)
+    # A loaded machine may get here after the due time: what a reserve
+    # found must have been due when it returned.
+    assert early == [] or time.time() >= due
+    assert (early or queue.reserve('c', 1, 5)) == [b'first, attempt 2']
     assert queue.counts()['delayed'] == 0
 
 
@@ -204,6 +207,17 @@ def task_message(queue, **overrides):
     from test_task import make_task
     task = make_task(queue=queue.name, **overrides)
     return task, queue.codec.encode(task)
+
+
+def acked(queue, task, message, slot='c'):
+    """``message`` (of ``task``) acknowledged by ``slot``: done."""
+    queue.ack(slot, [(message, Report(task.id, 1, '200 OK', 0.01))])
+
+
+def buried(queue, task, message, status='500 Oops', slot='c'):
+    """``message`` (of ``task``) buried by ``slot``: dead, with ``status``."""
+    queue.bury(slot, message, queue.dead_letter(message, task, status, '', 1),
+               Report(task.id, 1, status, 0.01))
 
 
 def test_the_status_log_follows_a_task_through_its_life(queue):
@@ -413,11 +427,14 @@ def test_a_scheduled_task_waits_among_the_delayed_until_due(queue):
     promoted(queue, message, now)
     status = queue.task_status(task.id)
     assert status['state'] == 'scheduled'
-    assert status['due'] == status['next_attempt'] == task.due
+    assert status['due'] == status['next_attempt'] == task.options.due
     assert queue.counts()['delayed'] == 1
-    assert queue.reserve('c', 10, 0) == [now]
-    assert queue.reserve('c', 10, 5) == [message]
-    assert time.time() >= task.due
+    first = queue.reserve('c', 10, 0)
+    assert now in first
+    if message not in first:
+        assert queue.reserve('c', 10, 5) == [message]
+    # Reserved once due only (at once if a loaded machine got here late).
+    assert time.time() >= task.options.due
     assert queue.task_status(task.id)['state'] == 'running'
 
 
@@ -467,3 +484,181 @@ def test_cancel_removes_a_task_waiting_for_a_retry(queue):
     assert queue.cancel(task.id) == 'cancelled'
     assert queue.counts()['delayed'] == 0
     assert queue.task_status(task.id)['state'] == 'cancelled'
+
+
+def test_a_consumer_takes_the_highest_priority_first_fifo_within_one(queue):
+    priorities = [5, 9, 0, 9, None, 3, 7, 0]
+    tasks = [task_message(queue, priority=priority)
+             for priority in priorities]
+    promoted(queue, *[message for _, message in tasks[:4]], batch='b1')
+    promoted(queue, *[message for _, message in tasks[4:]], batch='b2')
+    order = sorted(range(len(tasks)), key=lambda i: (
+        -(priorities[i] if priorities[i] is not None else 5), i))
+    assert queue.counts()['pending'] == len(tasks)
+    taken = [queue.reserve('c', 1, 0) for _ in tasks]
+    assert taken == [[tasks[i][1]] for i in order]
+    assert queue.reserve('c', 1, 0) == []
+
+
+def test_a_reservation_of_many_takes_them_in_priority_order(queue):
+    low, high, middle = (task_message(queue, priority=priority)[1]
+                         for priority in (1, 8, None))
+    promoted(queue, low, high, middle)
+    assert queue.reserve('c', 10, 0) == [high, middle, low]
+
+
+def test_a_requeued_or_cancelled_task_keeps_its_priority(queue):
+    (task, high), (_, low) = (task_message(queue, priority=priority)
+                              for priority in (9, 1))
+    (cancelled, other) = task_message(queue, priority=9)
+    promoted(queue, low, high, other)
+    assert queue.cancel(cancelled.id) == 'cancelled'
+    assert queue.reserve('c', 1, 0) == [high]
+    queue.requeue_processing('c')
+    assert queue.reserve('c', 2, 0) == [high, low]
+
+
+def test_consumers_waiting_on_an_empty_queue_wake_for_tasks_of_any_priority(
+        queue):
+    results = {}
+    waiters = [threading.Thread(target=lambda name=name: results.setdefault(
+        name, queue.reserve(name, 1, 120))) for name in ('c1', 'c2', 'c3')]
+    for waiter in waiters:
+        waiter.start()
+    wait_for_waiters(queue)
+    messages = [task_message(queue, priority=priority)[1]
+                for priority in (9, 1, 7)]
+    promoted(queue, *messages)
+    joined(waiters)
+    assert sorted(message for [message] in results.values()) == sorted(
+        messages)
+    assert queue.counts()['pending'] == 0
+    assert queue.reserve('c', 10, 0) == []
+
+
+def test_a_waiting_consumer_wakes_for_a_requeued_task_of_any_priority(
+        queue):
+    _, message = task_message(queue, priority=2, due=time.time() + 3600)
+    promoted(queue, message)
+    result = []
+    waiter = threading.Thread(
+        target=lambda: result.append(queue.reserve('c', 1, 120)))
+    waiter.start()
+    wait_for_waiters(queue, 1)
+    assert queue.requeue_delayed() == 1
+    joined([waiter])
+    assert result == [[message]]
+    assert queue.counts()['pending'] == 0
+
+
+def joined(waiters, within=30):
+    """Assert that ``waiters`` end within ``within`` seconds in all: well
+    before the timeout of the reservations they wait in."""
+    deadline = time.monotonic() + within
+    for waiter in waiters:
+        waiter.join(max(0.0, deadline - time.monotonic()))
+    assert not any(waiter.is_alive() for waiter in waiters)
+
+
+def wait_for_waiters(queue, count=3):
+    """On Redis, until ``count`` consumers block in BLMOVE (elsewhere a
+    waiting consumer shows nowhere: the test holds all the same)."""
+    if not hasattr(queue, 'client'):
+        return
+    deadline = time.monotonic() + 10
+    while sum(client['cmd'] == 'blmove' for client in
+              queue.client.client_list()) < count:
+        assert time.monotonic() < deadline, 'consumers never blocked'
+        time.sleep(0.01)
+
+
+def test_a_name_held_by_a_task_drops_the_next_task_of_that_name(queue):
+    (first, one), (second, two), (_, other) = (
+        task_message(queue, name=name)
+        for name in ('invoice-42', 'invoice-42', 'invoice-43'))
+    promoted(queue, one, batch='b1')
+    promoted(queue, two, other, batch='b2')
+    assert queue.reserve('c', 10, 0) == [one, other]
+    assert queue.task_status(first.id)['name'] == 'invoice-42'
+    assert queue.task_status(second.id) is None
+    # Held after its task finished, too (App Engine's tombstones).
+    queue.ack('c', [(one, Report(first.id, 1, '200 OK', 0.1))])
+    assert queue.task_status(first.id)['state'] == 'done'
+    promoted(queue, task_message(queue, name='invoice-42')[1], batch='b3')
+    assert queue.reserve('c', 10, 0) == []
+
+
+def test_a_discarded_batch_releases_its_names(queue):
+    _, staged = task_message(queue, name='report')
+    queue.stage('b1', [staged])
+    queue.discard('b1')
+    _, again = task_message(queue, name='report')
+    promoted(queue, again, batch='b2')
+    assert queue.reserve('c', 10, 0) == [again]
+
+
+def test_a_stage_sent_again_keeps_its_names(queue):
+    # Its task holds the name already: the claim succeeds again.
+    _, message = task_message(queue, name='report')
+    queue.stage('b1', [message])
+    queue.stage('b1', [message])
+    queue.promote('b1')
+    assert message in queue.reserve('c', 10, 0)
+
+
+def test_a_name_is_free_again_after_name_ttl(queue):
+    queue.name_ttl = 1
+    _, first = task_message(queue, name='hourly')
+    promoted(queue, first, batch='b0')
+    assert queue.reserve('c', 10, 0) == [first]
+    deadline = time.monotonic() + 15
+    for attempt in range(1000):
+        _, later = task_message(queue, name='hourly')
+        promoted(queue, later, batch=f'b{attempt + 1}')
+        if queue.reserve('c', 10, 0) == [later]:
+            break
+        assert time.monotonic() < deadline, 'the name was never free again'
+        time.sleep(0.1)
+
+
+def test_of_twenty_concurrent_stages_of_one_name_one_task_is_queued(queue):
+    messages = [task_message(queue, name='once')[1] for _ in range(20)]
+    barrier = threading.Barrier(len(messages))
+    errors = []
+
+    def stage(number, message):
+        barrier.wait()
+        try:
+            promoted(queue, message, batch=f'b{number}')
+        except Exception as exc:  # noqa: BLE001 - every one is a failure
+            errors.append(exc)
+    threads = [threading.Thread(target=stage, args=pair)
+               for pair in enumerate(messages)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    taken = queue.reserve('c', 100, 0)
+    assert len(taken) == 1 and taken[0] in messages
+    assert queue.counts()['pending'] == 0
+
+
+def test_an_ack_of_a_task_the_sweep_took_back_records_nothing(any_queue):
+    """Its consumer's lease ran out and the sweep requeued it: the task is
+    another consumer's now, and its outcome that run's.  The late ack
+    neither marks it done, nor counts it, nor releases what waits for it
+    (nor makes its next delivery look like a replay)."""
+    queue = any_queue
+    first, message = task_message(queue)
+    second, waiting = task_message(queue, after=[first.id])
+    promoted(queue, message, waiting)
+    queue.acquire('lapsed', 'token', 30)
+    assert queue.reserve('lapsed#1', 1, 0) == [message]
+    queue.release('lapsed', 'token')
+    assert queue.sweep(grace=60)['requeued'] == 1
+    queue.ack('lapsed#1', [(message, Report(first.id, 1, '200 OK', 0.01))])
+    assert queue.task_status(first.id)['state'] == 'queued'
+    assert queue.task_status(second.id)['state'] == 'waiting'
+    assert not any(minute.get('done') for minute in queue.throughput(5))
+    assert queue.reserve('other#1', 10, 0) == [message]

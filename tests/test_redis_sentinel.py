@@ -2,7 +2,9 @@
 and the WAIT that makes a vote say no (the failover faults are in
 faults/test_sentinel.py)."""
 import os
+import signal
 import textwrap
+import threading
 
 import pytest
 import redis
@@ -12,6 +14,7 @@ import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.backends.redis.sentinel import announced_primary
 from wsgi_taskqueue.errors import BackendUnavailable, ConfigurationError
+from wsgi_taskqueue.testing_ha import wait_until
 
 
 def configure(tmp_path, text: str):
@@ -110,3 +113,43 @@ def test_a_forked_child_follows_the_sentinels_itself(sentinel_url):
     os.close(write_end)
     assert os.read(read_end, 2) == b'ok'
     os.waitpid(pid, 0)
+
+
+def test_a_vote_whose_replicas_confirm_after_a_failover_began_says_no(
+        sentinel_url, sentinel_group):
+    """The replicas confirm a stage (WAIT) only after the Sentinels
+    announced another primary to this process (what its Sentinel watchers
+    do on ``+selected-slave``): a replica not yet reconfigured may have
+    confirmed a write it is about to drop, so the vote says no, and the
+    abort leaves nothing staged."""
+    queue = wsgi_taskqueue.RedisQueue(url=sentinel_url, socket_timeout=20,
+                                      min_replicas=2)
+    wsgi_taskqueue.register_queue('default', queue)
+    primary = redis.Redis('127.0.0.1', sentinel_group.primary_port())
+    replicas = [s for s in sentinel_group.servers
+                if s.port != sentinel_group.primary_port()]
+    outcome = {}
+
+    def commit():
+        try:
+            with transaction.manager:
+                taskqueue.add('/task')
+        except BackendUnavailable as exc:
+            outcome['error'] = exc
+
+    thread = threading.Thread(target=commit)
+    for replica in replicas:  # they cannot confirm until continued
+        os.kill(replica.process.pid, signal.SIGSTOP)
+    try:
+        thread.start()
+        wait_until(lambda: any(client['cmd'] == 'wait'
+                               for client in primary.client_list()),
+                   'the vote to wait for its replicas')
+        queue.topology.switched()
+    finally:
+        for replica in replicas:
+            os.kill(replica.process.pid, signal.SIGCONT)
+    thread.join()
+    assert 'announced another primary during the stage' in str(
+        outcome['error'])
+    assert queue.counts()['staged'] == queue.counts()['pending'] == 0

@@ -112,3 +112,33 @@ def test_on_a_cluster_the_shards_sit_on_several_primaries(redis_cluster,
         thread.join()
     assert sorted(taken) == sorted(ids)
     assert queue.counts()['processing'] == {}
+
+
+def test_a_name_is_one_per_queue_across_its_shards(redis_url):
+    queue = ShardedRedisQueue(url=redis_url, shards=3, socket_timeout=2)
+    wsgi_taskqueue.register_queue('hot', queue)
+    barrier = threading.Barrier(20)
+
+    def add():
+        barrier.wait()
+        with transaction.manager:
+            taskqueue.add('/t', queue='hot', name='nightly')
+    threads = [threading.Thread(target=add) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pending = [shard.counts()['pending'] for shard in queue.shards]
+    assert sum(pending) == 1, pending
+
+
+def test_priorities_order_the_tasks_of_each_shard(redis_url):
+    queue = ShardedRedisQueue(url=redis_url, shards=2, socket_timeout=2)
+    wsgi_taskqueue.register_queue('hot', queue)
+    with transaction.manager:
+        low = taskqueue.add('/t', queue='hot', priority=1)
+        high = taskqueue.add('/t', queue='hot', priority=9)
+    [shard] = [shard for shard in queue.shards if shard.counts()['pending']]
+    taken = [shard.codec.decode(message).id
+             for message in queue.reserve('c', 2, 0)]
+    assert taken == [high, low]

@@ -235,3 +235,55 @@ def test_a_promoted_batch_sends_one_notification(postgresql_queue,
         payloads = [notice.payload for notice in
                     listener.notifies(timeout=1.0)]
     assert payloads == ['default']
+
+
+#: Whether another connection runs a statement that needs the lease row
+#: locked (so it waits for the lock, or is about to): a lock wait on
+#: PostgreSQL; on MariaDB, whose lists of lock waits leave out some
+#: (a lock taken while the optimizer reads a row by its key), the lease
+#: table's locking statements under way.
+LOCK_WAITS = {
+    'postgresql': "SELECT count(*) FROM pg_stat_activity WHERE "
+                  "wait_event_type = 'Lock' AND datname = current_database()",
+    'mariadb': "SELECT count(*) FROM information_schema.processlist "
+               "WHERE id <> connection_id() AND command = 'Query' "
+               "AND info LIKE '%taskqueue_leases%' "
+               "AND (info LIKE '%FOR UPDATE' OR info LIKE 'DELETE%')",
+}
+
+
+@pytest.mark.parametrize('kind', ['postgresql', 'mariadb'])
+def test_the_sweep_leaves_alone_a_lease_renewed_while_it_ran(request, kind):
+    """G5: the sweep read the lease expired; the heartbeat renewed it
+    before the sweep took the tasks back.  The sweep waits for the
+    renewal, sees it, and leaves the consumer's tasks alone."""
+    from dummies import wait_until
+    from test_backends import promoted
+    queue = request.getfixturevalue(f'{kind}_queue')
+    leases = queue.store.tables.leases
+    mine = (leases.c.queue == queue.name, leases.c.consumer == 'slow')
+    promoted(queue, b'1')
+    queue.acquire('slow', 'token', 0.2)
+    assert queue.reserve('slow#1', 1, 0) == [b'1']
+    wait_until(lambda: not queue.consumers()[0]['alive'])
+    report = {}
+    sweeper = threading.Thread(
+        target=lambda: report.update(queue.sweep(grace=60)))
+    with queue.store.engine.connect() as heartbeat, \
+            queue.store.engine.connect() as observer:
+        with heartbeat.begin():  # the renewal, as acquire makes it
+            heartbeat.execute(sa.select(leases).where(*mine)
+                              .with_for_update())
+            heartbeat.execute(leases.update().where(*mine).values(
+                expires=queue.store.now(heartbeat) + 30))
+            sweeper.start()
+
+            def sweep_waits():
+                with observer.begin():  # each look a snapshot of its own
+                    return observer.execute(sa.text(LOCK_WAITS[kind])).scalar()
+            wait_until(lambda: not sweeper.is_alive() or sweep_waits())
+        sweeper.join(10)
+    assert report['consumers'] == [] and report['requeued'] == 0
+    assert queue.counts()['processing'] == {'slow': 1}
+    [consumer] = queue.consumers()
+    assert consumer['alive']

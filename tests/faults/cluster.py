@@ -52,7 +52,11 @@ CONSUMER_DEFAULTS = {
 }
 
 #: A short timeout: a request meeting a dead Redis or database fails fast.
-QUEUE_DEFAULTS = {'redis': {'socket_timeout': 2}, 'sql': {'timeout': 2}}
+#: A SQLite file has no server to die: its timeout is only how long a
+#: writer waits for its turn, which on a loaded machine (the suite beside
+#: other work on two cores) can stretch past a few seconds.
+QUEUE_DEFAULTS = {'redis': {'socket_timeout': 2}, 'sql': {'timeout': 2},
+                  'sqlite': {'timeout': 15}}
 
 
 class FaultProcess(Process):
@@ -122,7 +126,9 @@ class Cluster(Deployment):
         """An ini for one process; a worker's has a [taskqueue-server]
         section with ``consumer`` over CONSUMER_DEFAULTS.  ``redis_url``
         (a proxy's, say) replaces the test Redis's."""
-        settings = dict(QUEUE_DEFAULTS[self.kind], **queue_settings)
+        defaults = QUEUE_DEFAULTS[
+            'sqlite' if self.redis_url.startswith('sqlite') else self.kind]
+        settings = dict(defaults, **queue_settings)
         text = TEMPLATE.substitute(
             ledger=self.ledger.path, flags=self.flags, type=self.kind,
             redis_url=redis_url or self.redis_url, secret=SECRET,

@@ -20,6 +20,10 @@ closed instead.
 contains the marker is passed on; then the connection is closed and every
 new one too, until ``accept_again()`` (Redis died right after answering).
 
+``cut_off()``: every connection is closed at once, and every new one too,
+until ``accept_again()`` (the server out of reach; the proxy passes plain
+TCP, so it may stand in front of PostgreSQL as well).
+
 Everything else passes through untouched.
 """
 from __future__ import annotations
@@ -67,6 +71,12 @@ class ReplyDroppingProxy:
             self._after_request = marker
             self._then_refuse = True
             self._pass_reply = True
+
+    def cut_off(self) -> None:
+        with self._lock:
+            self.refusing = True
+            for connection in self._connections:
+                _close(connection)
 
     def drop_reply_with(self, marker: bytes) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ import transaction
 import wsgi_taskqueue
 from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.errors import BackendUnavailable
+from wsgi_taskqueue.testing_ha import wait_until
 
 from .cluster import SECRET, Cluster
 
@@ -217,3 +218,114 @@ def test_kill_of_a_primary_under_load_fails_over(
     if min_replicas:
         assert set(committer.committed) <= set(runs), text
         assert not set(committer.failed) & set(runs), text
+
+
+def one_queue_per_primary(redis_cluster, url) -> list:
+    names = redis_cluster.spread_names(1, prefix='f')
+    for name in names:
+        wsgi_taskqueue.register_queue(name, wsgi_taskqueue.RedisQueue(
+            url=url, secrets=[SECRET], socket_timeout=2))
+    return [wsgi_taskqueue.get_queue(name) for name in names]
+
+
+def held_scripts(redis_cluster, port) -> list[int]:
+    """IDs of this process's thread connections whose script the primary
+    at ``port`` holds back (CLIENT PAUSE WRITE)."""
+    return [int(client['id'])
+            for client in redis_cluster.client(port).client_list()
+            if client['name'] == 'wsgi-taskqueue-thread'
+            and 'b' in client['flags']]
+
+
+class HeldVote:
+    """A transaction over one queue per primary whose vote is in flight,
+    its stage scripts held back by every primary (CLIENT PAUSE WRITE)
+    until ``release``; what its commit raised."""
+
+    def __init__(self, redis_cluster, queues):
+        self.redis_cluster = redis_cluster
+        self.ports = [redis_cluster.primary_of(q.name).port for q in queues]
+        self.queues = queues
+        self.ids: list[str] = []
+        self.error = None
+        self.thread = threading.Thread(target=self._commit)
+
+    def _commit(self):
+        try:
+            with transaction.manager:
+                self.ids += [taskqueue.add('/task', method='POST',
+                                           payload=None, queue=queue.name)
+                             for queue in self.queues]
+        except BackendUnavailable as exc:
+            self.error = exc
+
+    def __enter__(self):
+        for port in self.ports:
+            self.redis_cluster.client(port).client_pause(30_000, all=False)
+        self.thread.start()
+        wait_until(lambda: all(held_scripts(self.redis_cluster, port)
+                               for port in self.ports),
+                   'every primary to hold a stage back')
+        return self
+
+    def release(self, ports):
+        for port in ports:
+            self.redis_cluster.client(port).client_unpause()
+
+    def __exit__(self, *exc_info):
+        self.thread.join(30)
+
+
+def test_a_stage_whose_reply_is_lost_on_one_primary_is_sent_again(
+        redis_cluster, cluster_url):
+    """The connection to one primary closes while the stages of a
+    transaction over three slots are in flight (its reply is lost): that
+    slot's stage is sent once more, and every task is queued once."""
+    queues = one_queue_per_primary(redis_cluster, cluster_url)
+    with HeldVote(redis_cluster, queues) as vote:
+        lost = vote.ports[0]
+        for connection in held_scripts(redis_cluster, lost):
+            redis_cluster.client(lost).client_kill_filter(_id=connection)
+        vote.release(vote.ports)
+    assert vote.error is None
+    for queue, task_id in zip(queues, vote.ids, strict=True):
+        assert [queue.codec.decode(m).id
+                for m in queue.reserve('w#1', 10, 0)] == [task_id]
+        assert queue.counts()['staged'] == 0
+
+
+def test_a_stage_that_fails_on_a_killed_primary_discards_on_the_others(
+        redis_cluster, cluster_url):
+    """kill -9 of one primary while the stages of a transaction over three
+    slots are in flight: the vote says no, the abort discards what the
+    other primaries staged, and none of its tasks is ever queued (G1),
+    also once the replica took over."""
+    queues = one_queue_per_primary(redis_cluster, cluster_url)
+    victim = redis_cluster.primary_of(queues[0].name)
+    try:
+        with HeldVote(redis_cluster, queues) as vote:
+            victim.kill()
+            vote.release(vote.ports[1:])
+        assert 'unavailable' in str(vote.error)
+        for queue in queues[1:]:
+            assert queue.counts() == {'pending': 0, 'delayed': 0, 'dead': 0,
+                                      'staged': 0, 'processing': {}}
+        wait_until(
+            lambda: redis_cluster.primary_of(queues[0].name) is not victim,
+            'a replica to take over', 30)
+        wait_until(lambda: _readable(queues[0]),
+                   'the promoted replica to answer')
+        assert queues[0].counts()['staged'] == queues[0].counts()[
+            'pending'] == 0
+    finally:
+        if victim.process is None:
+            victim.start()
+        redis_cluster.wait_settled()
+
+
+def _readable(queue) -> bool:
+    try:
+        queue.counts()
+    except BackendUnavailable:
+        return False
+    return True

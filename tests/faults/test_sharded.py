@@ -17,7 +17,11 @@ def test_a_killed_workers_tasks_in_several_shards_run_once_more(cluster):
     cluster.queue = ShardedRedisQueue(url=cluster.redis_url, shards=SHARDS,
                                       secrets=[SECRET], socket_timeout=5)
     wsgi_taskqueue.register_queue('default', cluster.queue)
+    # One task per thread (prefetch 1): every task must be started, each
+    # blocking its thread, before the kill; a thread holding a second
+    # task behind its blocked one would leave that task unstarted.
     workers = {name: cluster.worker(name, concurrent_limit=SHARDS,
+                                    prefetch=1,
                                     queue_settings={'shards': SHARDS})
                for name in ('w1', 'w2')}
     tasks = [task for _ in range(2 * SHARDS)

@@ -1,7 +1,10 @@
-"""Commit one note and its task through the outbox, and die by SIGKILL
-at a given step of the commit:
+"""Commit one note and its task, and die by SIGKILL at a given step of
+the commit:
 
-    python -m outbox.crash APP_URL QUEUE_URL STEP TEXT
+    python -m outbox.crash APP_URL QUEUE_URL STEP TEXT [MODE]
+
+MODE ``outbox`` (the default) writes the task through the app's session;
+``own`` stages it on the queue's own connection (``outbox = false``).
 """
 import os
 import signal
@@ -60,7 +63,10 @@ class Killer:
 #: The steps of the commit, in order, and where the Killer joins for
 #: each: (phase, sort key), the keys placing it after the task queue's
 #: resource ('wsgi_taskqueue:...') and before or after zope.sqlalchemy's
-#: ('~sqlalchemy:...', whose vote commits the database).
+#: ('~sqlalchemy:...', whose vote commits the database).  The outbox
+#: writes the tasks in the commit phase; on its own connection the queue
+#: stages them in its vote, before the database's, and promotes them in an
+#: after-commit hook that runs before the one of 'after-commit'.
 STEPS = {
     'before-commit': None,  # a before-commit hook
     'after-tasks-written': ('commit', 'x'),
@@ -72,10 +78,12 @@ STEPS = {
 }
 
 
-def main(url: str, queue_url: str, step: str, text: str) -> None:
+def main(url: str, queue_url: str, step: str, text: str,
+         mode: str = 'outbox') -> None:
     bind(url)
     wsgi_taskqueue.register_queue('default', wsgi_taskqueue.SqlQueue(
-        url=queue_url, session='outbox.app.Session'))
+        url=queue_url, session='outbox.app.Session',
+        outbox={'outbox': True, 'own': False}[mode]))
     txn = transaction.begin()
     write_note(text)
     taskqueue.add('/process', params={'text': text})

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import contextlib
 
+from ..completion import finished
 from ..deadletter import DeadLetter
 from ..errors import DecodeError
+from ..results import DEFAULT_RESULT_MAX_SIZE, DEFAULT_RESULT_TTL
 from ..status import DEFAULT_STATUS_MAX, DEFAULT_STATUS_TTL, Report
 from ..task import Codec, identity_of
+from .names import DEFAULT_NAME_TTL
 
 #: URL, headers and body of one task together: large enough for form posts
 #: and modest uploads; more is more likely a mistake than a task.
@@ -64,7 +67,10 @@ class QueueBase:
                  status_max: int = DEFAULT_STATUS_MAX,
                  dead_ttl: int = DEFAULT_DEAD_TTL,
                  dead_max: int = DEFAULT_DEAD_MAX,
-                 dead_credentials: bool = False):
+                 dead_credentials: bool = False,
+                 name_ttl: int = DEFAULT_NAME_TTL, keep_result: bool = False,
+                 result_ttl: int = DEFAULT_RESULT_TTL,
+                 result_max_size: int = DEFAULT_RESULT_MAX_SIZE):
         if credentials not in CREDENTIALS:
             raise ValueError(f'credentials must be one of '
                              f'{", ".join(CREDENTIALS)}, not {credentials!r}')
@@ -94,6 +100,13 @@ class QueueBase:
         self.dead_ttl = dead_ttl
         self.dead_max = dead_max
         self.dead_credentials = dead_credentials
+        #: Seconds a task's name is held after it was queued (names.py).
+        self.name_ttl = name_ttl
+        #: Whether every task keeps its result (else those that ask), for
+        #: how many seconds, and how much of the body (``results.py``).
+        self.keep_result = keep_result
+        self.result_ttl = result_ttl
+        self.result_max_size = result_max_size
         self.codec = Codec(secrets, max_task_size)
 
     @property
@@ -104,6 +117,9 @@ class QueueBase:
 
     def enqueue_in_transaction(self, txn, batch_id, batches):
         return False  # only a queue in the app's own database can
+
+    def enqueue_in_session(self, session, batches):
+        return False  # likewise
 
     def dead_letter(self, message: bytes, task, status: str | None,
                     error: str, attempt: int) -> bytes:
@@ -128,6 +144,11 @@ class QueueBase:
                             else identity_of(message))
         report = (Report(task_id, attempt, reason, 0.0)
                   if recorded and task_id is not None else None)
+        if report is not None and task is not None and \
+                task.queue == self.name:
+            # A genuine task of this queue that will not run is dead: its
+            # on_failure callback is queued with its burial.
+            report = finished(self, task, report, None, 'dead')
         self.bury(slot, message, self.dead_letter(
             message, task, None, reason, attempt), report)
 
@@ -149,3 +170,15 @@ class QueueBase:
 
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.name!r}>'
+
+
+def peek(message: bytes):
+    """The task a message claims to be, unverified (for status records
+    and listings, never to run it); None if it is not a task."""
+    try:
+        return _PEEK.decode_unverified(message)
+    except DecodeError:
+        return None
+
+
+_PEEK = Codec()

@@ -16,24 +16,28 @@ import time
 from zope.interface import implementer
 
 from ..deadletter import DeadLetter
-from ..errors import DecodeError
 from ..interfaces import IQueueBackend
 from ..status import MemoryStatusLog
-from ..task import Codec, identity_of
-from .base import REPLAYED, QueueBase, owner_of, unfinished_reason
+from .base import REPLAYED, QueueBase, owner_of, peek, unfinished_reason
+from .dependencies import check_known
+from .jobs import JobBook
+from .local_operations import LocalOperations
+from .names import NameBook, claimed
+from .priority import PendingLine
+from .rules import Settlements
 
 __all__ = ['LocalQueue']
 
 
 @implementer(IQueueBackend)
-class LocalQueue(QueueBase):
+class LocalQueue(LocalOperations, QueueBase):
     """See IQueueBackend."""
 
     def __init__(self, name: str = 'default', **options):
         super().__init__(name, **options)
         self._changed = threading.Condition()
         self._staged: dict[str, list[bytes]] = {}
-        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending = PendingLine()
         self._processing: dict[str, list[bytes]] = collections.defaultdict(list)
         self._delayed: list[tuple[float, int, bytes]] = []
         # Newest at the left; past dead_max the oldest drop off the right.
@@ -45,22 +49,31 @@ class LocalQueue(QueueBase):
         self._sequence = itertools.count()
         self._info: dict[str, dict] = {}
         self._log = MemoryStatusLog(self)
+        self._settlements = Settlements(self)
+        self.names = NameBook(self)
+        self.jobs = JobBook(self)
 
     def stage_batches(self, batch_id, batches):
         [messages] = batches.values()
+        messages = claimed(self, batch_id, messages, self.names)
         with self._changed:
+            check_known(self, messages, lambda ids: [
+                task_id for task_id in ids if self._log.get(task_id)])
+            self.jobs.check(messages)
             self._staged[batch_id] = list(messages)
             self._staged_at[batch_id] = time.time()
 
     def promote_batches(self, batch_id, queues, failed=None):
         with self._changed:
-            self._queue(self._staged.pop(batch_id, ()))
+            self._queue(self.jobs.take(self._staged.pop(batch_id, ())))
             self._staged_at.pop(batch_id, None)
+        self.names.settle(batch_id)
 
     def discard(self, batch_id):
         with self._changed:
             self._staged.pop(batch_id, None)
             self._staged_at.pop(batch_id, None)
+        self.names.release(batch_id)
 
     def reserve(self, slot, limit, timeout, done=(), recover=False):
         deadline = time.monotonic() + timeout
@@ -72,8 +85,9 @@ class LocalQueue(QueueBase):
                     processing.remove(message)
                     self._log.outcome(report, 'done', 'done',
                                       finished=time.time())
+                    self._settlements.settled(report, 'done')
             if recover:
-                self._pending.extendleft(reversed(processing))
+                self._pending.put_first(processing)
                 processing.clear()
             if limit == 0:
                 return []
@@ -99,7 +113,7 @@ class LocalQueue(QueueBase):
     def _runs(self, message, slot) -> bool:
         """Mark a reserved message running, unless it is a replay of an
         attempt that finished: that one is buried."""
-        task = _peek(message)
+        task = peek(message)
         if task is not None:
             status = self._log.fields(task.id)
             if status is not None and task.attempt <= int(status.get('f', 0)):
@@ -134,6 +148,7 @@ class LocalQueue(QueueBase):
             while len(self._dead) > self.dead_max:
                 self._dead.pop()
             self._log.outcome(report, 'dead', 'dead')
+            self._settlements.settled(report, 'dead')
 
     def requeue_processing(self, consumer, max_deliveries=0):
         requeued = dead = 0
@@ -186,133 +201,6 @@ class LocalQueue(QueueBase):
             self.promote(batch)
         return report
 
-    def counts(self):
-        with self._changed:
-            return {
-                'pending': len(self._pending),
-                'delayed': len(self._delayed),
-                'dead': len(self._dead),
-                'staged': len(self._staged),
-                'processing': {name: count for name, count
-                               in self._in_flight().items() if count},
-            }
-
-    def consumers(self):
-        now = time.monotonic()
-        with self._changed:
-            in_flight = self._in_flight()
-            result = []
-            for name, (_, expiry) in sorted(self._leases.items()):
-                info = dict(self._info.get(name, {}))
-                lease = info.pop('lease', 0)
-                result.append(dict(
-                    info, name=name, alive=expiry > now,
-                    in_flight=in_flight.get(name, 0),
-                    heartbeat_age=max(0.0, now - (expiry - lease))))
-            return result
-
-    def task_status(self, task_id):
-        with self._changed:
-            status = self._log.get(task_id)
-            if status is not None:
-                return status
-            for messages in self._staged.values():
-                for message in messages:
-                    task = _peek(message)
-                    if task is not None and task.id == task_id:
-                        log = MemoryStatusLog(self)
-                        log.new(task, 'staged')
-                        return log.get(task_id)
-        return None
-
-    def tasks(self, state=None, start=0, count=50):
-        with self._changed:
-            if state == 'staged':
-                staged = MemoryStatusLog(self)
-                for messages in self._staged.values():
-                    for message in messages:
-                        staged.new(_peek(message), 'staged')
-                return staged.list(start=start, count=count)
-            return self._log.list(state, start, count)
-
-    def throughput(self, minutes=15):
-        with self._changed:
-            return self._log.throughput(minutes)
-
-    def dead_letters(self, start=0, stop=-1):
-        with self._changed:
-            records = list(self._dead)
-        return records[start:None if stop == -1 else stop + 1]
-
-    def requeue_dead(self, record, message):
-        with self._changed:
-            try:
-                self._dead.remove(record)
-            except ValueError:
-                return False
-            self._pending.append(message)
-            task = _peek(message)
-            # Its attempts count from 1 again: none of them has finished.
-            self._log.update(task and task.id, state='queued', attempt=1,
-                             next='', f=0)
-            self._changed.notify_all()
-            return True
-
-    def purge_dead(self):
-        with self._changed:
-            count = len(self._dead)
-            self._dead.clear()
-            return count
-
-    def purge(self):
-        with self._changed:
-            purged = [*self._pending, *(m for _, _, m in self._delayed)]
-            self._pending.clear()
-            self._delayed.clear()
-            for message in purged:
-                task = _peek(message)
-                self._log.update(task and task.id, state='purged', next='')
-            return len(purged)
-
-    def cancel(self, task_id):
-        with self._changed:
-            for message in self._pending:
-                if identity_of(message)[0] == task_id:
-                    self._pending.remove(message)
-                    return self._cancelled(task_id)
-            for entry in self._delayed:
-                if identity_of(entry[2])[0] == task_id:
-                    self._delayed.remove(entry)
-                    heapq.heapify(self._delayed)
-                    return self._cancelled(task_id)
-            if any(identity_of(message)[0] == task_id
-                   for held in self._processing.values() for message in held):
-                return 'running'
-            return None
-
-    def _cancelled(self, task_id) -> str:
-        self._log.update(task_id, state='cancelled', next='')
-        return 'cancelled'
-
-    def requeue_delayed(self):
-        with self._changed:
-            due = [message for _, _, message in sorted(self._delayed)]
-            self._delayed.clear()
-            self._pending.extendleft(reversed(due))
-            for message in due:
-                task = _peek(message)
-                self._log.update(task and task.id, state='queued', next='')
-            self._changed.notify_all()
-            return len(due)
-
-    def reset(self):
-        with self._changed:
-            for collection in (self._staged, self._staged_at, self._pending,
-                               self._processing, self._delayed, self._dead,
-                               self._leases, self._info, self._deliveries):
-                collection.clear()
-            self._log = MemoryStatusLog(self)
-
     def close(self):
         with self._changed:
             for consumer in list(self._interruptions):
@@ -347,9 +235,9 @@ class LocalQueue(QueueBase):
                 continue
             self._processing[slot].remove(message)
             requeued.append(message)
-            task = _peek(message)
+            task = peek(message)
             self._log.update(task and task.id, state='queued', consumer='')
-        self._pending.extendleft(reversed(requeued))
+        self._pending.put_first(requeued)
         for message, deliveries in condemned:
             self.bury_unusable(slot, message, unfinished_reason(deliveries))
         if not self._processing[slot]:
@@ -369,15 +257,18 @@ class LocalQueue(QueueBase):
     def _queue(self, messages):
         """Make messages pending, each with a new status record; those
         scheduled for later (``countdown``, ``eta``) wait among the
-        delayed ones until due."""
+        delayed ones until due, those waiting for others are parked."""
         now = time.time()
         for message in messages:
-            task = _peek(message)
-            if task is not None and task.due is not None and task.due > now:
+            task = peek(message)
+            if self._settlements.parked(message, task):
+                continue
+            due = task.options.due if task is not None else None
+            if due is not None and due > now:
                 heapq.heappush(self._delayed,
-                               (task.due, next(self._sequence), message))
+                               (due, next(self._sequence), message))
                 self._log.new(task, 'scheduled')
-                self._log.update(task.id, next=task.due)
+                self._log.update(task.id, next=due)
             else:
                 self._pending.append(message)
                 self._log.new(task, 'queued')
@@ -390,16 +281,4 @@ class LocalQueue(QueueBase):
         due = []
         while self._delayed and self._delayed[0][0] <= now:
             due.append(heapq.heappop(self._delayed)[2])
-        self._pending.extendleft(reversed(due))
-
-
-def _peek(message: bytes):
-    """The task a message claims to be, for the status log; None if it
-    is not a task."""
-    try:
-        return _PEEK.decode_unverified(message)
-    except DecodeError:
-        return None
-
-
-_PEEK = Codec()
+        self._pending.put_first(due)

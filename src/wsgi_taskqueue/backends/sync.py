@@ -16,7 +16,8 @@ import logging
 import threading
 
 from ..consumer import Consumer
-from .local import LocalQueue, _peek
+from .base import peek
+from .local import LocalQueue
 
 __all__ = ['SyncQueue', 'drain']
 
@@ -64,7 +65,7 @@ def drain(queue, app, retry_max_count: int = 10) -> list[str]:
             continue
         done = []
         for message in messages:
-            task = _peek(message)
+            task = peek(message)
             if task is not None:
                 ran.append(task.id)
             report = consumer.process(message, slot)

@@ -1,5 +1,6 @@
 """Connections to Redis: each thread's own connection for the scripts,
-blocking waits, error translation (``Talking``); the pools are
+blocking waits, error translation (``Talking``), an idempotent write sent
+once more after a broken connection (``twice``); the pools are
 topology.py's."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ...errors import BackendUnavailable
+from .bounds import Exhausted, Line, Lines, NotSent
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -31,6 +33,19 @@ CLIENT_NAMES = {role: f'wsgi-taskqueue-{role}'
 _thread_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
 
+#: This process's id, updated in a forked child: every command asks
+#: whether it runs in the process that made its connections, and
+#: ``os.getpid`` is a system call each time.
+_process = os.getpid()
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 def thread_connections(pool: redis.ConnectionPool) -> ThreadConnections:
     """The thread connections to the Redis of ``pool``, shared like it."""
@@ -38,11 +53,6 @@ def thread_connections(pool: redis.ConnectionPool) -> ThreadConnections:
         if pool not in _thread_connections:
             _thread_connections[pool] = ThreadConnections(pool)
         return _thread_connections[pool]
-
-
-class NotSent(redis.ConnectionError):
-    """No connection could be made, so the command was never sent: the
-    server cannot have applied it."""
 
 
 class ThreadConnections:
@@ -57,19 +67,28 @@ class ThreadConnections:
     is read later (``send_script``): Redis answers in order, so the thread
     reads it before the reply to its next command.  One that failed, or
     that the server closed while it was idle, is disconnected and connects
-    again on its next use.  Settings (TLS, ACL user, timeouts) are the
-    pool's.
+    again on its next use.  Settings (TLS, ACL user, timeouts) and the
+    bound on their number (``max_connections``: bounds.Lines, which lets
+    a thread take over the connection of one that ended) are the pool's.
     """
 
     def __init__(self, pool: redis.ConnectionPool):
         self.pool = pool
-        self._local = threading.local()
-        self._pid = os.getpid()
-        self._connections: weakref.WeakSet = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self._pid = _process
+        # The pool's bound and wait apply to these connections too.
+        self.lines = Lines(self._make, pool.max_connections,
+                           getattr(pool, 'timeout', None))
         #: Bumped by ``renew``: each thread's connection made before then
         #: connects again (to wherever the pool's server is now) on next use.
         self.generation = 0
+
+    def _make(self):
+        # No blind retries: a command whose reply was lost may have been
+        # applied.  Idempotent scripts are sent once more by their callers;
+        # a reserve recovers instead.
+        return self.pool.connection_class(**dict(
+            self.pool.connection_kwargs, retry=Retry(NoBackoff(), 0),
+            client_name=CLIENT_NAMES['thread']))
 
     def renew(self) -> None:
         """The server moved (a Sentinel failover): every thread connects
@@ -81,71 +100,82 @@ class ThreadConnections:
 
     def run(self, *command):
         """Send one command on this thread's connection; its reply."""
-        return self._call(self._ready_line(), command)
+        line = self.take_line()
+        try:
+            return self._call(line, command)
+        finally:
+            self.lines.give_back(line)
 
     def run_script(self, script: Script, keys, args):
-        line = self._ready_line()
+        line = self.take_line()
         try:
-            return self._call(line, script.command(line, keys, args))
-        except redis.exceptions.NoScriptError:
-            return self._call(line, script.by_source(keys, args))
+            try:
+                return self._call(line, script.command(line, keys, args))
+            except redis.exceptions.NoScriptError:
+                return self._call(line, script.by_source(keys, args))
+        finally:
+            self.lines.give_back(line)
 
     def send_script(self, script: Script, keys, args, failed) -> None:
         """Run a script that writes without waiting for its reply.
 
         The reply is read before this thread's next command, or by
         ``settle``; should it be an error, ``failed(error)`` is called
-        then, in this thread."""
-        line = self._ready_line()
-        line.connection.send_packed_command(
-            _pack(line.connection, script.command(line, keys, args)),
-            check_health=False)
-        line.owed.append((failed, script.by_source(keys, args)))
+        then, in this thread (or in a thread that took the connection
+        over: bounds.Lines)."""
+        line = self.take_line()
+        try:
+            line.connection.send_packed_command(
+                pack(line.connection, script.command(line, keys, args)),
+                check_health=False)
+            line.owed.append((failed, script.by_source(keys, args)))
+        finally:
+            self.lines.give_back(line)
 
     def settle(self) -> None:
         """Read the replies this thread's writes still owe, so that what
         the thread reads next, on any connection, includes their effect."""
-        line = getattr(self._local, 'line', None)
+        if self._pid != _process:
+            return
+        line = self.lines.mine()
         if line is not None and line.owed:
-            self._settle(line)
+            with line.lock:
+                if line.owed:
+                    self._settle(line)
 
     def disconnect(self) -> None:
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            connection.disconnect()
+        for line in self.lines.all():
+            line.connection.disconnect()
 
-    def _call(self, line: _Line, command: tuple):
-        line.connection.send_packed_command(_pack(line.connection, command),
+    def _call(self, line: Line, command: tuple):
+        line.connection.send_packed_command(pack(line.connection, command),
                                             check_health=False)
         return line.connection.read_response()
 
-    def _ready_line(self) -> _Line:
-        """This thread's line, connected, with no reply left to read;
-        NotSent if it cannot connect."""
-        try:
-            return self._connected_line()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise NotSent(str(exc)) from exc
+    def give_back(self, line: Line) -> None:
+        """Done with ``line`` (from ``take_line``) for now."""
+        self.lines.give_back(line)
 
-    def _connected_line(self) -> _Line:
-        if self._pid != os.getpid():
+    def take_line(self) -> Line:
+        """This thread's line, connected, locked for it until
+        ``give_back``, with no reply left to read; NotSent if it cannot
+        connect (given back then)."""
+        if self._pid != _process:
             # A forked child must not talk on its parent's sockets.
-            self._local = threading.local()
-            self._pid = os.getpid()
-        line = getattr(self._local, 'line', None)
-        if line is None:
-            # No blind retries: a command whose reply was lost may have
-            # been applied.  Idempotent scripts are sent once more by their
-            # callers; a reserve recovers instead.
-            line = self._local.line = _Line(self.pool.connection_class(
-                **dict(self.pool.connection_kwargs,
-                       retry=Retry(NoBackoff(), 0),
-                       client_name=CLIENT_NAMES['thread'])))
-            line.connection.register_connect_callback(line.connected)
-            line.generation = self.generation
-            with self._lock:
-                self._connections.add(line.connection)
+            self.lines.forked()
+            self._pid = _process
+        line = self.lines.take()
+        try:
+            self._connect(line)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.lines.give_back(line)
+            raise NotSent(str(exc)) from exc
+        except BaseException:
+            self.lines.give_back(line)
+            raise
+        return line
+
+    def _connect(self, line: Line) -> None:
         if line.owed:
             self._settle(line)
         if line.generation != self.generation:
@@ -160,9 +190,8 @@ class ThreadConnections:
             # server (a restart): what we send now would be lost unseen.
             line.connection.disconnect()
             line.connection.connect()
-        return line
 
-    def _settle(self, line: _Line) -> None:
+    def _settle(self, line: Line) -> None:
         owed, line.owed = line.owed, []
         resend = []
         for index, (failed, by_source) in enumerate(owed):
@@ -179,37 +208,13 @@ class ThreadConnections:
                 return
         for failed, by_source in resend:
             try:
-                self._call(self._ready_line(), by_source)
+                self._call(line, by_source)
             except redis.RedisError as exc:
                 failed(exc)
 
 
-class _Line:
-    """A thread's connection, the callbacks of the replies it owes, and
-    the scripts its server has run since it connected."""
-
-    __slots__ = ('connection', 'owed', 'scripts', 'generation',
-                 '__weakref__')
-
-    def __init__(self, connection):
-        self.connection = connection
-        self.generation = 0
-        self.owed: list = []
-        self.scripts: set = set()
-
-    def connected(self, connection) -> None:
-        # Perhaps to a server that restarted: its script cache is empty.
-        self.scripts = set()
-
-    def __del__(self) -> None:
-        # Its thread ended: close the connection now, not when the cyclic
-        # garbage collector finds it (a server that starts a thread per
-        # request would pile up idle connections until then).
-        with contextlib.suppress(Exception):
-            self.connection.disconnect()
-
-
-def _pack(connection, command: tuple) -> list:
+def pack(connection, command: tuple) -> list:
+    """``command`` as bytes to send on ``connection``."""
     # redis-py's packer copies the arguments once more on the way to
     # hiredis's: a fifth of a round trip.
     if _hiredis_pack is not None:
@@ -234,7 +239,7 @@ class Script:
         """Run it without waiting (``ThreadConnections.send_script``)."""
         self.runner.send_script(self, keys, args, failed)
 
-    def command(self, line: _Line, keys, args) -> tuple:
+    def command(self, line: Line, keys, args) -> tuple:
         """EVAL the first time on a connection, which loads the script,
         EVALSHA afterwards: no round trip is lost to a NOSCRIPT reply (one
         still comes after a SCRIPT FLUSH; then the script is run by its
@@ -267,6 +272,23 @@ UNAVAILABLE_REPLIES = (redis.exceptions.ReadOnlyError,
                        redis.exceptions.RedisClusterException)
 
 
+def twice(operation, *args, **kwargs):
+    """Run an idempotent operation; once more if the connection failed (a
+    pooled connection that a Redis restart closed fails once)."""
+    try:
+        return operation(*args, **kwargs)
+    except Exhausted:
+        raise  # it waited its time already (G6)
+    except NotSent:
+        return operation(*args, **kwargs)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        try:
+            return operation(*args, **kwargs)
+        except NotSent:
+            # Not sent again, but the first may have been applied.
+            raise redis.ConnectionError(str(exc)) from exc
+
+
 class Talking:
     """A context for talking to one queue's Redis: on entry, this thread's
     writes still in flight are confirmed (``ThreadConnections.settle``), so
@@ -287,6 +309,8 @@ class Talking:
         self.route.connections.settle()
 
     def __exit__(self, kind, error, traceback) -> bool:
+        if error is None:
+            return False  # the common case, before five isinstance checks
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
             self.route.lost()
             raise BackendUnavailable(

@@ -80,7 +80,7 @@ class Route:
         try:
             return self.connections.run_script(script, keys, args)
         except redis.ResponseError as error:
-            if not _redirection(error):
+            if not redirection(error):
                 raise
             return self._redirected(error, script, keys, args)
 
@@ -113,13 +113,13 @@ class Route:
             try:
                 return self.connections.run_script(script, keys, args)
             except redis.ResponseError as again:
-                if not _redirection(again):
+                if not redirection(again):
                     raise
                 error = again
         raise error
 
 
-def _redirection(error: redis.ResponseError) -> bool:
+def redirection(error: redis.ResponseError) -> bool:
     """Whether ``error`` means the slot moved or is moving, so that the
     script did not run (a Cluster's MOVED, ASK, TRYAGAIN, or the
     migration guard's refusal, scripts.MIGRATION_GUARD)."""

@@ -18,6 +18,7 @@ import time
 import redis
 import redis.sentinel
 
+from .bounds import BoundedSentinelPool
 from .connection import thread_connections
 from .topology import REFRESH_INTERVAL, SingleTopology
 
@@ -39,22 +40,25 @@ class SentinelTopology(SingleTopology):
     kind = 'sentinel'
 
     def __init__(self, addresses, service_name, db, username, password,
-                 sentinel_password, common):
+                 sentinel_password, common, bounds):
+        # The Sentinels speak TLS when the primary does (rediss+sentinel).
         sentinel_kwargs = {k: v for k, v in common.items()
-                           if k.startswith('socket_')}
+                           if k.startswith(('socket_', 'ssl'))}
         if sentinel_password:
             sentinel_kwargs['password'] = sentinel_password
         self.sentinel = _NewestSentinel(list(addresses),
                                  sentinel_kwargs=sentinel_kwargs)
         pool = self.sentinel.master_for(
-            service_name, db=db, username=username, password=password,
-            **common).connection_pool
+            service_name, connection_pool_class=BoundedSentinelPool,
+            db=db, username=username, password=password, **common,
+            **bounds).connection_pool
         self.addresses = addresses
         self.service_name = service_name
         self.watch_kwargs = dict(
             socket_connect_timeout=common['socket_connect_timeout'],
             socket_keepalive=True, decode_responses=True,
-            password=sentinel_password)
+            password=sentinel_password, **{
+                k: v for k, v in common.items() if k.startswith('ssl')})
         self._watchers: list[threading.Thread] = []
         self._watch_lock = threading.Lock()
         self._asked = 0.0

@@ -2,16 +2,18 @@
 Cluster primary can take (docs/scale.rst, "One queue hotter than one
 primary").
 
-A sharded queue ``Q`` with N shards is N Redis queues whose keys carry the
-hash tags ``{Q~0}`` ... ``{Q~N-1}``, so that a Cluster spreads them over
-its primaries; their messages carry the name ``Q``, as any task of ``Q``
-does.  A transaction's tasks for ``Q`` go to one shard, chosen by its
-batch id (so its stage, promotion and discard meet in one place, and its
-tasks stay in order).  A consumer thread takes from every shard in turn
-and waits on one of its own (thread ``n`` on shard ``n - 1`` modulo N): a
-consumer of at least N threads waits on all of them; with fewer, a task in
-a shard nobody waits on is taken within ``poll_interval``.  Each message
-taken is acknowledged, retried or buried in the shard it came from.
+A sharded queue ``Q`` with N shards is N Redis queues whose keys carry
+the hash tags ``{Q~0}`` ... ``{Q~N-1}``, so that a Cluster spreads them
+over its primaries; their messages carry the name ``Q``, as any task of
+``Q`` does. A transaction's tasks for ``Q`` go to one shard, chosen by
+its batch id (so its stage, promotion and discard meet in one place, and
+its tasks stay in order), or by the job its tasks belong to: a job lives
+on the shard its id hashes to, with all its tasks. A consumer thread
+takes from every shard in turn and waits on one of its own (thread ``n``
+on shard ``n - 1`` modulo N): a consumer of at least N threads waits on
+all of them; with fewer, a task in a shard nobody waits on is taken
+within ``poll_interval``. Each message taken is acknowledged, retried or
+buried in the shard it came from.
 Leases, sweeps and the operations span every shard; counts, listings and
 throughput add them up.
 """
@@ -26,6 +28,8 @@ from zope.interface import implementer
 from ...interfaces import IQueueBackend
 from ..base import QueueBase
 from . import RedisQueue
+from .dependencies import shard_of_dependencies
+from .jobs import job_shard, shard_of_jobs
 
 __all__ = ['ShardedRedisQueue']
 
@@ -48,7 +52,13 @@ class ShardedRedisQueue(QueueBase):
                              f'{shards}')
         self.shards = [RedisQueue(name, shard=number, **settings)
                        for number in range(shards)]
+        for shard in self.shards[1:]:  # one name per queue, not per shard
+            shard.names = self.shards[0].names
         self._taken = threading.local()
+        self.max_connections = self.shards[0].max_connections
+        #: Batches staged on another shard than their id's (their tasks
+        #: wait for tasks of that shard), until promoted or discarded.
+        self._placed: dict[str, RedisQueue] = {}
         super().__init__(name, **{key: value for key, value
                                   in settings.items()
                                   if key in _QUEUE_OPTIONS})
@@ -68,18 +78,31 @@ class ShardedRedisQueue(QueueBase):
     # -- the transaction's side ------------------------------------------
 
     def _shard_of(self, batch_id: str) -> RedisQueue:
+        placed = self._placed.get(batch_id)
+        if placed is not None:
+            return placed
         return self.shards[zlib.crc32(batch_id.encode()) % len(self.shards)]
 
     def stage_batches(self, batch_id, batches):
+        messages = batches[self]
         shard = self._shard_of(batch_id)
-        shard.stage_batches(batch_id, {shard: batches[self]})
+        home = shard_of_jobs(self, messages, shard_of_dependencies(
+            self, messages))
+        if home is not None and home is not shard:
+            # Its tasks wait for tasks of another shard, or belong to a
+            # job of another shard: staged there, as a task is released
+            # (and counted in its job) by the script that settles it.
+            self._placed[batch_id] = shard = home
+        shard.stage_batches(batch_id, {shard: messages})
 
     def promote_batches(self, batch_id, queues, failed=None):
         shard = self._shard_of(batch_id)
+        self._placed.pop(batch_id, None)
         shard.promote_batches(batch_id, [shard], failed)
 
     def discard(self, batch_id):
         self._shard_of(batch_id).discard(batch_id)
+        self._placed.pop(batch_id, None)
 
     # -- the consumer's side ---------------------------------------------
 
@@ -194,6 +217,22 @@ class ShardedRedisQueue(QueueBase):
     def task_status(self, task_id):
         for shard in self.shards:
             found = shard.task_status(task_id)
+            if found is not None:
+                return found
+        return None
+
+    def job_status(self, job_id):
+        return job_shard(self, job_id).job_status(job_id)
+
+    def job_list(self, start=0, count=50):
+        found = [job for shard in self.shards
+                 for job in shard.job_list(0, start + count)]
+        found.sort(key=lambda job: (-(job['created'] or 0), job['id']))
+        return found[start:start + count]
+
+    def task_result(self, task_id):
+        for shard in self.shards:
+            found = shard.task_result(task_id)
             if found is not None:
                 return found
         return None

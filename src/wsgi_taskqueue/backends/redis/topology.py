@@ -25,9 +25,10 @@ import urllib.parse
 
 import redis
 from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.retry import Retry
 
+from ...errors import BackendUnavailable
+from .bounds import DEFAULT_MAX_CONNECTIONS, BoundedPool
 from .connection import CLIENT_NAMES, describe_url
 
 __all__ = ['topology_for']
@@ -37,6 +38,9 @@ __all__ = ['topology_for']
 #: failing command.
 REFRESH_INTERVAL = 0.5
 
+#: URL schemes of a Sentinel group, without and with TLS.
+SENTINEL_SCHEMES = ('redis+sentinel', 'rediss+sentinel')
+
 _topologies: dict = {}
 _topologies_lock = threading.Lock()
 
@@ -44,7 +48,8 @@ _topologies_lock = threading.Lock()
 def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
                  username=None, password=None, unix_socket_path=None,
                  socket_timeout=5.0, sentinels=(), service_name=None,
-                 sentinel_password=None, cluster=False):
+                 sentinel_password=None, cluster=False,
+                 max_connections=DEFAULT_MAX_CONNECTIONS):
     """The shared topology of these settings (one per process, so that the
     queues of one Redis are written in one round trip)."""
     on_unix_socket = dict(socket_timeout=socket_timeout,
@@ -58,24 +63,29 @@ def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
     # TCP keepalive notices a peer that vanished without a word; a unix
     # socket has no such option (redis-py refuses it there).
     common = dict(on_unix_socket, socket_keepalive=True)
+    # A thread waits for a connection of the pool at most as long as for
+    # a reply (bounds.py).
+    bounds = dict(max_connections=max_connections, timeout=socket_timeout)
     scheme = urllib.parse.urlsplit(url).scheme if url else None
-    if scheme == 'redis+sentinel' or sentinels or service_name:
+    tls: dict = {}
+    if scheme in SENTINEL_SCHEMES or sentinels or service_name:
         if url:
             if sentinels or service_name:
                 raise ValueError('give the Sentinels either in url or in '
                                  'sentinels and service_name, not both')
-            sentinels, service_name, db, username, password = (
+            sentinels, service_name, db, username, password, tls = (
                 _parse_sentinel_url(url))
         if not sentinels or not service_name:
             raise ValueError('a Sentinel group needs sentinels (host:port '
                              '...) and service_name')
         addresses = tuple(_address(a) for a in _split(sentinels))
         key = ('sentinel', addresses, service_name, db, username, password,
-               sentinel_password, socket_timeout)
+               sentinel_password, socket_timeout, max_connections,
+               tuple(sorted(tls.items())))
         from .sentinel import SentinelTopology  # which builds on this module
         return _shared(key, lambda: SentinelTopology(
             addresses, service_name, db, username, password,
-            sentinel_password, common))
+            sentinel_password, dict(common, **tls), bounds))
     if scheme == 'redis+cluster' or cluster:
         if url and scheme == 'redis+cluster':
             addresses, username, password = _parse_cluster_url(url)
@@ -86,20 +96,21 @@ def topology_for(*, url=None, host='127.0.0.1', port=6379, db=0,
             password = parts.password or password
         else:
             addresses = ((host, port),)
-        key = ('cluster', addresses, username, password, socket_timeout)
+        key = ('cluster', addresses, username, password, socket_timeout,
+               max_connections)
         return _shared(key, lambda: ClusterTopology(
-            addresses, username, password, common))
+            addresses, username, password, common, bounds))
     if url:
-        key = ('url', url, socket_timeout)
+        key = ('url', url, socket_timeout, max_connections)
         return _shared(key, lambda: SingleTopology(
-            redis.ConnectionPool.from_url(url, **(
+            BoundedPool.from_url(url, **bounds, **(
                 on_unix_socket if scheme == 'unix' else common)),
             describe_url(url)))
     key = (host, port, db, username, password, unix_socket_path,
-           socket_timeout)
+           socket_timeout, max_connections)
     return _shared(key, lambda: SingleTopology(
-        redis.ConnectionPool(
-            db=db, username=username, password=password,
+        BoundedPool(
+            db=db, **bounds, username=username, password=password,
             **({'connection_class': redis.UnixDomainSocketConnection,
                 'path': unix_socket_path, **on_unix_socket}
                if unix_socket_path
@@ -138,18 +149,41 @@ def _credentials(netloc: str):
 
 
 def _parse_sentinel_url(url: str):
-    """redis+sentinel://[user:password@]h:p[,h:p...]/service[/db]"""
+    """redis+sentinel://[user:password@]h:p[,h:p...]/service[/db], or
+    rediss+sentinel://...[?ssl_ca_certs=...] (TLS to the Sentinels and to
+    the primary: the TLS options of redis-py's rediss:// URLs)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.query or parts.fragment:
+    tls = parts.scheme == 'rediss+sentinel'
+    if parts.fragment or (parts.query and not tls):
         raise ValueError(f'a redis+sentinel URL takes no query: {url!r}')
     hosts, username, password = _credentials(parts.netloc)
     path = [p for p in parts.path.split('/') if p]
     if not hosts or not 1 <= len(path) <= 2 or (
             len(path) == 2 and not path[1].isdigit()):
-        raise ValueError('expected redis+sentinel://[user:password@]host:port'
-                         '[,host:port...]/service_name[/db]')
+        raise ValueError(f'expected {parts.scheme}://[user:password@]'
+                         'host:port[,host:port...]/service_name[/db]')
     db = int(path[1]) if len(path) == 2 else 0
-    return hosts, path[0], db, username, password
+    return (hosts, path[0], db, username, password,
+            _tls_options(parts.query) if tls else {})
+
+
+#: The query keys of a rediss+sentinel URL, as redis-py reads them in a
+#: rediss:// URL.
+TLS_OPTIONS = {'ssl_ca_certs': str, 'ssl_ca_path': str, 'ssl_certfile': str,
+               'ssl_keyfile': str, 'ssl_cert_reqs': str,
+               'ssl_check_hostname': lambda value: value.lower() in (
+                   '1', 'true', 'yes', 'on')}
+
+
+def _tls_options(query: str) -> dict:
+    options = {'ssl': True}
+    for name, value in urllib.parse.parse_qsl(query, strict_parsing=bool(
+            query)):
+        if name not in TLS_OPTIONS:
+            raise ValueError(f'a rediss+sentinel URL takes only '
+                             f'{", ".join(TLS_OPTIONS)}, not {name!r}')
+        options[name] = TLS_OPTIONS[name](value)
+    return options
 
 
 def _parse_cluster_url(url: str):
@@ -182,7 +216,12 @@ class SingleTopology:
         return self.client
 
     def moved(self, error) -> None:
-        raise error
+        # A node of a Cluster reached as one server: the keys of another
+        # node's slots are refused (MOVED), and would be every time.
+        raise BackendUnavailable(
+            f'Redis at {self.where} is a node of a Redis Cluster ({error}): '
+            f'use url = redis+cluster://host:port,... or cluster = true'
+        ) from error
 
     def lost(self) -> None:
         pass
@@ -203,10 +242,11 @@ class ClusterTopology:
 
     kind = 'cluster'
 
-    def __init__(self, addresses, username, password, common):
+    def __init__(self, addresses, username, password, common, bounds):
         self.addresses = addresses
         self.credentials = dict(username=username, password=password)
         self.common = common
+        self.bounds = bounds
         self.where = 'redis+cluster://' + ','.join(
             f'{h}:{p}' for h, p in addresses)
         self._discovery = None
@@ -225,13 +265,16 @@ class ClusterTopology:
                 self._discovery = RedisCluster(
                     startup_nodes=[ClusterNode(h, p)
                                    for h, p in self.addresses],
+                    max_connections=self.bounds['max_connections'],
                     **self.credentials, **dict(
                         self.common, client_name=CLIENT_NAMES['discovery']))
             return self._discovery
 
     def group_for(self, tag: str):
-        # A script may only touch the keys of one slot.
-        return (self, key_slot(tag.encode()))
+        # The queues of every slot are staged and promoted together, one
+        # script per slot (a script may only touch the keys of one slot),
+        # sent to every primary at once (fanout.py).
+        return self
 
     def pool_for(self, slot: int) -> redis.ConnectionPool:
         node = self.discovery.nodes_manager.get_node_from_slot(slot)
@@ -280,8 +323,9 @@ class ClusterTopology:
         with self._lock:
             pool = self._pools.get((host, port))
             if pool is None:
-                pool = self._pools[(host, port)] = redis.ConnectionPool(
-                    host=host, port=port, **self.credentials, **self.common)
+                pool = self._pools[(host, port)] = BoundedPool(
+                    host=host, port=port, **self.credentials, **self.common,
+                    **self.bounds)
             return pool
 
     def disconnect(self) -> None:

@@ -7,9 +7,13 @@ set-up; everything else is plain SQLAlchemy Core that runs everywhere.
 """
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 
-__all__ = ['dialect_for']
+from .mysql_tls import share_preferred_tls_context
+
+__all__ = ['dialect_for', 'Dialect', 'OnConflict']
 
 
 class Dialect:
@@ -50,10 +54,12 @@ class Dialect:
         raise NotImplementedError
 
     def take(self, connection, queue: str, slot: str, consumer: str,
-             limit: int) -> list:
+             limit: int, records: bool = True) -> tuple[list, set | None]:
         """Move up to ``limit`` ready rows of ``queue`` that are due into
         ``slot``, skipping rows other consumers are taking; return them
-        (id, message, task_id, attempt) in queue order."""
+        (id, message, task_id, attempt) in queue order, and the task ids
+        whose status records now say running (with ``records``), or None
+        when the caller writes them."""
         tasks = self.tables.tasks
         rows = connection.execute(self.statement(
             ('due', limit), lambda: self._due(sa.select(
@@ -67,7 +73,7 @@ class Dialect:
                              delayed=False)),
                 {'b_ids': [row.id for row in rows], 'b_slot': slot,
                  'b_consumer': consumer})
-        return rows
+        return rows, None
 
     def _due(self, select, limit: int):
         """``select`` of the first ``limit`` ready rows of the queue
@@ -76,7 +82,7 @@ class Dialect:
         return select.where(
             tasks.c.queue == sa.bindparam('b_queue'),
             tasks.c.state == 'ready', tasks.c.due <= self.now()).order_by(
-            tasks.c.due, tasks.c.id).limit(limit)
+            tasks.c.priority.desc(), tasks.c.due, tasks.c.id).limit(limit)
 
     def count(self, connection, queue: str, minute: int,
               outcomes: dict) -> None:
@@ -109,6 +115,31 @@ class Dialect:
     def notify(self, connection, queue: str) -> None:
         """Wake the consumers of other processes (when ``listens``)."""
 
+    def finish_one(self, connection, row_id: int, holder: dict, report,
+                   recorded: bool) -> tuple[bool, bool] | None:
+        """Acknowledge the row ``row_id`` if it is still held as
+        ``holder`` says (``b_queue``, ``b_consumer``, ``b_slot``) in one
+        statement, with its minute count and (``recorded``) its status
+        record and attempt history from ``report``; return whether it was
+        held and whether tasks wait for it.  None: the database cannot,
+        the caller does it."""
+        return None
+
+    def write_one(self, connection, insert, row: dict, record: dict,
+                  notify: bool) -> bool:
+        """Write one task (``insert`` bound by ``row``), its status
+        ``record`` and, with ``notify``, the wakeup in one statement, if
+        the database can (return True); else leave it to the caller
+        (False)."""
+        return False
+
+    def promote(self, connection, promote, queue: str, batch: str):
+        """Run ``promote`` (the UPDATE of a batch's rows to ready, bound by
+        ``b_queue`` and ``b_batch``) with its status records and wakeup in
+        one statement, if the database can: return whether it promoted
+        any; else return None."""
+        return None
+
 
 class OnConflict:
     """PostgreSQL's and SQLite's upsert: INSERT ... ON CONFLICT DO UPDATE,
@@ -121,55 +152,6 @@ class OnConflict:
         return insert.on_conflict_do_update(index_elements=keys, set_=values)
 
 
-class PostgreSQL(OnConflict, Dialect):
-    listens = True
-
-    def clock(self):
-        # statement_timestamp() is stable within a statement (an index
-        # bound); clock_timestamp() would be volatile, re-read per row.
-        return sa.cast(sa.func.extract(
-            'epoch', sa.func.statement_timestamp()), sa.Double)
-
-    def take(self, connection, queue, slot, consumer, limit):
-        # One statement: WITH chosen AS MATERIALIZED (SELECT ... FOR
-        # UPDATE SKIP LOCKED LIMIT n) UPDATE ... RETURNING; the rows other
-        # consumers hold locked are skipped, not waited for.
-        tasks = self.tables.tasks
-
-        def build():
-            # A CTE PostgreSQL must materialize: as ``id IN (SELECT ...
-            # LIMIT n)`` the planner may run the subquery more than once
-            # (a plan that changes with the table's statistics), taking
-            # more than n rows and out of order.
-            chosen = self._due(sa.select(tasks.c.id), limit) \
-                .with_for_update(skip_locked=True).cte('chosen') \
-                .prefix_with('MATERIALIZED')
-            return tasks.update().where(tasks.c.id == chosen.c.id).values(
-                state='processing', slot=sa.bindparam('b_slot'),
-                consumer=sa.bindparam('b_consumer'),
-                delayed=False).returning(
-                tasks.c.id, tasks.c.message, tasks.c.task_id,
-                tasks.c.attempt, tasks.c.due)
-        rows = connection.execute(self.statement(('take', limit), build), {
-            'b_queue': queue, 'b_slot': slot, 'b_consumer': consumer}).all()
-        # RETURNING follows no ORDER BY.
-        return sorted(rows, key=lambda row: (row.due, row.id))
-
-    def _insert(self, table):
-        from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
-
-    def notify(self, connection, queue):
-        connection.execute(self.statement('notify', lambda: sa.select(
-            sa.func.pg_notify(self.channel, sa.bindparam('b_queue')))),
-            {'b_queue': queue})
-
-    @property
-    def channel(self) -> str:
-        """The channel the consumers of these tables listen on."""
-        return f'{self.tables.prefix}wakeup'
-
-
 class MySQL(Dialect):
     """MariaDB (10.6 and later) and MySQL 8: SKIP LOCKED, but MariaDB has
     no UPDATE ... RETURNING, so a reserve is SELECT ... FOR UPDATE SKIP
@@ -177,6 +159,9 @@ class MySQL(Dialect):
     COMMITTED, as for PostgreSQL."""
 
     def configure(self, engine):
+        if engine.dialect.driver == 'pymysql':
+            share_preferred_tls_context(engine)
+
         @sa.event.listens_for(engine, 'connect')
         def connected(dbapi_connection, _record):
             # InnoDB's default (REPEATABLE READ) locks the gaps between
@@ -233,19 +218,38 @@ class SQLite(OnConflict, Dialect):
     def clock(self):
         return (sa.func.julianday('now') - 2440587.5) * 86400.0
 
+    def take(self, connection, queue, slot, consumer, limit, records=True):
+        if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING yet
+            return super().take(connection, queue, slot, consumer, limit)
+        # One statement, UPDATE ... WHERE id IN (SELECT ... LIMIT n)
+        # RETURNING: the transaction holds the file's write lock from its
+        # BEGIN IMMEDIATE, so no other writer runs between the two.
+        tasks = self.tables.tasks
+        rows = connection.execute(self.statement(
+            ('take', limit), lambda: tasks.update().where(tasks.c.id.in_(
+                self._due(sa.select(tasks.c.id), limit).scalar_subquery())
+            ).values(state='processing', slot=sa.bindparam('b_slot'),
+                     consumer=sa.bindparam('b_consumer'),
+                     delayed=False).returning(
+                tasks.c.id, tasks.c.message, tasks.c.task_id,
+                tasks.c.attempt, tasks.c.due, tasks.c.priority)), {
+            'b_queue': queue, 'b_slot': slot, 'b_consumer': consumer}).all()
+        # RETURNING follows no ORDER BY.
+        return sorted(rows, key=lambda row: (-row.priority, row.due,
+                                             row.id)), None
+
     def _insert(self, table):
         from sqlalchemy.dialects.sqlite import insert
         return insert(table)
 
 
-DIALECTS = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,
-            'sqlite': SQLite}
-
-
 def dialect_for(engine, tables) -> Dialect:
+    from .postgresql import PostgreSQL
+    dialects = {'postgresql': PostgreSQL, 'mysql': MySQL, 'mariadb': MySQL,
+                'sqlite': SQLite}
     try:
-        return DIALECTS[engine.dialect.name](tables)
+        return dialects[engine.dialect.name](tables)
     except KeyError:
         raise ValueError(
-            f'a SQL queue runs on {", ".join(sorted(DIALECTS))}, not '
+            f'a SQL queue runs on {", ".join(sorted(dialects))}, not '
             f'{engine.dialect.name!r}') from None

@@ -2,7 +2,8 @@
 
 A lease's expiry is on the database's clock, so consumers on hosts whose
 clocks disagree still agree on who is gone (the sweep, in ``queue.py``,
-requeues what the gone ones held).
+requeues what the gone ones held, once ``still_gone`` has confirmed under
+lock that they are).
 """
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ class Leases:
             connection.execute(leases.delete().where(
                 leases.c.queue == self.name, leases.c.consumer == consumer,
                 leases.c.token == token))
+
+    def still_gone(self, connection, consumers) -> list:
+        """Those of ``consumers`` (their leases read expired, or absent)
+        whose leases are still expired once locked: a renewal committed
+        since the read is seen, one under way waited for, and the tasks of
+        a consumer that renewed in time stay its own.  (On SQLite, BEGIN
+        IMMEDIATE keeps every other writer out since before the read.)"""
+        if not consumers:
+            return []
+        leases = self.store.tables.leases
+        rows = connection.execute(sa.select(
+            leases.c.consumer, leases.c.expires).where(
+            leases.c.queue == self.name,
+            leases.c.consumer.in_(sorted(consumers))).order_by(
+            leases.c.consumer).with_for_update()).all()
+        now = self.store.now(connection)
+        renewed = {row.consumer for row in rows if row.expires > now}
+        return sorted(set(consumers) - renewed)
 
     def consumers(self):
         leases = self.store.tables.leases

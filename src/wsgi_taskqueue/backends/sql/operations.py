@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..local import _peek
+from ..base import peek
+from ..priority import priority_of
 
 __all__ = ['Operations']
 
@@ -40,6 +41,18 @@ class Operations:
         with self.store.transaction() as connection:
             return self.log.get(connection, task_id)
 
+    def task_result(self, task_id):
+        with self.store.transaction() as connection:
+            return self.settlements.result(connection, task_id)
+
+    def job_status(self, job_id):
+        with self.store.transaction() as connection:
+            return self.jobs.status(connection, job_id)
+
+    def job_list(self, start=0, count=50):
+        with self.store.transaction() as connection:
+            return self.jobs.list(connection, start, count)
+
     def tasks(self, state=None, start=0, count=50):
         with self.store.transaction() as connection:
             return self.log.list(connection, state, start, count)
@@ -73,11 +86,12 @@ class Operations:
             if row_id is None:
                 return False
             connection.execute(dead.delete().where(dead.c.id == row_id))
-            task = _peek(message)
+            task = peek(message)
             connection.execute(self.tasks_table.insert().values(
                 queue=self.name, state='ready', message=message,
                 due=self.store.dialect.now(), task_id=task and task.id,
-                attempt=task and task.attempt))
+                attempt=task and task.attempt,
+                priority=priority_of(message)))
             # Its attempts count from 1 again: none of them has finished.
             self.log.update(connection, [task and task.id], state='queued',
                             attempt=1, next=None, finished=0)
@@ -98,6 +112,8 @@ class Operations:
                 *ready)).scalars().all()
             purged = connection.execute(tasks.delete().where(*ready)).rowcount
             self.log.update(connection, ids, state='purged', next=None)
+            self.dependencies.release(connection, [
+                (task_id, 'purged') for task_id in ids if task_id])
         return purged
 
     def cancel(self, task_id):
@@ -108,6 +124,10 @@ class Operations:
                     *mine, tasks.c.state == 'ready')).rowcount:
                 self.log.update(connection, [task_id], state='cancelled',
                                 next=None)
+                self.dependencies.release(connection,
+                                          [(task_id, 'cancelled')])
+                return 'cancelled'
+            if self.dependencies.cancel(connection, task_id):
                 return 'cancelled'
             if connection.execute(sa.select(tasks.c.id).where(
                     *mine, tasks.c.state == 'processing')).first():

@@ -56,6 +56,14 @@ class AppSession:
             return None
         return session
 
+    def carries(self, session, store) -> bool:
+        """Whether ``session``, the transaction itself (a Flask-SQLAlchemy
+        session committing), is the app's session on ``store``'s
+        database."""
+        if self.dotted is not None and session is not self._resolve()():
+            return False
+        return _on(session, store)
+
     def _resolve(self):
         if self._factory is None:
             module_name, _, attribute = self.dotted.rpartition('.')
@@ -72,14 +80,17 @@ class AppSession:
         return self._factory
 
 
-def write(queue, session, batches) -> bool:
+def write(queue, session, batches, zope: bool = True) -> bool:
     """Insert ``batches`` as pending through ``session``; False when the
-    session is read-only (then the queue stages them itself)."""
-    from zope.sqlalchemy import mark_changed
-    try:
-        mark_changed(session)
-    except AssertionError:  # zope.sqlalchemy's read-only session
-        return False
+    session is read-only (then the queue stages them itself).  With
+    ``zope``, the session is zope.sqlalchemy's, which must be told that it
+    has something to commit."""
+    if zope:
+        from zope.sqlalchemy import mark_changed
+        try:
+            mark_changed(session)
+        except AssertionError:  # zope.sqlalchemy's read-only session
+            return False
     connection = session.connection()
     if not queue.store._checked:
         queue.store.ensure_schema(connection)

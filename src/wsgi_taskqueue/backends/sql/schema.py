@@ -2,8 +2,10 @@
 
 The tables are SQLAlchemy ``Table`` objects, so one definition serves
 PostgreSQL, MariaDB/MySQL and SQLite.  ``SCHEMA_VERSION`` is written in
-the version table by ``init``; a queue that finds another version (or no
-tables) refuses to run and names the command that fixes it.
+the version table by ``init``, which upgrades an older database through
+the numbered steps of ``migrations.py``; a queue that finds another
+version (or no tables) refuses to run and names the command that fixes
+it.  A change of the tables below is a new step there.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ...errors import SchemaError
+from ...validation import DEFAULT_PRIORITY
+from . import migrations
 
 __all__ = ['Tables', 'SCHEMA_VERSION', 'init', 'check']
 
-#: Bumped with every change of the tables below; ``init`` upgrades from
-#: every earlier version it knows (none yet: this is the first).
-SCHEMA_VERSION = 1
+#: The version of the tables below: that of the last step in
+#: ``migrations.py``, which upgrade an older database to it.
+SCHEMA_VERSION = migrations.LATEST
 
 #: Epoch seconds with microseconds (MySQL's FLOAT is single precision).
 Seconds = sa.Double
@@ -45,9 +49,15 @@ class Tables:
             # staged | ready (pending, or delayed when `delayed`) |
             # processing
             sa.Column('state', sa.String(10), nullable=False),
-            # Ready rows are taken in (due, id) order: a promoted batch is
-            # due when it was promoted, a retry when it falls due.
+            # Ready rows are taken in (priority descending, due, id) order:
+            # a promoted batch is due when it was promoted, a retry when
+            # it falls due.
             sa.Column('due', Seconds, nullable=False, default=0),
+            # 0 (lowest) to 9; ready rows of a higher priority are taken
+            # first (backends/priority.py).
+            sa.Column('priority', sa.SmallInteger, nullable=False,
+                      default=DEFAULT_PRIORITY,
+                      server_default=str(DEFAULT_PRIORITY)),
             sa.Column('delayed', sa.Boolean, nullable=False, default=False),
             sa.Column('batch', sa.String(64)),
             sa.Column('staged_at', Seconds),
@@ -57,7 +67,18 @@ class Tables:
             sa.Column('task_id', sa.String(64)),
             sa.Column('attempt', sa.Integer),
             sa.Column('message', Blob, nullable=False),
-            sa.Index(prefix + 'tasks_ready', 'queue', 'state', 'due', 'id'),
+            # The task waits for others (after=): parked at promotion
+            # (dependencies.py), in state waiting.
+            sa.Column('waits', sa.Boolean, nullable=False, default=False),
+            # Settling this task sets something off: tasks wait for it,
+            # which it releases, or its job counts it (an acknowledgement
+            # looks for them only then).
+            sa.Column('waited_on', sa.Boolean, nullable=False, default=False),
+            # The job the message names (a job's task or marker: jobs.py),
+            # for the promotion to find them.
+            sa.Column('job', sa.String(64)),
+            sa.Index(prefix + 'tasks_ready', 'queue', 'state',
+                     sa.desc('priority'), 'due', 'id'),
             sa.Index(prefix + 'tasks_batch', 'batch', 'queue', 'state'),
             sa.Index(prefix + 'tasks_slot', 'queue', 'consumer', 'slot'),
             **OPTIONS,
@@ -103,6 +124,57 @@ class Tables:
             sa.Column('duration_ms', Seconds, nullable=False),
             **OPTIONS,
         )
+        # Results of tasks that keep theirs (results.py): the stored
+        # text as UTF-8, hidden after `expires`.
+        self.results = sa.Table(
+            prefix + 'results', metadata,
+            sa.Column('queue', Name, primary_key=True),
+            sa.Column('task_id', sa.String(64), primary_key=True),
+            sa.Column('expires', Seconds, nullable=False),
+            sa.Column('result', Blob, nullable=False),
+            sa.Index(prefix + 'results_expires', 'queue', 'expires'),
+            **OPTIONS,
+        )
+        # What each parked task still waits for (dependencies.py).
+        self.dependencies = sa.Table(
+            prefix + 'dependencies', metadata,
+            sa.Column('queue', Name, primary_key=True),
+            sa.Column('task_id', sa.String(64), primary_key=True),
+            sa.Column('waiting', sa.String(64), primary_key=True),
+            sa.Index(prefix + 'dependencies_waiting', 'queue', 'waiting'),
+            **OPTIONS,
+        )
+        # Jobs of many tasks (jobs.py): each one's record, and its tasks
+        # counted in total and not settled yet (deleting a task's row is
+        # what counts it done or failed, once).
+        self.jobs = sa.Table(
+            prefix + 'jobs', metadata,
+            sa.Column('queue', Name, primary_key=True),
+            sa.Column('job_id', sa.String(64), primary_key=True),
+            sa.Column('label', sa.String(100)),
+            # open | closed | complete
+            sa.Column('state', sa.String(10), nullable=False),
+            sa.Column('total', sa.Integer, nullable=False, default=0),
+            sa.Column('done', sa.Integer, nullable=False, default=0),
+            sa.Column('failed', sa.Integer, nullable=False, default=0),
+            sa.Column('created', Seconds, nullable=False),
+            sa.Column('closed', Seconds),
+            sa.Column('completed', Seconds),
+            sa.Column('changed', Seconds, nullable=False),
+            # Its on_complete task: id, and the message until it is queued.
+            sa.Column('on_complete', sa.String(64)),
+            sa.Column('message', Blob),
+            sa.Index(prefix + 'jobs_created', 'queue', 'created'),
+            sa.Index(prefix + 'jobs_changed', 'queue', 'changed'),
+            **OPTIONS,
+        )
+        self.job_tasks = sa.Table(
+            prefix + 'job_tasks', metadata,
+            sa.Column('queue', Name, primary_key=True),
+            sa.Column('task_id', sa.String(64), primary_key=True),
+            sa.Column('job_id', sa.String(64), nullable=False),
+            **OPTIONS,
+        )
         self.minutes = sa.Table(
             prefix + 'minutes', metadata,
             sa.Column('queue', Name, primary_key=True),
@@ -123,6 +195,18 @@ class Tables:
             sa.Column('info', sa.Text, nullable=False),
             **OPTIONS,
         )
+        # Task names (backends/names.py): who holds each, until when, and
+        # the staged batch that claimed it (released if it is discarded).
+        self.names = sa.Table(
+            prefix + 'names', metadata,
+            sa.Column('queue', Name, primary_key=True),
+            sa.Column('name', sa.String(200), primary_key=True),
+            sa.Column('task_id', sa.String(64), nullable=False),
+            sa.Column('expires', Seconds, nullable=False),
+            sa.Column('batch', sa.String(64)),
+            sa.Index(prefix + 'names_expires', 'queue', 'expires'),
+            **OPTIONS,
+        )
         self.version = sa.Table(
             prefix + 'version', metadata,
             sa.Column('version', sa.Integer, nullable=False),
@@ -132,12 +216,14 @@ class Tables:
     def of_queue(self):
         """The tables that hold rows of one queue (all but the version)."""
         return [self.tasks, self.dead, self.status, self.attempts,
-                self.minutes, self.leases]
+                self.results, self.dependencies, self.jobs, self.job_tasks,
+                self.minutes, self.leases, self.names]
 
 
 def init(connection, tables: Tables) -> list[str]:
-    """Create what is missing and record the version; return what was
-    done, one line each (nothing when the schema was up to date)."""
+    """Create the tables in a database that has none, or upgrade them
+    step by step from the version they have; return what was done, one
+    line each (nothing when the schema was up to date)."""
     inspector = sa.inspect(connection)
     schema = tables.metadata.schema
     done = []
@@ -145,12 +231,14 @@ def init(connection, tables: Tables) -> list[str]:
         connection.execute(sa.schema.CreateSchema(schema))
         done.append(f'created schema {schema}')
     existing = set(inspector.get_table_names(schema=schema))
-    for table in tables.metadata.sorted_tables:
-        if table.name not in existing:
-            table.create(connection)
-            done.append(f'created table {table.fullname}')
-    found = connection.execute(sa.select(tables.version.c.version)).scalar()
+    found = None
+    if tables.version.name in existing:
+        found = connection.execute(_read_version(connection, tables)).scalar()
     if found is None:
+        for table in tables.metadata.sorted_tables:
+            if table.name not in existing:
+                table.create(connection)
+                done.append(f'created table {table.fullname}')
         connection.execute(tables.version.insert().values(
             version=SCHEMA_VERSION))
         done.append(f'recorded schema version {SCHEMA_VERSION}')
@@ -158,10 +246,18 @@ def init(connection, tables: Tables) -> list[str]:
         raise SchemaError(f'the task queue tables are of version {found}, '
                           f'newer than this wsgi-taskqueue knows '
                           f'({SCHEMA_VERSION}): upgrade wsgi-taskqueue')
-    elif found < SCHEMA_VERSION:
-        raise SchemaError(f'no upgrade from version {found} of the task '
-                          f'queue tables to {SCHEMA_VERSION} is known')
+    else:
+        done += migrations.upgrade(connection, tables, found)
     return done
+
+
+def _read_version(connection, tables):
+    """The version's SELECT; locking its row where the database can, so
+    that two ``init`` at once upgrade one after the other."""
+    select = sa.select(tables.version.c.version)
+    if connection.dialect.name == 'sqlite':  # BEGIN IMMEDIATE locked it
+        return select
+    return select.with_for_update()
 
 
 def check(connection, tables: Tables, where: str) -> None:

@@ -14,6 +14,9 @@ from ...status import header_of, record
 
 __all__ = ['SqlStatusLog']
 
+#: What a new record sets, also where one of the task exists already.
+RECORDED = ('state', 'updated', 'attempt', 'header')
+
 #: Rows one sweep deletes at most (a long-idle queue catches up over
 #: several sweeps without one long transaction).
 TRIM_BATCH = 1000
@@ -38,42 +41,55 @@ class SqlStatusLog:
 
     def new(self, connection, tasks, state: str) -> None:
         """Records for ``tasks`` (None entries are not tasks)."""
-        rows = [{'queue': self.queue.name, 'task_id': task.id,
+        self.write(connection, self.records(tasks, state))
+
+    def records(self, tasks, state: str) -> list[dict]:
+        """The new records of ``tasks`` (None entries are not tasks), for
+        ``write``; none when the queue keeps none."""
+        if not self.queue.status_ttl:
+            return []
+        return [{'queue': self.queue.name, 'task_id': task.id,
                  'state': state, 'updated': time.time(),
-                 'attempt': task.attempt, 'header': header_of(task)}
+                 'attempt': task.attempt, 'header': header_of(task),
+                 'finished': 0}
                 for task in tasks if task is not None]
-        if rows and self.queue.status_ttl:
+
+    def write(self, connection, records: list[dict]) -> None:
+        if records:
             # A record the task has already (a replay staged again) keeps
             # which of its attempts finished.
             connection.execute(self._statement(
                 'new', lambda: self.queue.store.dialect.upsert(
                     self._status, ['queue', 'task_id'],
-                    ['state', 'updated', 'attempt', 'header'])), rows)
+                    RECORDED)), records)
 
-    def promoted(self, connection, batch_id: str) -> None:
+    def promoted(self, connection, batch_id: str) -> list:
         """The records of the staged tasks of ``batch_id`` say queued
-        (before the promotion, in its transaction).  The ids are read
-        first: MariaDB runs an UPDATE ... IN (SELECT ...) as a scan of
-        the whole log."""
+        (before the promotion, in its transaction); return the ids of
+        those that wait for other tasks, for the queue to park (their
+        records are left to that).  The ids are read first: MariaDB runs
+        an UPDATE ... IN (SELECT ...) as a scan of the whole log."""
         if not self.queue.status_ttl:
-            return
+            return []
         tasks = self.queue.tasks_table
         now = self.queue.store.dialect.now()
         rows = connection.execute(self._statement(
             'in batch', lambda: sa.select(
-                tasks.c.task_id, tasks.c.due > now, tasks.c.due).where(
+                tasks.c.task_id, tasks.c.due > now, tasks.c.due,
+                tasks.c.waits).where(
                 tasks.c.batch == sa.bindparam('b_batch'),
                 tasks.c.queue == sa.bindparam('b_queue'),
                 tasks.c.state == 'staged')),
             {'b_queue': self.queue.name, 'b_batch': batch_id}).all()
-        self.update(connection, [task_id for task_id, later, _ in rows
-                                 if not later], state='queued')
+        self.update(connection, [task_id for task_id, later, _, waits in rows
+                                 if not later and not waits], state='queued')
         # Scheduled for later (countdown, eta): as rarely as they are
         # used, one update each.
-        for task_id, later, due in rows:
-            if later:
+        for task_id, later, due, waits in rows:
+            if later and not waits:
                 self.update(connection, [task_id], state='scheduled',
                             next=due)
+        return [task_id for task_id, _, _, waits in rows if waits]
 
     def update(self, connection, task_ids, **fields) -> None:
         task_ids = [task_id for task_id in task_ids if task_id]
@@ -125,21 +141,55 @@ class SqlStatusLog:
             {'task_id': report.task_id, 'state': state,
              'status': report.status, 'finished': report.attempt, **fields}
             for report in reports])
-        attempts = self._attempts
-        keys = [(report.task_id, report.attempt) for report in reports]
-        # A task requeued from the dead letters runs its attempts again.
-        connection.execute(self._statement(
-            'attempts again', lambda: attempts.delete().where(
-                attempts.c.queue == sa.bindparam('b_queue'),
-                sa.tuple_(attempts.c.task_id, attempts.c.attempt).in_(
-                    sa.bindparam('b_keys', expanding=True)))),
-            {'b_queue': self.queue.name, 'b_keys': keys})
+        # An upsert: a task requeued from the dead letters runs its
+        # attempts again.
         now = time.time()
-        connection.execute(self._statement('attempt', attempts.insert), [
+        connection.execute(self._statement(
+            'attempt', lambda: self.queue.store.dialect.upsert(
+                self._attempts, ['queue', 'task_id', 'attempt'],
+                ['status', 'at', 'duration_ms'])), [
             {'queue': self.queue.name, 'task_id': report.task_id,
              'attempt': report.attempt, 'status': report.status, 'at': now,
              'duration_ms': round(report.duration * 1000, 1)}
             for report in reports])
+
+    def running(self, connection, rows, slot: str, marked=None) -> list:
+        """Record ``rows`` (just reserved: task_id, attempt) as running in
+        ``slot``, except those whose attempt finished already (replays),
+        which are returned.  ``marked``: the task ids the reserve recorded
+        running already.  One reserved row is one UPDATE that skips a
+        finished attempt; only when it updated nothing (a replay, or a
+        task without a record) are the records read."""
+        if not rows or not self.queue.status_ttl:
+            return []
+        if marked is not None:
+            rows = [row for row in rows
+                    if row.task_id and row.task_id not in marked]
+            if not rows:
+                return []
+        if len(rows) == 1 and rows[0].task_id:
+            [row] = rows
+            status = self._status
+            if connection.execute(self._statement(
+                    'running', lambda: status.update().where(
+                        status.c.queue == sa.bindparam('b_queue'),
+                        status.c.task_id == sa.bindparam('b_task_id'),
+                        sa.or_(status.c.finished <= 0, status.c.finished
+                               < sa.bindparam('b_attempt_or_0'))).values(
+                        state='running', updated=sa.bindparam('b_updated'),
+                        consumer=sa.bindparam('b_consumer'),
+                        attempt=sa.bindparam('b_attempt'))), {
+                    'b_queue': self.queue.name, 'b_task_id': row.task_id,
+                    'b_attempt_or_0': row.attempt or 0,
+                    'b_attempt': row.attempt, 'b_consumer': slot,
+                    'b_updated': time.time()}).rowcount:
+                return []
+        replays = self.replays(connection, rows)
+        self.update_each(connection, [
+            {'task_id': row.task_id, 'state': 'running', 'consumer': slot,
+             'attempt': row.attempt}
+            for row in rows if row not in replays])
+        return replays
 
     def replays(self, connection, rows) -> list:
         """Those of ``rows`` (reserved: task_id, attempt) whose attempt

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ...errors import BackendUnavailable
 from . import schema
 from .dialects import dialect_for
+from .pings import ping_idle_connections
 from .wakeup import Wakeups
 
 __all__ = ['Store', 'shared_store', 'DEFAULT_TIMEOUT', 'DEFAULT_POLL']
@@ -31,6 +32,12 @@ DEFAULT_POLL = 0.5
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError,
                sa.exc.DisconnectionError, sa.exc.TimeoutError)
 
+#: How often ``run`` tries a transaction the database rolled back to break
+#: a deadlock (MariaDB/MySQL 1213, PostgreSQL 40P01 and 40001).
+DEADLOCK_ATTEMPTS = 5
+_DEADLOCK_CODES = {1213}
+_DEADLOCK_STATES = {'40P01', '40001'}
+
 
 class Store:
     """See the module docstring."""
@@ -45,12 +52,8 @@ class Store:
                              'table_prefix to share it')
         self.tables = schema.Tables(schema_name, table_prefix)
         try:
-            # A ping before each use (one round trip): a pooled
-            # connection that a database restart closed is replaced, not
-            # failed with, so a commit after the restart succeeds.
             self.engine = sa.create_engine(
-                url, pool_pre_ping=True,
-                connect_args=_connect_args(url, timeout))
+                url, connect_args=_connect_args(url, timeout))
         except ImportError as exc:
             extra = {'postgresql': 'postgresql', 'mysql': 'mysql',
                      'mariadb': 'mysql'}.get(url.get_backend_name())
@@ -59,6 +62,7 @@ class Store:
                              f'not installed ({exc}){hint}') from None
         self.dialect = dialect_for(self.engine, self.tables)
         self.dialect.configure(self.engine)
+        ping_idle_connections(self.engine)
         self.where = url.render_as_string(hide_password=True)
         self.timeout = timeout
         self.wakeups = Wakeups(poll_interval)
@@ -85,6 +89,22 @@ class Store:
                 yield connection
         finally:
             self._writer.release()
+
+    def run(self, work):
+        """``work(connection)`` in a ``transaction``, run again when the
+        database rolled it back as a deadlock's victim (concurrent stages
+        and promotions claiming names or counting jobs take row locks in
+        orders InnoDB may find circular): the rollback wrote nothing, and
+        the database asks for exactly that.  Any other error, or a
+        deadlock ``DEADLOCK_ATTEMPTS`` times, is raised."""
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                with self.transaction() as connection:
+                    return work(connection)
+            except BackendUnavailable as exc:
+                if attempt == DEADLOCK_ATTEMPTS or \
+                        not _deadlocked(exc.__cause__):
+                    raise
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -143,19 +163,31 @@ class Store:
     def ensure_schema(self, connection) -> None:
         """Check the tables on ``connection`` (of this database), creating
         them in a SQLite file that has none; SchemaError if they are
-        missing or of another version."""
-        if self.engine.dialect.name == 'sqlite':
-            if not schema.init(connection, self.tables):
-                self._checked = True
-        else:
-            schema.check(connection, self.tables, self.where)
-            self._checked = True
+        missing or of another version (an upgrade is for ``init``: other
+        processes may still run the code of the version there)."""
+        if self.engine.dialect.name == 'sqlite' and not sa.inspect(
+                connection).has_table(self.tables.version.name):
+            # Not checked yet: the transaction that creates them may be
+            # the app's, and abort.
+            schema.init(connection, self.tables)
+            return
+        schema.check(connection, self.tables, self.where)
+        self._checked = True
 
     def _unavailable(self, exc, unsent=False) -> BackendUnavailable:
         reason = getattr(exc, 'orig', None) or exc
         return BackendUnavailable(
             f'SQL queue database {self.where} unavailable: '
             f'{str(reason).strip()}', unsent=unsent)
+
+
+def _deadlocked(exc) -> bool:
+    """Whether ``exc`` is the driver's error for a transaction rolled back
+    to break a deadlock."""
+    orig = getattr(exc, 'orig', None)
+    args = getattr(orig, 'args', ())
+    return (getattr(orig, 'sqlstate', None) in _DEADLOCK_STATES
+            or bool(args) and args[0] in _DEADLOCK_CODES)
 
 
 def _parse(text: str):

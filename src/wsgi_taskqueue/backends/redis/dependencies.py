@@ -1,0 +1,178 @@
+"""Tasks that wait for other tasks, on Redis: the Lua functions that park
+a task at promotion and release what waits for a task in the script that
+settles it (``backends/dependencies.py`` states the rules;
+``backends/rules.py`` is their plain reading).
+
+Keys beside the queue's (package docstring):
+
+- ``P:{Q}:waiting:<id>`` (hash: message, left): a parked task and how
+  many of the tasks it waits for are not done yet;
+- ``P:{Q}:dependents:<id>`` (set): the ids of the tasks parked on ``id``;
+- ``P:{Q}:processing:~doomed`` (list): tasks condemned by a dependency
+  that died, until ``bury_doomed`` buries them with their dead letter and
+  on_failure callback (which need the queue's secret, so Python's work;
+  their status record says ``dead`` at once).  No consumer holds that
+  list, so no sweep requeues it; every sweep buries what it holds.
+
+The scripts that settle a task (RESERVE's acknowledgement, BURY, SETTLE,
+CANCEL, PURGE) call ``release``; PROMOTE calls ``park``.  A task nobody
+waits for costs one SMEMBERS of a missing key in the script that settles
+it, no round trip.
+"""
+from __future__ import annotations
+
+from ...errors import UnknownDependency
+from ...task import identity_of
+from ..dependencies import DOOMED_SLOT, dependencies_of
+
+__all__ = ['DEPENDENCIES', 'bury_doomed', 'known', 'shard_of_dependencies']
+
+#: A condemned task's reason when its status record lacks one.
+DEFAULT_REASON = 'not run: a task it waited for did not finish'
+
+#: Put after the PRELUDE of the scripts that park or release tasks.
+DEPENDENCIES = r"""
+local DYING = {dead = true, cancelled = true, purged = true}
+
+local function doom(base, ttl, t, message, id, dependency, state)
+  redis.call('RPUSH', base .. 'processing:~doomed', message)
+  set_status(base, ttl, t, id, 'state', 'dead', 'next', '', 'status',
+             'not run: the task it waited for, ' .. dependency .. ', is ' ..
+             state)
+end
+
+-- Queue a message that waits no more: pending, or delayed while its due
+-- time is ahead.
+local function unpark(base, ttl, t, message, id)
+  local due = due_of(message)
+  if due and due > t then
+    redis.call('ZADD', base .. 'delayed', due, message)
+    set_status(base, ttl, t, id, 'state', 'scheduled', 'next', due)
+  else
+    -- In the list of its priority (priority.py), waking a consumer
+    -- blocked on the default one.
+    local pending = base .. 'pending'
+    wake(pending, place(pending, message, false))
+    set_status(base, ttl, t, id, 'state', 'queued')
+  end
+end
+
+-- Park a message being promoted if it waits for tasks not done yet (or
+-- condemn it if one of them died); true when it is taken care of here,
+-- false when it is to be queued as any other.
+local function park(base, ttl, t, message)
+  if not string.find(message, ',"af":[', 1, true) then return false end
+  local h = header(message)
+  if not h or type(h.af) ~= 'table' or type(h.id) ~= 'string' then
+    return false
+  end
+  local left = {}
+  for _, dependency in ipairs(h.af) do
+    local state = redis.call('HGET', base .. 'task:' .. dependency, 'state')
+    if state and DYING[state] then
+      new_status(base, ttl, t, message, 'dead')
+      redis.call('ZADD', base .. 'tasks', t, h.id)
+      doom(base, ttl, t, message, h.id, dependency, state)
+      return true
+    end
+    if state and state ~= 'done' then left[#left + 1] = dependency end
+  end
+  if #left == 0 then return false end
+  for _, dependency in ipairs(left) do
+    redis.call('SADD', base .. 'dependents:' .. dependency, h.id)
+  end
+  redis.call('HSET', base .. 'waiting:' .. h.id, 'message', message,
+             'left', #left)
+  new_status(base, ttl, t, message, 'waiting')
+  redis.call('ZADD', base .. 'tasks', t, h.id)
+  return true
+end
+
+-- Task ``id`` is done, dead, cancelled or purged (``state``): the tasks
+-- parked on it count it done, or are condemned with it.
+local function release(base, ttl, t, id, state)
+  if not id or id == '' then return end
+  local key = base .. 'dependents:' .. id
+  local parked = redis.call('SMEMBERS', key)
+  if #parked == 0 then return end
+  redis.call('DEL', key)
+  for _, waiting in ipairs(parked) do
+    local entry = base .. 'waiting:' .. waiting
+    local message = redis.call('HGET', entry, 'message')
+    if message then
+      if state ~= 'done' then
+        redis.call('DEL', entry)
+        doom(base, ttl, t, message, waiting, id, state)
+      elseif redis.call('HINCRBY', entry, 'left', -1) <= 0 then
+        redis.call('DEL', entry)
+        unpark(base, ttl, t, message, waiting)
+      end
+    end
+  end
+end
+
+-- Cancel a parked task: true if ``id`` was one.
+local function cancel_parked(base, ttl, t, id)
+  if redis.call('DEL', base .. 'waiting:' .. id) == 0 then return false end
+  set_status(base, ttl, t, id, 'state', 'cancelled', 'next', '')
+  release(base, ttl, t, id, 'cancelled')
+  return true
+end
+"""
+
+
+#: Rounds of ``bury_doomed`` at most in one call: each buries what the
+#: previous one condemned (a chain a -> b -> c needs two).
+MAX_ROUNDS = 100
+
+
+def bury_doomed(queue) -> int:
+    """Bury, with dead letter and on_failure callback, the tasks that
+    dependencies condemned (``processing:~doomed``); return how many."""
+    key = queue.processing_key(DOOMED_SLOT)
+    buried = 0
+    for _ in range(MAX_ROUNDS):
+        messages = queue.client.lrange(key, 0, 99)
+        if not messages:
+            break
+        for message in messages:
+            task_id = identity_of(message)[0]
+            reason = task_id and queue.client.hget(queue.task_key(task_id),
+                                                   'status')
+            queue.bury_unusable(DOOMED_SLOT, message, reason.decode(
+                'utf-8', 'replace') if reason else DEFAULT_REASON)
+            buried += 1
+    return buried
+
+
+def known(queue, ids) -> list:
+    """Those of ``ids`` whose status record ``queue`` keeps."""
+    pipe = queue.client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.exists(queue.task_key(task_id))
+    return [task_id for task_id, found in zip(ids, pipe.execute(), strict=True)
+            if found]
+
+
+def shard_of_dependencies(sharded, messages):
+    """The shard of ``sharded`` that knows the tasks ``messages`` wait for
+    (beside those of the same batch), or None when they wait for none;
+    UnknownDependency when no one shard knows them all."""
+    earlier, wanted = set(), []
+    for message in messages:
+        task_id, after = dependencies_of(sharded.codec, message)
+        wanted += [dependency for dependency in after
+                   if dependency not in earlier and dependency not in wanted]
+        earlier.add(identity_of(message)[0])
+    if not wanted:
+        return None
+    for shard in sharded.shards:
+        with shard._talking:
+            if len(known(shard, wanted)) == len(wanted):
+                return shard
+    raise UnknownDependency(
+        f'the tasks {", ".join(wanted)} that a task of sharded queue '
+        f'{sharded.name!r} is to run after are not all known to one of its '
+        f'shards: it can wait for tasks of the same transaction, or of '
+        f'one earlier transaction (unknown: never queued there, or their '
+        f'status records expired)')
