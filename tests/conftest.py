@@ -3,8 +3,10 @@
 Redis is a real ``redis-server`` the suite starts on a free port; each
 test gets a clean database on it (FLUSHALL of our own server only).
 PostgreSQL and MariaDB are servers of the suite's own too (started once
-per session, in temporary directories, on free ports), whose queue tables
-each test empties; SQLite is a file of the test's own.
+per run, in temporary directories, on free ports), whose queue tables
+each test empties; SQLite is a file of the test's own.  Run in parallel
+(pytest-xdist), each worker has its own Redis servers and a database of
+its own on the run's PostgreSQL and MariaDB (``xdist_sharing`` says why).
 """
 from __future__ import annotations
 
@@ -16,6 +18,30 @@ from wsgi_taskqueue import registry
 from wsgi_taskqueue.sqltesting import MariaDBServer, PostgresServer
 from wsgi_taskqueue.testing import RedisServer
 from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
+
+from xdist_sharing import (
+    configure_worker,
+    database_of_worker,
+    stop_shared_servers,
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """In the controller of a parallel run: tell each worker where the
+    run's shared servers are."""
+    configure_worker(node)
+
+
+def pytest_unconfigure(config):
+    """In the controller: stop the servers the workers shared."""
+    stop_shared_servers(config)
+
+
+def worker_of(config) -> str | None:
+    """The pytest-xdist worker this process is (``'gw0'``...), or None."""
+    workerinput = getattr(config, 'workerinput', None)
+    return workerinput['workerid'] if workerinput else None
 
 
 @pytest.fixture(scope='session')
@@ -100,23 +126,65 @@ def redis_queue(redis_url):
     return queue
 
 
+def _database_url(request, kind: str) -> str:
+    """The database of ``{kind}_server`` when the test uses that server
+    too (it may stop it: its queue must be on it) or runs without xdist;
+    else the worker's on the run's shared server."""
+    if (worker_of(request.config) is None
+            or f'{kind}_server' in request.fixturenames):
+        server = request.getfixturevalue(f'{kind}_server')
+        if not server.running:  # a test stopped it
+            server.start()
+        return server.url
+    return request.getfixturevalue(f'shared_{kind}_url')
+
+
 @pytest.fixture(scope='session')
 def postgresql_server():
+    """A PostgreSQL of this process's own: a test may stop, kill and
+    restart it."""
     with PostgresServer() as server:
         yield server
 
 
+@pytest.fixture(scope='session')
+def shared_postgresql_url(request):
+    """In a pytest-xdist worker, a database of the worker's own on the
+    run's PostgreSQL."""
+    return database_of_worker(request.config, 'postgresql',
+                              worker_of(request.config))
+
+
 @pytest.fixture
-def postgresql_url(postgresql_server):
-    if not postgresql_server.running:  # a test stopped it
-        postgresql_server.start()
-    return postgresql_server.url
+def postgresql_url(request):
+    """A PostgreSQL database for the test: the one of ``postgresql_server``
+    when the test uses that server too (it may stop it: its queue must be
+    on it) or runs without xdist; else the worker's on the shared
+    server."""
+    return _database_url(request, 'postgresql')
 
 
 @pytest.fixture(scope='session')
-def mariadb_url():
+def mariadb_server():
+    """A MariaDB of this process's own: a test may stop, kill and restart
+    it."""
     with MariaDBServer() as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope='session')
+def shared_mariadb_url(request):
+    """In a pytest-xdist worker, a database of the worker's own on the
+    run's MariaDB."""
+    return database_of_worker(request.config, 'mariadb',
+                              worker_of(request.config))
+
+
+@pytest.fixture
+def mariadb_url(request):
+    """A MariaDB database for the test, chosen as ``postgresql_url``
+    chooses."""
+    return _database_url(request, 'mariadb')
 
 
 @pytest.fixture
@@ -159,6 +227,21 @@ def mariadb_queue(mariadb_url):
 @pytest.fixture(params=['local', 'redis', 'sqlite', 'postgresql', 'mariadb'])
 def queue(request):
     """Each backend in turn: one contract, five implementations."""
+    return request.getfixturevalue(f'{request.param}_queue')
+
+
+@pytest.fixture
+def sharded_queue(redis_url):
+    from wsgi_taskqueue.backends.redis.sharded import ShardedRedisQueue
+    queue = ShardedRedisQueue(url=redis_url, shards=2, socket_timeout=2)
+    wsgi_taskqueue.register_queue('default', queue)
+    return queue
+
+
+@pytest.fixture(params=['local', 'redis', 'sharded', 'sqlite', 'postgresql',
+                        'mariadb'])
+def any_queue(request):
+    """Each backend in turn, the sharded Redis queue among them."""
     return request.getfixturevalue(f'{request.param}_queue')
 
 

@@ -20,13 +20,17 @@ def test_every_row_is_measured(tmp_path):
     assert set(rows) == {'cluster 1 primary', 'cluster 2 primaries',
                          'cluster 3 primaries',
                          'one queue, 6 shards, 3 primaries', 'sentinel',
-                         'url'}
+                         'url', 'commit, 1 slot',
+                         'commit, 3 slots on 3 primaries'}
     for name in ('cluster 1 primary', 'cluster 3 primaries',
                  'one queue, 6 shards, 3 primaries'):
         assert set(rows[name]) == {
             'enqueue', 'drain', 'server us/task', 'primary us/task',
             'projected tasks/s per primary', 'memory B/task'}, name
         assert rows[name]['enqueue'] > 0 and rows[name]['drain'] > 0
+    assert set(rows['commit, 1 slot']) == set(
+        rows['commit, 3 slots on 3 primaries']) == {'commit p50 ms',
+                                                     'commit p99 ms'}
     assert set(rows['sentinel']) == set(rows['url']) == {
         'commit p50 ms', 'commit p99 ms', 'commit+reserve+ack p50 ms',
         'commit+reserve+ack p99 ms'}

@@ -192,6 +192,18 @@ def test_show_a_task_with_its_attempts(ini, run):
         ('done', '200 OK')
 
 
+def test_show_a_task_with_its_kept_result(ini, run):
+    [task_id] = add('/ok', keep_result=True)
+    work()
+    out = run('show', ini, task_id)[1]
+    assert 'result:       200 OK (' in out
+    record = json.loads(run('show', ini, task_id, '--json')[1])
+    assert (record['result']['outcome'], record['result']['status']) == (
+        'done', '200 OK')
+    assert record['result']['body'] == taskqueue.result(task_id)[
+        'body'].decode()
+
+
 def test_show_a_dead_task_with_its_error(ini, run):
     [task_id] = add('/gone')
     work()
@@ -397,6 +409,25 @@ def test_add_with_every_option(ini, run, tmp_path):
         task_id, 'POST', '/tasks/sync?a=1&a=2&b=x+y', b'{"n": 1}', 'alice')
     assert task.environ == {'CONTENT_TYPE': 'application/json',
                             'HTTP_X_TRACE': '1, 2'}
+
+
+def test_add_with_task_options_and_show_them(ini, run):
+    code, out, _ = run('add', ini, '/ok', '--priority', '8', '--label',
+                       'mailing', '--name', 'mailing-7', '--countdown', '600')
+    assert code == 0
+    task_id = out.strip()
+    out = run('show', ini, task_id)[1]
+    assert 'state:        scheduled' in out
+    assert 'priority:     8' in out and 'label:        mailing' in out
+    assert 'name:         mailing-7' in out and '\ndue:          20' in out
+    # The name is held: the same name again adds nothing.
+    code, again, _ = run('add', ini, '/ok', '--name', 'mailing-7')
+    assert code == 0 and again.strip() != task_id
+    assert run('show', ini, again.strip())[0] == 1
+    code, _, err = run('add', ini, '/x', '--priority', '12')
+    assert code == 2 and 'priority must be a whole number from 0 to 9' in err
+    code, _, err = run('add', ini, '/x', '--eta', 'noon')
+    assert code == 2 and 'eta must be an ISO 8601' in err
 
 
 def test_add_reads_the_body_from_a_file_or_stdin(ini, run, tmp_path,

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 import wsgi_taskqueue
-from wsgi_taskqueue import config
+from wsgi_taskqueue import settings
 from wsgi_taskqueue.consumer import default_consumer_name
 from wsgi_taskqueue.errors import ConfigurationError
 from wsgi_taskqueue.registry import queue_names
@@ -159,12 +159,12 @@ def test_a_broken_ini_is_named(ini):
 
 
 def test_filter_settings_are_checked():
-    assert config.filter_settings({'manage_transaction': 'yes'}) == {
+    assert settings.filter_settings({'manage_transaction': 'yes'}) == {
         'manage_transaction': True}
     with pytest.raises(ConfigurationError, match="key 'manage_transaction'"):
-        config.filter_settings({'manage_transaction': 'perhaps'})
+        settings.filter_settings({'manage_transaction': 'perhaps'})
     with pytest.raises(ConfigurationError, match="key 'colour'"):
-        config.filter_settings({'colour': 'blue'})
+        settings.filter_settings({'colour': 'blue'})
 
 
 def test_a_bad_credentials_mode_names_the_section(ini):

@@ -12,6 +12,7 @@ import wsgi_taskqueue
 from wsgi_taskqueue.deadletter import dead_letters, purge_dead, requeue_dead
 
 from dummies import RecordingApp, add, wait_until
+from faults.proxy import ReplyDroppingProxy
 
 
 def test_a_committed_task_is_dispatched_and_acknowledged(queue, consume):
@@ -337,3 +338,72 @@ def test_a_live_holder_of_the_name_on_another_host_is_respected(queue):
     queue.acquire('elsewhere', 'token', 30, {'host': 'other-host', 'pid': 1})
     with pytest.raises(wsgi_taskqueue.ConsumerNameInUse):
         wsgi_taskqueue.Consumer(RecordingApp(), name='elsewhere').start()
+
+
+@pytest.fixture(params=['redis', 'postgresql'])
+def cut_off_queue(request):
+    """(queue through a proxy that can cut it off, the same queue reached
+    directly): the first registered as the default queue."""
+    if request.param == 'redis':
+        server = request.getfixturevalue('redis_server')
+        proxy = ReplyDroppingProxy(server.port)
+        queue = wsgi_taskqueue.RedisQueue(url=proxy.url, socket_timeout=0.5)
+        wsgi_taskqueue.register_queue('default', queue)
+        direct = wsgi_taskqueue.RedisQueue(
+            url=request.getfixturevalue('redis_url'))
+    else:
+        from conftest import sql_queue
+        server = request.getfixturevalue('postgresql_server')
+        if not server.running:  # a test stopped it
+            server.start()
+        proxy = ReplyDroppingProxy(server.port)
+        sql_queue(server.url.replace(f':{server.port}/', f':{proxy.port}/'))
+        direct = wsgi_taskqueue.SqlQueue(url=server.url)
+    yield proxy, direct
+    proxy.close()
+    direct.close()
+
+
+def test_no_task_of_a_batch_starts_once_the_lease_may_have_lapsed(
+        cut_off_queue, consume, caplog):
+    """G5: the consumer was cut off from its queue while the first task of
+    its batch ran, for longer than its lease, and a sweep put the whole
+    batch back in line.  The task it had started may run again (the
+    window G5 allows); the one it had not started runs once, not also from
+    the batch the consumer no longer holds."""
+    proxy, direct = cut_off_queue
+    release = threading.Event()
+    app = RecordingApp(respond=lambda environ: (
+        environ['PATH_INFO'] != '/first' or release.wait(10)) and '200 OK')
+    add('/first', '/second')
+    consume(app, name='cut-off', prefetch=2, lease_timeout=0.6)
+    app.wait_for(1)
+    proxy.cut_off()
+    wait_until(lambda: not any(holder['alive']
+                               for holder in direct.consumers()))
+    assert direct.sweep(grace=60)['requeued'] == 2
+    proxy.accept_again()
+    release.set()
+    wait_until(lambda: len(app.environs) >= 3)
+    wait_until(lambda: direct.counts()['processing'] == {}
+               and direct.counts()['pending'] == 0)
+    paths = [environ['PATH_INFO'] for environ in app.environs]
+    assert sorted(paths) == ['/first', '/first', '/second']
+    assert 'its lease was renewed' in caplog.text
+
+
+def test_a_lease_renewed_after_it_lapsed_begins_a_new_term(queue):
+    """What was reserved before a lapse may have been swept meanwhile: the
+    renewal that ends the lapse does not cover it; one in time does."""
+    from wsgi_taskqueue.lease import Lease
+    lease = Lease(wsgi_taskqueue.Consumer(RecordingApp(), name='term',
+                                          lease_timeout=0.3))
+    lease.acquire()
+    reserved_at = time.monotonic()
+    lease.acquire()  # renewed within the term
+    assert lease.held_since(reserved_at)
+    wait_until(lambda: not lease.held())
+    assert not lease.held_since(reserved_at)
+    lease.acquire()
+    assert lease.held() and not lease.held_since(reserved_at)
+    assert lease.held_since(time.monotonic())

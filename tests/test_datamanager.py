@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, declarative_base
 from zope.sqlalchemy import register
 
 import wsgi_taskqueue
-from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue import datamanager, taskqueue
 from wsgi_taskqueue.errors import BackendUnavailable
 from wsgi_taskqueue.followup import follow_ups
 
@@ -38,6 +38,18 @@ def test_committed_tasks_become_pending_in_the_order_added(queue):
         for number in range(5):
             taskqueue.add(f'/task/{number}')
     assert urls(queue) == [f'/task/{number}' for number in range(5)]
+    assert queue.counts()['staged'] == 0
+
+
+def test_the_cleanup_after_a_commit_leaves_the_manager_committed(queue):
+    # ``transaction`` calls abort on every resource after the after-commit
+    # hooks: a committed transaction's batch is promoted, never discarded,
+    # and its manager says committed, not aborted.
+    with transaction.manager as txn:
+        taskqueue.add('/kept')
+        manager = txn.data(datamanager.TaskDataManager)
+    assert manager.state == 'committed'
+    assert urls(queue) == ['/kept']
     assert queue.counts()['staged'] == 0
 
 

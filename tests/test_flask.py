@@ -26,12 +26,17 @@ def pending(queue='default') -> int:
     return wsgi_taskqueue.get_queue(queue).counts()['pending']
 
 
-@pytest.fixture
-def notes_app(tmp_path):
-    """A Flask-SQLAlchemy app with a note table and a local queue."""
-    app = make_app(
-        SQLALCHEMY_DATABASE_URI=f'sqlite:///{tmp_path}/db.sqlite',
-        TASKQUEUE_QUEUES={'default': {'type': 'local'}})
+@pytest.fixture(params=['local', 'sqlite'])
+def notes_app(request, tmp_path):
+    """A Flask-SQLAlchemy app with a note table and a local queue, or a
+    SQLite queue in the app's own file (one relative URL for both, as
+    Flask users write it: a file in the instance folder)."""
+    url = 'sqlite:///notes.sqlite'
+    queue = {'type': 'sqlite', 'url': url, 'timeout': 1} if (
+        request.param == 'sqlite') else {'type': 'local'}
+    app = flask.Flask(__name__, instance_path=str(tmp_path / 'instance'))
+    app.config.update(SQLALCHEMY_DATABASE_URI=url,
+                      TASKQUEUE_QUEUES={'default': queue})
     db = SQLAlchemy(app)
 
     class Note(db.Model):
@@ -43,7 +48,11 @@ def notes_app(tmp_path):
     TaskQueue(app, db=db)
     with app.app_context():
         db.create_all()
+    # The queue's tables, before a test's session holds the file: the
+    # test looks into the queue while its session has written.
+    assert pending() == 0
     app.db, app.notes = db, notes
+    app.shares_file = request.param == 'sqlite'
     return app
 
 
@@ -111,12 +120,64 @@ def test_settings_from_an_ini_file(tmp_path):
 
 # -- tasks follow db.session -------------------------------------------------
 
+def test_a_sqlite_queue_in_the_apps_file_commits_in_the_apps_transaction(
+        tmp_path):
+    """The outbox under Flask: a SQLite file takes one writer at a time,
+    and the session holds it from its first write to its commit, so the
+    tasks go through the session's connection, in its transaction."""
+    app = flask.Flask(__name__, instance_path=str(tmp_path / 'instance'))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI='sqlite:///notes.sqlite',
+        TASKQUEUE_QUEUES={'default': {'type': 'sqlite', 'timeout': 1,
+                                      'url': 'sqlite:///notes.sqlite'}})
+    db = SQLAlchemy(app)
+    table = sqlalchemy.Table('t', db.metadata, sqlalchemy.Column(
+        'id', sqlalchemy.Integer, primary_key=True))
+    TaskQueue(app, db=db)
+    queue = wsgi_taskqueue.get_queue()
+    assert queue.store.engine.url.database == str(
+        tmp_path / 'instance' / 'notes.sqlite')
+    with app.test_request_context('/'):
+        db.create_all()
+        db.session.execute(table.insert())
+        wsgi_taskqueue.taskqueue.add('/process')
+        own_statements = []
+        sqlalchemy.event.listen(queue.store.engine, 'before_cursor_execute',
+                                lambda *args: own_statements.append(args[2]))
+        db.session.commit()
+        assert own_statements == []
+    assert pending() == 1
+
+
+def test_a_sqlite_queue_elsewhere_stages_on_its_own_connection(tmp_path):
+    app = flask.Flask(__name__, instance_path=str(tmp_path / 'instance'))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI='sqlite:///notes.sqlite',
+        TASKQUEUE_QUEUES={'default': {'type': 'sqlite',
+                                      'url': f'sqlite:///{tmp_path}/q.db'}})
+    db = SQLAlchemy(app)
+    TaskQueue(app, db=db)
+    queue = wsgi_taskqueue.get_queue()
+    with app.test_request_context('/'):
+        db.create_all()
+        db.session.execute(sqlalchemy.text('CREATE TABLE t (id INTEGER)'))
+        wsgi_taskqueue.taskqueue.add('/process')
+        own_statements = []
+        sqlalchemy.event.listen(queue.store.engine, 'before_cursor_execute',
+                                lambda *args: own_statements.append(args[2]))
+        db.session.commit()
+    assert any(statement.startswith('INSERT INTO taskqueue_tasks')
+               for statement in own_statements)
+    assert pending() == 1
+
+
 def test_a_row_and_its_task_commit_together(notes_app):
     with notes_app.test_request_context('/'):
         db = notes_app.db
         db.session.execute(notes_app.notes.insert().values(label='a'))
         wsgi_taskqueue.taskqueue.add('/process')
-        assert pending() == 0  # nothing before the commit
+        if not notes_app.shares_file:  # else waits for the session's lock
+            assert pending() == 0  # nothing before the commit
         db.session.commit()
         assert pending() == 1
 
@@ -268,6 +329,27 @@ def test_flask_taskqueue_commands(redis_url):
     assert (result.exit_code, result.output) == (0, '[]\n')
     result = runner.invoke(args=['taskqueue', 'show', 'nope'])
     assert result.exit_code == 1
+
+
+def test_flask_taskqueue_init_creates_the_tables_of_a_sql_queue(
+        postgresql_url):
+    """A Flask app has no ini to give ``wsgi-taskqueue init``."""
+    from conftest import empty_sql_queue
+    queue = empty_sql_queue(postgresql_url)
+    with queue.store.engine.begin() as connection:
+        connection.execute(sqlalchemy.text(
+            'DROP TABLE taskqueue_dead, taskqueue_version'))
+    queue.close()
+    app = make_app(TASKQUEUE_QUEUES={'default': {'type': 'postgresql',
+                                                 'url': postgresql_url}})
+    TaskQueue(app)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=['taskqueue', 'init'])
+    assert result.exit_code == 0, result.output
+    assert 'created table taskqueue_dead' in result.output
+    result = runner.invoke(args=['taskqueue', 'init'])
+    assert (result.exit_code, result.output.split(': ')[-1]) == (
+        0, 'up to date\n')
 
 
 def test_under_the_worker_command_the_consumers_are_handed_over():

@@ -3,6 +3,7 @@ dashboard's panels, and its ini factory."""
 from __future__ import annotations
 
 import configparser
+import datetime
 import fnmatch
 import html
 import pathlib
@@ -13,7 +14,10 @@ import hypothesis
 import pytest
 import schemathesis
 import webtest
-from schemathesis.specs.openapi.checks import ignored_auth
+from schemathesis.specs.openapi.checks import (
+    ignored_auth,
+    positive_data_acceptance,
+)
 
 import wsgi_taskqueue
 from wsgi_taskqueue import admin, registry
@@ -33,10 +37,13 @@ PACKAGE = ROOT / 'src' / 'wsgi_taskqueue' / 'management'
 EVERY_PATH = [
     ('GET', '/'), ('GET', ''), ('GET', '/panels'),
     ('GET', '/static/dashboard.js'), ('GET', '/openapi.yaml'),
+    ('GET', '/task/abc'),
     ('GET', '/metrics'), ('GET', '/status'), ('GET', '/tasks'),
-    ('POST', '/tasks'), ('GET', '/tasks/abc'), ('GET', '/dead-letters'),
+    ('POST', '/tasks'), ('GET', '/tasks/abc'), ('GET', '/queues/default/jobs'),
+    ('GET', '/queues/default/jobs/abc'), ('GET', '/dead-letters'),
     ('POST', '/dead-letters/default/' + '0' * 32 + '/requeue'),
-    ('POST', '/dead-letters/default/purge'), ('GET', '/no/such/path'),
+    ('POST', '/dead-letters/default/purge'),
+    ('POST', '/queues/default/drain'), ('GET', '/no/such/path'),
 ]
 
 
@@ -233,6 +240,50 @@ def test_a_task_posted_as_json_is_queued_with_what_the_body_gives(
         't1', 'text/plain')
 
 
+def test_a_task_posted_with_options_carries_them_to_the_app(
+        api, queue, consume):
+    eta = datetime.datetime.fromtimestamp(time.time() + 600,
+                                          datetime.timezone.utc)
+    later = api.post_json('/tasks', {
+        'url': '/later', 'eta': eta.isoformat(), 'name': 'report-7',
+        'label': 'reports'}, headers=AUTH, status=201).json['id']
+    record = api.get(f'/tasks/{later}', headers=AUTH).json
+    assert (record['state'], record['due'], record['name'],
+            record['label'], record['priority']) == (
+        'scheduled', eta.timestamp(), 'report-7', 'reports', None)
+    panels = api.get('/panels', headers=AUTH).text
+    assert '<span class="option">name report-7</span>' in panels
+    app = RecordingApp()
+    consume(app)
+    now = api.post_json('/tasks', {'url': '/now', 'priority': 9,
+                                   'countdown': 0}, headers=AUTH,
+                        status=201).json['id']
+    [environ] = app.wait_for(1)
+    assert (environ['HTTP_X_TASK_ID'], environ['HTTP_X_TASK_PRIORITY']) == (
+        now, '9')
+    assert 'HTTP_X_TASK_ETA' not in environ
+    assert api.get(f'/tasks/{now}', headers=AUTH).json['priority'] == 9
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'priority': 10}, 'priority must be a whole number from 0 to 9'),
+    ({'priority': '9'}, 'priority must be a whole number'),
+    ({'countdown': -1}, 'countdown must be a number of seconds'),
+    ({'eta': '2030-01-01T00:00:00'}, 'eta must be an aware datetime'),
+    ({'eta': 'tomorrow'}, 'eta must be an ISO 8601 date and time'),
+    ({'countdown': 5, 'eta': '2030-01-01T00:00:00+00:00'},
+     'give countdown or eta, not both'),
+    ({'name': 'a b'}, 'name must be'),
+    ({'label': ''}, 'label must be'),
+])
+def test_a_bad_option_is_refused_as_add_refuses_it(api, queue, options,
+                                                   message):
+    response = api.post_json('/tasks', {'url': '/x', **options},
+                             headers=AUTH, status=400)
+    assert message in response.json['error']
+    assert queue.counts()['pending'] == 0
+
+
 def test_a_binary_payload_travels_as_base64(api, queue, consume):
     app = RecordingApp()
     consume(app)
@@ -288,8 +339,8 @@ def test_the_api_request_itself_does_not_travel_with_the_task(queue, consume):
     ({'url': '/x', 'queue': 'mail'},
      "unknown task queue 'mail'; configured queues: default"),
     ({'url': '/x', 'queue': 1}, 'queue must be a string'),
-    ({'url': '/x', 'priority': 1},
-     'unknown field(s) priority; known fields: headers, method'),
+    ({'url': '/x', 'urgency': 1},
+     'unknown field(s) urgency; known fields: after, countdown, eta'),
 ])
 def test_a_bad_task_is_refused_with_a_clear_400(api, queue, body, message):
     response = api.post_json('/tasks', body, headers=AUTH, status=400)
@@ -478,10 +529,25 @@ schema = schemathesis.openapi.from_path(PACKAGE / 'openapi.yaml')
 @schema.hook
 def map_case(context, case):
     """Any string is a valid queue name, but only configured queues take
-    tasks: post to the one there is."""
+    tasks: post to the one there is.  Any date-time is a valid eta, but
+    only one at most a year ahead is taken: ask for one in an hour.  Any
+    string is a valid queue in a path too: ask for a queue's jobs of the
+    one there is."""
     if isinstance(case.body, dict) and isinstance(case.body.get('queue'), str):
         case.body['queue'] = 'default'
+    if '/jobs' in case.operation.path:
+        case.path_parameters['queue'] = 'default'
+    if isinstance(case.body, dict) and _aware(case.body.get('eta')):
+        case.body['eta'] = datetime.datetime.fromtimestamp(
+            time.time() + 3600, datetime.timezone.utc).isoformat()
     return case
+
+
+def _aware(text) -> bool:
+    try:
+        return datetime.datetime.fromisoformat(text).tzinfo is not None
+    except (TypeError, ValueError):
+        return False
 
 
 @schema.parametrize()
@@ -491,5 +557,15 @@ def map_case(context, case):
 def test_the_app_answers_as_its_openapi_document_says(case, queue):
     # ignored_auth expects 401/403 without a key; this app answers 404 on
     # purpose (tested above).
-    case.call_and_validate(app=make_app(KEY), headers=AUTH,
-                           excluded_checks=[ignored_auth])
+    # Any task id is a valid dependency (``after``) to the document, but
+    # only one the queue knows can be waited for: a request naming others
+    # is refused (tests/test_task_dependencies.py), not a mismatch; so is
+    # a task added to a job (tests/test_jobs.py).
+    waits = isinstance(case.body, dict) and (
+        case.body.get('after') is not None or case.body.get('job') is not None)
+    # An app to drain into: a drain runs (the queue is empty, so it
+    # ends at once) rather than answering 409.
+    app = make_app(KEY, app=RecordingApp())
+    case.call_and_validate(app=app, headers=AUTH,
+                           excluded_checks=[ignored_auth] + (
+                               [positive_data_acceptance] if waits else []))

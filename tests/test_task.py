@@ -1,3 +1,5 @@
+import dataclasses
+import hmac
 import json
 from unittest import mock
 
@@ -8,15 +10,22 @@ from hypothesis import given
 
 from wsgi_taskqueue import task as task_module
 from wsgi_taskqueue.errors import DecodeError
+from wsgi_taskqueue.options import TaskOptions
 from wsgi_taskqueue.task import Codec, Task
 from wsgi_taskqueue.validation import headers_size
 
 
 def make_task(**overrides):
+    """A task of these fields; TaskOptions fields (``due=``) among them
+    become its options."""
     fields = dict(queue='default', url='/view?a=1', method='POST',
                   environ={'HTTP_COOKIE': 'session=abc'}, payload=b'body',
                   user_id='alice', script_name='', url_scheme='http')
+    options = {name: overrides.pop(name) for name in list(overrides)
+               if name in TaskOptions.__dataclass_fields__}
     fields.update(overrides)
+    if options:
+        fields['options'] = TaskOptions(**options)
     return Task.new(**fields)
 
 
@@ -38,6 +47,29 @@ def test_signed_tasks_decode_with_any_accepted_secret():
     task = make_task()
     assert new.decode(old.encode(task)) == task
     assert new.decode(new.encode(task)) == task
+
+
+def test_a_task_added_is_the_task_the_dataclass_builds():
+    fields = dict(queue='q', url='/a?b=c', method='POST',
+                  environ={'HTTP_X': 'y'}, payload=b'body', user_id='alice',
+                  script_name='/app', url_scheme='https',
+                  options=TaskOptions(label='l'), job_marker=None)
+    added = Task.added(**fields)
+    built = Task(id=added.id, created_at=added.created_at, **fields)
+    assert added == built
+    assert vars(added) == vars(built)  # every field set, none extra
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        added.url = '/b'
+    assert Codec(['s']).encode(added) == Codec(['s']).encode(built)
+
+
+def test_the_signature_is_hex_hmac_sha256_of_header_and_payload():
+    # The wire format consumers of other versions check: whatever way the
+    # codec computes it, a message is signed with the standard HMAC.
+    message = Codec(['secret']).encode(make_task())
+    signature, _, body = message.partition(b'\n')
+    assert signature == hmac.new(b'secret', body, 'sha256').hexdigest(
+    ).encode()
 
 
 def test_a_forged_signature_is_refused():

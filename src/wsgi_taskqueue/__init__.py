@@ -14,24 +14,28 @@ from .deadletter import DeadLetter, dead_letters, purge_dead, requeue_dead  # no
 from .dispatch import ENVIRON_KEY  # noqa: E402
 from .errors import (  # noqa: E402
                          BackendUnavailable,
+                         ClosedJob,
                          ConfigurationError,
                          ConsumerNameInUse,
                          DecodeError,
                          InvalidTask,
                          TaskQueueError,
+                         UnknownJob,
                          UnknownQueue,
 )
 from .guard import current_task, is_task  # noqa: E402
+from .jobs import Job  # noqa: E402
 from .registry import get_queue, register_queue, unregister_queue  # noqa: E402
 from .task import Task  # noqa: E402
 
 __all__ = [
     'taskqueue', 'configure', 'register_queue', 'unregister_queue',
     'get_queue', 'LocalQueue', 'RedisQueue', 'SqlQueue', 'Consumer', 'Task',
-    'current_task', 'is_task', 'ENVIRON_KEY',
+    'current_task', 'is_task', 'ENVIRON_KEY', 'Job',
     'DeadLetter', 'dead_letters', 'requeue_dead', 'purge_dead',
     'TaskQueueError', 'InvalidTask', 'UnknownQueue', 'ConfigurationError',
-    'BackendUnavailable', 'DecodeError', 'ConsumerNameInUse',
+    'BackendUnavailable', 'DecodeError', 'ConsumerNameInUse', 'UnknownJob',
+    'ClosedJob',
 ]
 
 

@@ -9,13 +9,14 @@ the JSON its OpenAPI document describes.  Long ones take a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import itertools
 
 import transaction
 
-from . import context, deadletter, taskqueue
+from . import context, deadletter, results, taskqueue
 from .backends import BACKEND_TYPES
 from .deadletter import DeadLetter
 from .errors import DecodeError
@@ -26,7 +27,7 @@ __all__ = ['queue_snapshot', 'queue_status', 'status_record', 'find_task',
            'tasks', 'read_dead_letters', 'dead_letters', 'letter_info',
            'letter_id', 'find_letter', 'requeue_letter', 'requeue_dead',
            'requeue_all_dead', 'purge_dead', 'requeue', 'purge', 'reset',
-           'add_task']
+           'add_task', 'own_transaction']
 
 #: Minutes of outcomes ``queue_status`` sums up.
 THROUGHPUT_MINUTES = 15
@@ -92,16 +93,23 @@ def queue_status(name: str) -> dict:
         # The connections of every process to the queue's server, by use.
         'connections': (backend.clients() if hasattr(backend, 'clients')
                         else {}),
+        # What one process may open to it, for each of the pool and the
+        # threads' script connections (None: no bound applies).
+        'max_connections': getattr(backend, 'max_connections', None),
     }
 
 
 def status_record(task_id: str, queues: list[str] | None = None) -> dict | None:
     """The status record of a task (``taskqueue.status``) in the first of
-    ``queues`` (every queue if None) that has one; None when it is unknown
-    or its record expired."""
-    for name in _names(queues):
+    ``queues`` (every queue if None) that has one, with its ``result``
+    (``results.as_json``, or None); None when it is unknown or its record
+    expired."""
+    for name in queues_or_all(queues):
         found = taskqueue.status(task_id, name)
         if found is not None:
+            stored = get_queue(name).task_result(task_id)
+            found['result'] = None if stored is None else results.as_json(
+                stored)
             return found
     return None
 
@@ -110,7 +118,7 @@ def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
     """The status record of a task (``taskqueue.status``), with its dead
     letter (``letter_info``) when it is dead; a dead task whose status
     record expired is found among the dead letters.  None if unknown."""
-    names = _names(queues)
+    names = queues_or_all(queues)
     found = status_record(task_id, names)
     if found is not None:
         if found['state'] == 'dead':
@@ -153,7 +161,7 @@ def tasks(queues: list[str] | None = None, state: str | None = None,
     if order not in TASK_ORDERS:
         raise ValueError(f'order must be one of {", ".join(TASK_ORDERS)}, '
                          f'not {order!r}')
-    names = _names(queues)
+    names = queues_or_all(queues)
     if label is not None:
         lists = [_labelled(get_queue(name), state, label, offset + limit)
                  for name in names]
@@ -176,7 +184,7 @@ def read_dead_letters(queues: list[str] | None = None, offset: int = 0,
     """The dead letters of ``queues`` (every queue if None), newest first:
     ``DeadLetter`` objects, for callers that show them their own way."""
     letters = []
-    for name in _names(queues):
+    for name in queues_or_all(queues):
         records = get_queue(name).dead_letters(0, offset + limit - 1)
         letters += [DeadLetter.decode(record) for record in records]
     # Sorted, not merged: two consumers may push their letters in another
@@ -242,7 +250,7 @@ def requeue_dead(task_ids, queues: list[str] | None = None,
     Return {'requeued': ids, 'missing': ids not among the dead letters}."""
     wanted = set(task_ids)
     letters = []
-    for name in _names(queues):
+    for name in queues_or_all(queues):
         letters += [(name, letter) for letter in _letters_of(name, wanted)]
     requeued = []
     for done, (name, letter) in enumerate(letters, 1):
@@ -304,11 +312,22 @@ def reset(name: str) -> None:
 
 def add_task(url: str, *, method: str = 'GET', params: dict | None = None,
              headers: dict | None = None, payload: bytes | str | None = None,
-             queue: str | None = None, user: str | None = None) -> str:
-    """``taskqueue.add`` in a transaction of its own, committed before
-    this returns, outside whatever request or transaction is current: only
-    what is given travels (``user`` becomes the task's ``REMOTE_USER``).
-    Return the task id.
+             queue: str | None = None, user: str | None = None,
+             **options) -> str:
+    """``taskqueue.add`` in a transaction of its own (``own_transaction``):
+    only what is given travels (``user`` becomes the task's
+    ``REMOTE_USER``; ``options`` are add's).  Return the task id."""
+    with own_transaction(user):
+        return taskqueue.add(url, method=method, params=params,
+                             headers=headers, payload=payload, queue=queue,
+                             **options)
+
+
+@contextlib.contextmanager
+def own_transaction(user: str | None = None):
+    """A transaction of its own for what the block adds (tasks, job
+    markers), committed when the block ends, outside whatever request or
+    transaction is current.
 
     The one place that binds a request context of its own, on purpose:
     ``add`` copies the headers and body of the request the filter bound
@@ -318,7 +337,7 @@ def add_task(url: str, *, method: str = 'GET', params: dict | None = None,
     itself, whose X-API-Key, cookies and JSON body must not become the
     task's; and neither its transaction nor one the caller left open may
     decide when (or whether) the task commits.  So for the time of the
-    call we bind an environ without headers or body whose ``tm.manager``
+    block we bind an environ without headers or body whose ``tm.manager``
     is a manager of our own; ``explicit``: nothing joins it outside the
     ``with`` block.
     """
@@ -329,14 +348,14 @@ def add_task(url: str, *, method: str = 'GET', params: dict | None = None,
     _, token = context.bind(environ)
     try:
         with manager:
-            return taskqueue.add(url, method=method, params=params,
-                                 headers=headers, payload=payload,
-                                 queue=queue)
+            yield
     finally:
         context.unbind(token)
 
 
-def _names(queues) -> list[str]:
+def queues_or_all(queues) -> list[str]:
+    """``queues``, or every queue registered when None (the operations'
+    default)."""
     return list(queues) if queues is not None else queue_names()
 
 

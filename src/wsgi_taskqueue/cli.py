@@ -15,7 +15,7 @@ import logging.config
 import os
 import sys
 
-from . import __version__
+from . import __version__, job_commands
 from .commands import (
     INTERRUPTED,
     NOT_DONE,
@@ -27,6 +27,7 @@ from .commands import (
     selected_queues,
 )
 from .errors import BackendUnavailable, InvalidTask, TaskQueueError
+from .options import OPTIONS
 from .status import STATES
 from .task import TASK_ID
 from .validation import check_label
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command('tasks', 'the tasks of the status log, newest first', _queues,
             _state, _label, _page, _json)
+    job_commands.add_parsers(command, _queues, _page, _json)
 
     dead = commands.add_parser('dead', help='list, requeue or purge dead '
                                'letters').add_subparsers(
@@ -164,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument('--data-file', metavar='PATH',
                       help="read the request body from PATH ('-': stdin)")
     add.add_argument('--user', help="the task's REMOTE_USER")
+    for name, option in OPTIONS.items():
+        add.add_argument('--' + name.replace('_', '-'),
+                         type=_checked(option.from_text),
+                         metavar=option.metavar, help=option.help)
     return parser
 
 
@@ -211,16 +217,20 @@ def _task_id(text: str) -> str:
     return text
 
 
+def _checked(parse):
+    """``parse`` as an argparse type: its InvalidTask is a usage error."""
+    def checked(text: str):
+        try:
+            return parse(text)
+        except InvalidTask as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    checked.__name__ = parse.__name__
+    return checked
+
+
 def _label(parser) -> None:
-    parser.add_argument('--label', type=_task_label,
+    parser.add_argument('--label', type=_checked(check_label),
                         help='only tasks added with this label')
-
-
-def _task_label(text: str) -> str:
-    try:
-        return check_label(text)
-    except InvalidTask as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _page(parser) -> None:
@@ -438,4 +448,4 @@ def _dashboard(args) -> int:
 
 
 COMMANDS = {'serve': _serve, 'worker': _worker, 'dashboard': _dashboard,
-            **OPERATIONS}
+            **OPERATIONS, **job_commands.JOB_OPERATIONS}

@@ -8,6 +8,7 @@ import sys
 
 from . import admin, console
 from .errors import ConfigurationError, UnknownQueue
+from .options import OPTIONS
 from .registry import get_queue
 
 __all__ = ['OPERATIONS', 'selected_queues', 'UsageError']
@@ -86,10 +87,10 @@ def init(args) -> int:
 def status(args) -> int:
     statuses = [admin.queue_status(name)
                 for name in selected_queues(args.config, args.queue)]
-    _print(args, statuses, console.render_status)
+    emit(args, statuses, console.render_status)
     idle = [s['queue'] for s in statuses if not s['live_consumers']]
     if args.check and idle:
-        _complain(f'no live consumer for queue(s): {", ".join(idle)}')
+        complain(f'no live consumer for queue(s): {", ".join(idle)}')
         return NOT_DONE
     return OK
 
@@ -98,10 +99,10 @@ def show(args) -> int:
     names = selected_queues(args.config, args.queue)
     record = admin.find_task(args.task_id, names)
     if record is None:
-        _complain(f'no task {args.task_id} in queue(s) {", ".join(names)} '
+        complain(f'no task {args.task_id} in queue(s) {", ".join(names)} '
                   f'(unknown, or its status record expired)')
         return NOT_DONE
-    _print(args, record, console.render_task)
+    emit(args, record, console.render_task)
     return OK
 
 
@@ -113,10 +114,10 @@ def cancel(args) -> int:
             print(f'cancelled task {args.task_id} of queue {name}')
             return OK
         if outcome == 'running':
-            _complain(f'task {args.task_id} of queue {name} is running: '
+            complain(f'task {args.task_id} of queue {name} is running: '
                       f'not interrupted, it will finish')
             return NOT_DONE
-    _complain(f'no pending, scheduled or delayed task {args.task_id} in '
+    complain(f'no pending, scheduled or delayed task {args.task_id} in '
               f'queue(s) {", ".join(names)}')
     return NOT_DONE
 
@@ -125,7 +126,7 @@ def tasks(args) -> int:
     records = admin.tasks(selected_queues(args.config, args.queue),
                           args.state, args.offset, args.limit,
                           label=args.label)
-    _print(args, records, lambda records: _page(
+    emit(args, records, lambda records: page_note(
         console.render_tasks(records), records, args, 'tasks'))
     return OK
 
@@ -133,7 +134,7 @@ def tasks(args) -> int:
 def dead_list(args) -> int:
     letters = admin.dead_letters(selected_queues(args.config, args.queue),
                                  args.offset, args.limit)
-    _print(args, letters, lambda letters: _page(
+    emit(args, letters, lambda letters: page_note(
         console.render_dead(letters), letters, args, 'dead letters'))
     return OK
 
@@ -150,7 +151,7 @@ def dead_requeue(args) -> int:
             if counts[name]:
                 with console.Progress(f'requeue {name}') as progress:
                     requeued[name] = admin.requeue_all_dead(name, progress)
-        _print(args, {'requeued': requeued}, lambda result: '\n'.join(
+        emit(args, {'requeued': requeued}, lambda result: '\n'.join(
             f'requeued {count} dead letter(s) of queue {name}'
             for name, count in requeued.items()))
         return OK
@@ -159,7 +160,7 @@ def dead_requeue(args) -> int:
                          'pass --all')
     with console.Progress('requeue') as progress:
         result = admin.requeue_dead(args.task_ids, names, progress)
-    _print(args, result, lambda result: '\n'.join(
+    emit(args, result, lambda result: '\n'.join(
         [f'requeued {task_id}' for task_id in result['requeued']]
         + [f'not among the dead letters: {task_id}'
            for task_id in result['missing']]))
@@ -174,7 +175,7 @@ def dead_purge(args) -> int:
         return NOT_DONE
     purged = {name: admin.purge_dead(name) if counts[name] else 0
               for name in names}
-    _print(args, {'purged': purged}, lambda result: '\n'.join(
+    emit(args, {'purged': purged}, lambda result: '\n'.join(
         f'deleted {count} dead letter(s) of queue {name}'
         for name, count in purged.items()))
     return OK
@@ -193,7 +194,7 @@ def requeue(args) -> int:
     if now['delayed'] + now['dead']:
         with console.Progress(f'requeue {name}') as progress:
             result = admin.requeue(name, progress)
-    _print(args, {'queue': name, **result}, lambda result: (
+    emit(args, {'queue': name, **result}, lambda result: (
         f"requeued {result['delayed']} delayed task(s) and "
         f"{result['dead']} dead letter(s) of queue {name}"))
     return OK
@@ -209,7 +210,7 @@ def purge(args) -> int:
             f"flight and dead letters stay."):
         return NOT_DONE
     purged = admin.purge(name) if now['pending'] + now['delayed'] else 0
-    _print(args, {'queue': name, 'purged': purged}, lambda result: (
+    emit(args, {'queue': name, 'purged': purged}, lambda result: (
         f'deleted {purged} pending or delayed task(s) of queue {name}'))
     return OK
 
@@ -228,7 +229,7 @@ def reset(args) -> int:
     if not _confirmed(args, 1, question):
         return NOT_DONE
     admin.reset(name)
-    _print(args, {'queue': name, 'reset': True},
+    emit(args, {'queue': name, 'reset': True},
            lambda result: f'queue {name} is empty')
     return OK
 
@@ -245,10 +246,11 @@ def add(args) -> int:
         headers[header] = (f'{headers[header]}, {value}'
                            if header in headers else value)
     method = args.method or ('GET' if payload is None else 'POST')
+    options = {option: getattr(args, option) for option in OPTIONS}
     task_id = admin.add_task(args.url, method=method, params=params,
                              headers=headers, payload=payload, queue=name,
-                             user=args.user)
-    _print(args, {'id': task_id, 'queue': name, 'method': method},
+                             user=args.user, **options)
+    emit(args, {'id': task_id, 'queue': name, 'method': method},
            lambda result: task_id)
     return OK
 
@@ -273,7 +275,7 @@ def _confirmed(args, count: int, question: str) -> bool:
     question (the command then does nothing and reports zero)."""
     if not count or args.yes or console.confirm(question):
         return True
-    _complain('nothing done')
+    complain('nothing done')
     return False
 
 
@@ -282,7 +284,8 @@ def _each(counts: dict, noun: str) -> str:
                      for name, count in counts.items() if count)
 
 
-def _page(text: str, shown: list, args, noun: str) -> str:
+def page_note(text: str, shown: list, args, noun: str) -> str:
+    """``text`` of one page of a listing, with how to see the next."""
     if not shown:
         return f'no {noun}' + (f' from offset {args.offset}'
                                if args.offset else '')
@@ -291,11 +294,13 @@ def _page(text: str, shown: list, args, noun: str) -> str:
     return text
 
 
-def _print(args, value, render) -> None:
+def emit(args, value, render) -> None:
+    """``value`` on stdout: as JSON with ``--json``, else rendered."""
     print(console.to_json(value) if args.json else render(value))
 
 
-def _complain(message: str) -> None:
+def complain(message: str) -> None:
+    """An error for the person at the terminal, on stderr."""
     print(f'wsgi-taskqueue: {message}', file=sys.stderr)
 
 

@@ -10,8 +10,12 @@ import json
 import sys
 import time
 
-__all__ = ['table', 'render_status', 'render_task', 'render_tasks',
-           'render_dead', 'to_json', 'Progress', 'confirm', 'when', 'age']
+from .options import STORED
+
+__all__ = ['table', 'render_status', 'render_task', 'task_options',
+           'render_tasks',
+           'render_dead', 'to_json', 'Progress', 'bar', 'confirm', 'when',
+           'age', 'isatty']
 
 
 def when(timestamp: float | None) -> str:
@@ -45,6 +49,13 @@ def table(headers: list[str], rows: list[list], indent: str = '') -> str:
         for row in cells)
 
 
+def _bound(max_connections) -> str:
+    if max_connections is None:
+        return ''
+    return (f' (each process at most {max_connections} pool and '
+            f'{max_connections} thread: max_connections)')
+
+
 def render_status(statuses: list[dict]) -> str:
     blocks = []
     for status in statuses:
@@ -62,7 +73,8 @@ def render_status(statuses: list[dict]) -> str:
         if status['connections']:
             lines.append('  connections to its Redis: ' + ', '.join(
                 f'{count} {use}'
-                for use, count in sorted(status['connections'].items())))
+                for use, count in sorted(status['connections'].items()))
+                + _bound(status.get('max_connections')))
         if status['consumers']:
             lines.append(table(
                 ['consumer', 'state', 'heartbeat', 'in flight',
@@ -86,6 +98,17 @@ def _consumer_state(consumer: dict) -> str:
     return 'paused' if consumer['paused'] else 'live'
 
 
+def task_options(record: dict) -> list[tuple[str, str]]:
+    """(name, text) of each option a status record shows as set."""
+    shown = []
+    for option in STORED:
+        value = record.get(option.field)
+        if value is not None:
+            shown.append((option.field, when(value) if option.field == 'due'
+                          else str(value)))
+    return shown
+
+
 def render_task(record: dict) -> str:
     fields = [
         ('task', record['id']), ('queue', record['queue']),
@@ -97,6 +120,7 @@ def render_task(record: dict) -> str:
     ]
     if record['next_attempt']:
         fields.append(('next attempt', when(record['next_attempt'])))
+    fields += task_options(record)
     fields.append(('status', record['status']))
     if record.get('problem'):
         fields.append(('malformed', record['problem']))
@@ -110,6 +134,9 @@ def render_task(record: dict) -> str:
               f"{a['duration_ms']:.1f} ms"
               if a['duration_ms'] is not None else None]
              for a in record['attempts']], indent='  '))
+    result = record.get('result')
+    if result:
+        lines += render_result(result)
     letter = record.get('dead_letter')
     if letter:
         lines.append(f"dead since:   {when(letter['dead_at'])}")
@@ -117,6 +144,27 @@ def render_task(record: dict) -> str:
         lines += ['  ' + line for line in
                   (letter['error'] or '-').rstrip().splitlines()]
     return '\n'.join(lines)
+
+
+def render_result(result: dict) -> list[str]:
+    """The lines of a kept result (``results.as_json``)."""
+    size = f"{result.get('size')} bytes" + (
+        f", {_kept(result)} kept" if result.get('truncated') else '')
+    lines = [f"{'result:':<14}{result.get('status')} ({size})"]
+    for name, value in (result.get('headers') or {}).items():
+        lines.append(f'  {name}: {value}')
+    body = result.get('body') or ''
+    if result.get('encoding') == 'base64':
+        lines.append(f'  (binary body, base64) {_clip(body, 60)}')
+    elif body:
+        lines += ['  ' + line for line in body.rstrip().splitlines()[:40]]
+    return lines
+
+
+def _kept(result: dict) -> int:
+    body = result.get('body') or ''
+    return (len(body) * 3 // 4 if result.get('encoding') == 'base64'
+            else len(body.encode()))
 
 
 def render_tasks(records: list[dict]) -> str:
@@ -169,7 +217,7 @@ class Progress:
     def __init__(self, label: str, stream=None):
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = _isatty(self.stream)
+        self.enabled = isatty(self.stream)
         self.shown = False
         self._last = 0.0
 
@@ -180,10 +228,8 @@ class Progress:
         if done < total and now - self._last < 1 / self.RATE:
             return
         self._last = now
-        filled = self.WIDTH * done // total
-        self.stream.write(
-            f'\r{self.label} [{"#" * filled}{"." * (self.WIDTH - filled)}] '
-            f'{done}/{total} {100 * done // total:3d}%')
+        self.stream.write(f'\r{self.label} {bar(done, 0, total, self.WIDTH)} '
+                          f'{done}/{total} {100 * done // total:3d}%')
         self.stream.flush()
         self.shown = True
 
@@ -200,6 +246,16 @@ class Progress:
         self.close()
 
 
+def bar(done: int, failed: int, total: int, width: int) -> str:
+    """``[###!!.....]``: of ``total`` things, ``done`` (``#``), ``failed``
+    (``!``) and the rest (``.``), ``width`` characters between brackets."""
+    if total <= 0:
+        return f'[{"." * width}]'
+    ok = width * min(done, total) // total
+    bad = width * min(done + failed, total) // total - ok
+    return f'[{"#" * ok}{"!" * bad}{"." * (width - ok - bad)}]'
+
+
 def confirm(question: str) -> bool:
     """Ask on stderr, read one line from stdin: yes only for y or yes.
     End of input (a script, cron, ``< /dev/null``) is a no, never a
@@ -207,12 +263,12 @@ def confirm(question: str) -> bool:
     sys.stderr.write(f'{question} [y/N] ')
     sys.stderr.flush()
     answer = sys.stdin.readline() if sys.stdin is not None else ''
-    if not (answer.endswith('\n') and _isatty(sys.stdin)):
+    if not (answer.endswith('\n') and isatty(sys.stdin)):
         sys.stderr.write('\n')  # nobody's Enter key ended the line
     return answer.strip().lower() in ('y', 'yes')
 
 
-def _isatty(stream) -> bool:
+def isatty(stream) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

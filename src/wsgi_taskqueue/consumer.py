@@ -6,25 +6,28 @@ dispatch, then settle — ack, retry later, or bury among the dead letters —
 in one place.  A message leaves the processing list only when it is
 settled, so a thread, process or Redis that dies in between loses nothing:
 what a gone consumer held is requeued by a live one's sweep (``lease.py``)
-or when it starts again.
+or when it starts again.  A thread starts a reserved task only while the
+lease it was reserved under still holds: once it may have lapsed, the
+sweep may have handed the task to another consumer.
 """
 from __future__ import annotations
 
+import collections
 import logging
-import os
-import socket
 import threading
 import time
 
 from . import metrics
+from .completion import finished, kept_result
 from .dispatch import Dispatcher
 from .errors import BackendUnavailable, DecodeError
-from .lease import PROCESS_ID, Lease
+from .lease import Lease, default_consumer_name
 from .outage import Outage
 from .outcome import Outcome, RetryPolicy, classify
+from .prefetch import AUTO, Prefetch, TaskBudget, prefetch_setting
 from .registry import get_queue
 from .status import Report
-from .validation import shortened
+from .validation import refused, shortened
 
 __all__ = ['Consumer', 'default_consumer_name']
 
@@ -32,19 +35,12 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger('wsgi_taskqueue.access')
 
 
-def default_consumer_name(label: str) -> str:
-    """Unique to this process, so that any number of processes (a web
-    server with consumers, workers) can run from one ini file.  What a
-    process that died had in flight is recovered by the sweep once its
-    lease runs out; a stable ``name`` recovers it at once on restart."""
-    return f'{label}@{socket.gethostname()}:{os.getpid()}'
-
-
 class Consumer:
     """Dispatches the tasks of one queue into ``app``.
 
     ``concurrent_limit`` tasks run at once, each in its own thread;
-    ``prefetch`` is how many one thread reserves per round trip.
+    ``prefetch`` is how many one thread reserves per round trip: a number,
+    or ``auto`` to adapt it to how long the tasks take (``prefetch.py``).
     """
 
     _INTERRUPT_INTERVAL = 0.05
@@ -52,15 +48,17 @@ class Consumer:
     def __init__(self, app, queue: str | None = None, name: str | None = None,
                  concurrent_limit: int = 1, retry_max_count: int = 10,
                  retry_delay: float = 1.0, retry_delay_max: float = 300.0,
-                 poll_interval: float = 1.0, prefetch: int = 1,
+                 poll_interval: float = 1.0, prefetch: int | str = AUTO,
                  lease_timeout: float = 15.0, max_deliveries: int = 5,
                  staged_grace: float = 60.0, stop_timeout: float = 30.0):
         if name is not None and '#' in name:
             raise ValueError(f'a consumer name cannot contain "#": {name!r}')
         if concurrent_limit < 1:
             raise ValueError('concurrent_limit must be at least 1')
-        if prefetch < 1:
-            raise ValueError('prefetch must be at least 1')
+        try:
+            prefetch = prefetch_setting(prefetch)
+        except ValueError as exc:
+            raise ValueError(f'prefetch {exc}') from None
         self.backend = get_queue(queue)
         self.queue = self.backend.name
         self.name = name or default_consumer_name(self.queue)
@@ -88,6 +86,10 @@ class Consumer:
         self.budget: TaskBudget | None = None
         #: Tasks dispatched since start.
         self.processed = 0
+        #: Messages settled since this consumer was made, by outcome
+        #: (``Outcome`` values; one that is no task, or may not run here,
+        #: is dead-lettered: ``dead``).  What a drain reports.
+        self.outcomes: collections.Counter = collections.Counter()
         self._count_lock = threading.Lock()
         self.dispatch = Dispatcher(app)
         self._threads: list[threading.Thread] = []
@@ -115,21 +117,12 @@ class Consumer:
         self._stopping.clear()
         self._lease = Lease(self)
         self._lease.acquire()
-        requeued, dead = self.backend.requeue_processing(
-            self.name, self.max_deliveries)
-        if requeued or dead:
-            log.warning('%r: requeued %d task(s) its previous run left in '
-                        'flight; %d of them dead-lettered after too many '
-                        'deliveries', self, requeued + dead, dead)
         if self.backend.shared and not self.backend.codec.keys:
             log.warning('%r: queue %r has no secret: its tasks are unsigned, '
                         'so whoever can write to it can run requests as any '
                         'user; set `secret` in its [taskqueue] section',
                         self, self.queue)
-        self._heartbeat = threading.Thread(
-            target=self._lease.keep, args=(self._stopping,), daemon=True,
-            name=f'wsgi-taskqueue {self.name} heartbeat')
-        self._heartbeat.start()
+        self._heartbeat = self._lease.keep_in_background(self._stopping)
         self._threads = [
             threading.Thread(target=self._run, args=(f'{self.name}#{number}',),
                              daemon=True,
@@ -193,13 +186,6 @@ class Consumer:
                         'be requeued', self)
         return finished
 
-    def info(self) -> dict:
-        """What operators see of this consumer beside its lease."""
-        return {'host': socket.gethostname(), 'pid': os.getpid(),
-                'process': PROCESS_ID,
-                'concurrency': self.concurrent_limit,
-                'paused': self.paused, 'processed': self.processed}
-
     def _reserved(self) -> None:
         """A thread's reserve is over (``pause`` waits for that)."""
         with self._taking:
@@ -220,24 +206,34 @@ class Consumer:
         # reserve in the same round trip.
         done: list[tuple[bytes, Report]] = []
         # After a failed reserve the slot may hold messages whose reply was
-        # lost: the next reserve hands them back.
+        # lost: the next reserve hands them back; so it does with the rest
+        # of a batch that ran too long (``prefetch.py``).
         recover = False
+        prefetch = Prefetch(self.prefetch)
         try:
             while not self._stopping.is_set():
+                lapsed = not self._lease.held()
                 with self._taking:
                     paused = not self._resumed.is_set()
-                    if not paused:
+                    if not paused and not lapsed:
                         self._reserving += 1
-                if paused:
-                    done = self._acknowledge(slot, done)
-                    self._resumed.wait()
+                if paused or lapsed:
+                    # Settle, and take nothing while paused, nor while the
+                    # lease may have lapsed (a sweep may take it at once).
+                    done = self._acknowledge(slot, done, recover)
+                    recover = False
+                    if paused:
+                        self._resumed.wait()
+                    else:
+                        self._lease.wait_held(self.poll_interval)
                     continue
-                limit = self.budget.take(self.prefetch) if self.budget \
-                    else self.prefetch
+                limit = self.budget.take(prefetch.limit) if self.budget \
+                    else prefetch.limit
                 if not limit:
                     self._reserved()
                     return
                 messages = []
+                reserved_at = time.monotonic()
                 try:
                     messages = self.backend.reserve(
                         slot, limit, self.poll_interval, done, recover)
@@ -259,7 +255,18 @@ class Consumer:
                         self.budget.give_back(limit - len(messages))
                 done, recover = [], False
                 outage.over()
-                for message in messages:
+                prefetch.reserved()
+                overran = failed = False
+                for index, message in enumerate(messages):
+                    if overran and not failed \
+                            or not self._lease.held_since(reserved_at):
+                        # Hand back what was not started, for any thread
+                        # (under a lapsed lease, a sweep may have already).
+                        recover = True
+                        if self.budget:
+                            self.budget.give_back(len(messages) - index)
+                        break
+                    started = time.perf_counter()
                     try:
                         report = self.process(message, slot)
                         if report is not None:
@@ -269,8 +276,11 @@ class Consumer:
                         # this consumer is gone; the thread lives on.
                         log.exception('%r: could not process a message',
                                       self)
+                        failed = True
+                    overran = prefetch.overran(started)
+                prefetch.finished(overran)
         finally:
-            self._acknowledge(slot, done)
+            self._acknowledge(slot, done, recover)
 
     def _hand_back(self, slot: str, done: list) -> bool:
         """After a reserve that failed for a reason other than the
@@ -288,10 +298,19 @@ class Consumer:
             return False
         return True
 
-    def _acknowledge(self, slot: str, done: list) -> list:
-        if done:
+    def _acknowledge(self, slot: str, done: list, hand_back: bool = False
+                     ) -> list:
+        """Acknowledge ``done``; with ``hand_back``, put the rest of what
+        the slot holds back at the head of the queue (a reserve of none
+        that recovers)."""
+        if hand_back:
+            self._settle(self._hand_back_rest, slot, done)
+        elif done:
             self._settle(self.backend.ack, slot, done)
         return []
+
+    def _hand_back_rest(self, slot: str, done: list) -> None:
+        self.backend.reserve(slot, 0, 0, done, recover=True)
 
     def process(self, message: bytes, slot: str | None = None
                 ) -> Report | None:
@@ -304,25 +323,31 @@ class Consumer:
         except DecodeError as exc:
             log.error('%r: burying a message that is not a task: %s',
                       self, exc.reason)
+            self._count(Outcome.DEAD)
             self._settle(self.backend.bury_unusable, slot, message,
                          exc.reason)
             return None
-        refusal = self._refusal(task)
+        refusal = refused(task, self.queue, self.backend.max_age)
         if refusal is not None:
             log.error('%r: burying task %s: %s', self, task.id, refusal)
+            self._count(Outcome.DEAD)
             self._settle(self.backend.bury_unusable, slot, message, refusal,
                          task)
             return None
         started = time.perf_counter()
-        result = self.dispatch(task)
+        result = self.dispatch(task, kept_result(self.backend, task))
         elapsed = time.perf_counter() - started
         with self._count_lock:
             self.processed += 1
         outcome = classify(result.status_code)
         if outcome is Outcome.RETRY and not self.policy.allows(task.attempt):
             outcome = Outcome.DEAD
+        self._count(outcome)
         report = Report(task.id, task.attempt, result.status or 'exception',
                         elapsed)
+        if outcome is not Outcome.RETRY:
+            report = finished(self.backend, task, report, result,
+                              'dead' if outcome is Outcome.DEAD else 'done')
         path = shortened(task.path)  # a log line, not a copy of the request
         metrics.recorder.dispatched(
             task.queue, outcome.value,
@@ -357,18 +382,9 @@ class Consumer:
                              task.attempt), report)
         return None
 
-    def _refusal(self, task) -> str | None:
-        """Why a genuine task must not run here, if it must not: it was
-        signed for another queue (a message copied from one queue to
-        another), or it is older than the queue's ``max_age``."""
-        if task.queue != self.queue:
-            return (f'addressed to queue {task.queue!r}, found in queue '
-                    f'{self.queue!r}')
-        max_age = self.backend.max_age
-        if max_age and time.time() - task.created_at > max_age:
-            return (f'older than the queue\'s max_age of {max_age:g} '
-                    f'seconds: not run')
-        return None
+    def _count(self, outcome: Outcome) -> None:
+        with self._count_lock:
+            self.outcomes[outcome.value] += 1
 
     def _settle(self, operation, slot: str, *args) -> None:
         """Run ``operation`` (idempotent) until the backend takes it, or we
@@ -386,22 +402,3 @@ class Consumer:
                     return
                 outage.wait(exc)
 
-
-class TaskBudget:
-    """How many more tasks the consumers of a worker may take
-    (``--max-tasks``), handed out before each reserve so that none takes
-    more than is left."""
-
-    def __init__(self, tasks: int):
-        self.left = tasks
-        self._lock = threading.Lock()
-
-    def take(self, wanted: int) -> int:
-        with self._lock:
-            granted = min(wanted, self.left)
-            self.left -= granted
-            return granted
-
-    def give_back(self, unused: int) -> None:
-        with self._lock:
-            self.left += unused

@@ -79,6 +79,8 @@ class TaskDataManager:
         self.batch_id = new_id()
         #: (queue, message) in the order added.
         self.tasks: list[tuple[object, bytes]] = []
+        #: (queue name, task name) -> id of the task added with it.
+        self.names: dict[tuple[str, str], str] = {}
         #: Lists of queues of one group, staged under batch_id.
         self.staged: list[list] = []
         #: Groups whose tasks went into the app's own transaction.
@@ -89,13 +91,26 @@ class TaskDataManager:
     def add(self, queue, message: bytes) -> None:
         self.tasks.append((queue, message))
 
+    def name_holder(self, queue, name: str, task_id: str) -> str | None:
+        """The id of the task added earlier in this transaction with
+        ``name`` in ``queue``; None if none was, and then ``task_id``
+        holds it from now on."""
+        key = (queue.name, name)
+        holder = self.names.get(key)
+        if holder is None:
+            self.names[key] = task_id
+        return holder
+
     def sortKey(self) -> str:
         return f'wsgi_taskqueue:{self.batch_id}'
 
     def abort(self, txn) -> None:
         # ``transaction`` calls abort, not tpc_abort, on a resource whose
         # own vote raised: its stage may have been applied all the same.
-        self.tpc_abort(txn)
+        # It calls abort after the after-commit hooks too: a committed
+        # transaction's batches are promoted, never discarded.
+        if self.state != 'committed':
+            self.tpc_abort(txn)
 
     def tpc_begin(self, txn) -> None:
         pass
@@ -106,6 +121,15 @@ class TaskDataManager:
         for batches in self._groups():
             queue = next(iter(batches))
             if queue.enqueue_in_transaction(txn, self.batch_id, batches):
+                self.in_transaction.add(queue.group)
+
+    def commit_through(self, session) -> None:
+        """``commit`` for hosts whose transaction is a SQLAlchemy session's
+        (``sqlsession``): the tasks of queues in that session's database
+        are written through it, before it commits."""
+        for batches in self._groups():
+            queue = next(iter(batches))
+            if queue.enqueue_in_session(session, batches):
                 self.in_transaction.add(queue.group)
 
     def tpc_vote(self, txn) -> None:
@@ -172,11 +196,14 @@ class TaskDataManager:
             metrics.recorder.enqueued(name, count)
 
     def savepoint(self) -> _Savepoint:
-        return _Savepoint(self, len(self.tasks))
+        return _Savepoint(self, len(self.tasks), len(self.names))
 
     def _groups(self) -> list[dict]:
         """The tasks as {queue: messages}, one dict per group of queues
         that can be written together."""
+        if len(self.tasks) == 1:  # what most views add
+            queue, message = self.tasks[0]
+            return [{queue: [message]}]
         groups: dict = {}
         for queue, message in self.tasks:
             groups.setdefault(queue.group, {}).setdefault(
@@ -185,6 +212,7 @@ class TaskDataManager:
 
     def _forget(self) -> None:
         self.tasks = []
+        self.names = {}
         self.staged = []
         self.in_transaction = set()
         self.state = 'aborted'
@@ -194,9 +222,12 @@ class TaskDataManager:
 class _Savepoint:
     """Rolling back drops the tasks added after the savepoint."""
 
-    def __init__(self, manager: TaskDataManager, count: int):
+    def __init__(self, manager: TaskDataManager, count: int, names: int):
         self.manager = manager
         self.count = count
+        self.names = names
 
     def rollback(self) -> None:
         del self.manager.tasks[self.count:]
+        for key in list(self.manager.names)[self.names:]:
+            del self.manager.names[key]

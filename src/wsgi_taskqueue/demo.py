@@ -3,7 +3,9 @@
 ===============  =============================================================
 GET /            a page to enqueue tasks and watch their runs (it refreshes
                  itself every second)
-POST /enqueue    adds ``count`` tasks for /work in the request's transaction
+POST /enqueue    adds ``count`` tasks for /work in the request's transaction,
+                 with the task options its other fields give (``priority``,
+                 ``countdown``, ``name``, ``label``, ``eta``)
 POST /lifecycle  adds a task that fails twice (503) before it succeeds, and
                  one the app refuses (400), which becomes a dead letter
 POST /work       the task: records its run; 404 unless it runs as a task
@@ -31,7 +33,9 @@ import webob.dec
 import webob.exc
 
 from . import taskqueue
+from .errors import InvalidTask
 from .guard import current_task
+from .options import OPTIONS
 
 __all__ = ['app_factory', 'DemoApp', 'RunLog']
 
@@ -154,10 +158,18 @@ class DemoApp:
             # Stands in for an auth middleware: add() reads REMOTE_USER
             # and the task runs as the same user.
             request.remote_user = user
-        for item in range(1, count + 1):
-            # payload=None: the form's body is of no use to the task.
-            taskqueue.add('/work', method='POST', payload=None,
-                          params={'item': f'{item}/{count}'})
+        try:
+            options = {name: option.from_text(request.POST[name].strip())
+                       for name, option in OPTIONS.items()
+                       if request.POST.get(name, '').strip()}
+            for item in range(1, count + 1):
+                # payload=None: the form's body is of no use to the task.
+                taskqueue.add('/work', method='POST', payload=None,
+                              params={'item': f'{item}/{count}'}, **options)
+        except InvalidTask as exc:
+            # A 4xx: the filter aborts the transaction, and with it the
+            # tasks added before.
+            return webob.exc.HTTPBadRequest(str(exc))
         response = webob.exc.HTTPSeeOther(
             location=request.application_url + '/')
         response.set_cookie(USER_COOKIE, user or None)  # None: delete it
@@ -224,6 +236,10 @@ $dashboard
  <label>Tasks <input name="count" type="number" min="1" max="$max_count"
   value="10"></label>
  <label>as user <input name="user" value="$user"></label>
+ <label>priority <input name="priority" type="number" min="0" max="9"
+  placeholder="5"></label>
+ <label>in <input name="countdown" type="number" min="0" placeholder="0">
+  seconds</label>
  <button>Enqueue them in one transaction</button>
 </form>
 <form method="post" action="lifecycle">

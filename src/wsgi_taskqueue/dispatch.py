@@ -13,6 +13,8 @@ import traceback
 import urllib.parse
 
 from . import __version__
+from .options import NO_OPTIONS, dispatch_headers
+from .registry import get_queue
 
 __all__ = ['Dispatcher', 'Result', 'ENVIRON_KEY', 'USER_AGENT']
 
@@ -34,6 +36,10 @@ class Result:
     headers: list = dataclasses.field(default_factory=list)
     #: Traceback or a body excerpt that explains a failure.
     error: str | None = None
+    #: The beginning of the body, when the caller asked to keep it, and
+    #: the size of the whole body.
+    body: bytes = b''
+    size: int = 0
 
     @property
     def status_code(self) -> int | None:
@@ -87,6 +93,16 @@ class Dispatcher:
             'wsgi.run_once': False,
             ENVIRON_KEY: task,
         })
+        if task.options is not NO_OPTIONS:
+            environ.update(dispatch_headers(task.options))
+        if task.parent is not None:
+            # A completion callback: what it reports on (signed, and
+            # X-Task-* cannot come from the network: trustworthy).
+            environ['HTTP_X_TASK_PARENT_ID'] = task.parent['id']
+            environ['HTTP_X_TASK_PARENT_OUTCOME'] = task.parent['outcome']
+            environ['HTTP_X_TASK_PARENT_STATUS'] = task.parent['status']
+        if task.job_marker is not None:
+            environ.update(_job_counts(task))
         if task.user_id is not None:
             environ['REMOTE_USER'] = task.user_id
             # collective.taskqueue's header; trustworthy because the user
@@ -95,7 +111,9 @@ class Dispatcher:
             environ['HTTP_X_TASK_USER_ID'] = task.user_id
         return environ
 
-    def __call__(self, task) -> Result:
+    def __call__(self, task, keep: int | None = None) -> Result:
+        """Run ``task``; keep up to ``keep`` bytes of its body in the
+        Result (None: none)."""
         result = Result(None)
 
         def start_response(status, headers, exc_info=None):
@@ -108,7 +126,8 @@ class Dispatcher:
         try:
             body = self.app(self.environ(task), start_response)
             try:
-                excerpt = _read(body, keep=not _succeeded(result))
+                excerpt = 0 if _succeeded(result) else _BODY_EXCERPT
+                kept, result.size = _read(body, max(excerpt, keep or 0))
             finally:
                 close = getattr(body, 'close', None)
                 if close is not None:
@@ -117,11 +136,24 @@ class Dispatcher:
             result.error = traceback.format_exc()
             result.status = None
             return result
+        if keep is not None:
+            result.body = bytes(kept[:keep])
         if result.status is None:
             result.error = 'the app never called start_response'
-        elif excerpt:
-            result.error = excerpt
+        elif excerpt and kept:
+            result.error = kept[:excerpt].decode('utf-8', 'replace')
         return result
+
+
+def _job_counts(task) -> dict:
+    """What the on_complete task of a job sees of it: the counts of its
+    record, final since it completed (``jobs.py``)."""
+    status = get_queue(task.queue).job_status(task.options.job)
+    if status is None:
+        return {}
+    return {'HTTP_X_TASK_JOB_TOTAL': str(status['total']),
+            'HTTP_X_TASK_JOB_DONE': str(status['done']),
+            'HTTP_X_TASK_JOB_FAILED': str(status['failed'])}
 
 
 def _discard(data) -> None:
@@ -132,10 +164,13 @@ def _succeeded(result: Result) -> bool:
     return result.status is not None and result.status.startswith('2')
 
 
-def _read(body, keep: bool) -> str:
-    """Read ``body`` to the end; return its beginning if ``keep``."""
+def _read(body, keep: int) -> tuple[bytearray, int]:
+    """Read ``body`` to the end; return its first ``keep`` bytes and its
+    size."""
     kept = bytearray()
+    size = 0
     for chunk in body:
-        if keep and len(kept) < _BODY_EXCERPT:
-            kept += chunk[:_BODY_EXCERPT - len(kept)]
-    return kept.decode('utf-8', 'replace')
+        size += len(chunk)
+        if len(kept) < keep:
+            kept += chunk[:keep - len(kept)]
+    return kept, size

@@ -27,6 +27,23 @@ class TaskTooLarge(InvalidTask):
             f'the queue\'s max_task_size of {limit} bytes')
 
 
+class UnknownDependency(InvalidTask):
+    """A task was added ``after`` a task its queue does not know (never
+    queued there, or its status record expired): raised when the
+    transaction stages its tasks, so the transaction aborts."""
+
+
+class UnknownJob(InvalidTask):
+    """A task was added to (or a close was asked of) a job its queue does
+    not know (never created there, or its record expired): raised when the
+    transaction stages its tasks, so the transaction aborts."""
+
+
+class ClosedJob(InvalidTask):
+    """A task was added to a job that is closed already: raised when the
+    transaction stages its tasks, so the transaction aborts."""
+
+
 class UnknownQueue(TaskQueueError, LookupError):
     """No queue of that name is registered."""
 

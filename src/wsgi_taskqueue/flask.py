@@ -21,17 +21,19 @@
   process serves (under any server, ``flask run`` included; never in a
   ``flask`` command that serves nothing), or when ``start_consumers`` is
   called, and stop at exit.
-* ``flask taskqueue worker|status|show|tasks|dead|requeue|purge|add``:
+* ``flask taskqueue init|worker|status|show|tasks|dead|requeue|purge|add``:
   the ``wsgi-taskqueue`` commands on the app's queues.
 """
 from __future__ import annotations
 
 import atexit
 import functools
+import os
 import threading
 
 import click
 import flask
+import sqlalchemy
 from flask.cli import AppGroup
 
 from . import datamanager, sqlsession, taskqueue
@@ -47,8 +49,8 @@ __all__ = ['TaskQueue', 'task_only', 'CONFIG_SOURCE']
 CONFIG_SOURCE = 'app.config'
 
 #: The ``wsgi-taskqueue`` commands ``flask taskqueue`` offers.
-COMMANDS = ('worker', 'status', 'show', 'tasks', 'dead', 'requeue', 'purge',
-            'add')
+COMMANDS = ('init', 'worker', 'status', 'show', 'tasks', 'dead', 'requeue',
+            'purge', 'add')
 
 
 def task_only(view):
@@ -78,7 +80,7 @@ class TaskQueue:
 
     def init_app(self, app: flask.Flask, db=None) -> None:
         db = db if db is not None else self.db
-        state = _State(_configuration(app.config), db)
+        state = _State(_configuration(app), db)
         for name, queue in state.configuration.queues.items():
             register_queue(name, queue)
         app.extensions['taskqueue'] = state
@@ -105,12 +107,37 @@ class TaskQueue:
         _state(app or flask.current_app).stop_consumers()
 
 
-def _configuration(config):
+def _configuration(app: flask.Flask):
+    config = app.config
     if config.get('TASKQUEUE_INI'):
         return configure(config['TASKQUEUE_INI'])
-    return from_mappings(config.get('TASKQUEUE_QUEUES') or {},
-                         config.get('TASKQUEUE_CONSUMERS') or {},
+    queues = config.get('TASKQUEUE_QUEUES') or {}
+    if isinstance(queues, dict):
+        queues = {name: _in_instance_folder(app, values)
+                  for name, values in queues.items()}
+    return from_mappings(queues, config.get('TASKQUEUE_CONSUMERS') or {},
                          CONFIG_SOURCE)
+
+
+def _in_instance_folder(app: flask.Flask, values):
+    """A queue's keys, a relative SQLite path in its ``url`` made one in
+    the app's instance folder, as Flask-SQLAlchemy reads
+    ``SQLALCHEMY_DATABASE_URI``: the same URL in both names one file, the
+    same for every process of the app whatever its working directory."""
+    url = values.get('url') if isinstance(values, dict) else None
+    if not isinstance(url, str) or not url.startswith('sqlite'):
+        return values
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return values  # the queue's own validation says what is wrong
+    if parsed.database in (None, '', ':memory:') or os.path.isabs(
+            parsed.database) or parsed.query.get('uri'):
+        return values
+    os.makedirs(app.instance_path, exist_ok=True)
+    return dict(values, url=parsed.set(database=os.path.join(
+        app.instance_path, parsed.database)).render_as_string(
+            hide_password=False))
 
 
 def _state(app: flask.Flask) -> _State:

@@ -27,11 +27,14 @@ class IQueueBackend(Interface):
 
     dead_ttl = Attribute('Seconds a dead letter is kept.')
     dead_max = Attribute('How many dead letters the queue keeps at most.')
+    keep_result = Attribute('Whether every task keeps its result.')
+    result_ttl = Attribute('Seconds a result is kept.')
+    result_max_size = Attribute('Bytes of a body a result keeps at most.')
 
     group = Attribute(
         'Queues whose groups are equal are staged and promoted together by '
         'the *_batches methods of any of them, in one round trip each (the '
-        'queues of one Redis).')
+        'queues of one Redis, or of one Redis Cluster).')
 
     def stage_batches(batch_id, batches):
         """Stage the messages of ``batches`` ({queue: messages}, queues of
@@ -50,10 +53,19 @@ class IQueueBackend(Interface):
         so that they commit with its data or not at all, and return True;
         or return False, and they are staged in the vote as usual."""
 
+    def enqueue_in_session(session, batches):
+        """The same, where the transaction is the SQLAlchemy ``session``'s
+        own (Flask-SQLAlchemy's ``db.session``), called as it begins to
+        commit: write ``batches`` through it and return True, or return
+        False."""
+
     def stage(batch_id, messages):
         """Store ``messages`` durably under ``batch_id``, invisible to
-        consumers.  Raise ``BackendUnavailable`` when that cannot be done
-        in bounded time: the transaction's vote then says no."""
+        consumers, but for those whose task name another task holds
+        (``backends.names``: dropped and logged; ``discard`` frees the
+        names the batch claimed).  Raise ``BackendUnavailable`` when that
+        cannot be done in bounded time: the transaction's vote then says
+        no."""
 
     def promote(batch_id):
         """Make a staged batch pending, atomically and in its order.
@@ -87,7 +99,11 @@ class IQueueBackend(Interface):
 
     def ack(slot, done):
         """Remove finished messages from the processing list ``slot``;
-        ``done`` holds (message, Report) pairs for the status log.
+        ``done`` holds (message, Report) pairs for the status log.  For
+        each message that was still in the slot, in the same atomic step:
+        the Report's ``result`` (if any) is kept ``result_ttl`` seconds
+        for ``task_result``, and its ``then`` messages (completion
+        callbacks) become pending; for one that was not, neither.
         Idempotent, as are stage, promote, discard, retry and bury: after
         a lost reply, sending them again is safe."""
 
@@ -100,7 +116,8 @@ class IQueueBackend(Interface):
     def bury(slot, message, record, report=None):
         """Replace ``message`` in the processing list by the dead-letter
         ``record``; atomically.  ``report`` is None to leave the status log
-        alone.  Nothing happens if ``message`` is no longer in the slot.
+        alone; its ``result`` and ``then`` are kept and queued in the same
+        step, as ``ack`` does.  Nothing happens if ``message`` is no longer in the slot.
         The oldest dead letters beyond ``dead_max`` are dropped."""
 
     def bury_unusable(slot, message, reason, task=None, recorded=True):
@@ -154,6 +171,10 @@ class IQueueBackend(Interface):
         """The status record of a task (see ``status.record``), or None
         when it is unknown or expired."""
 
+    def task_result(task_id):
+        """The stored text of the result of a finished task that kept
+        one (``results.encode``), or None."""
+
     def tasks(state=None, start=0, count=50):
         """Status records, newest first, of tasks in ``state`` (any if
         None): ``count`` of them, skipping ``start``."""
@@ -183,6 +204,15 @@ class IQueueBackend(Interface):
         (scheduled, or waiting for a retry), recording it ``cancelled``,
         and return 'cancelled'; return 'running' (and leave it alone) if
         a consumer holds it, None if it is in none of these states."""
+
+    def job_status(job_id):
+        """The status of job ``job_id`` (``backends/jobs.status_of``:
+        state, counts, label, times), or None when it is unknown or its
+        record expired."""
+
+    def job_list(start=0, count=50):
+        """The status of the queue's jobs, newest first: ``count`` of
+        them, skipping ``start``."""
 
     def requeue_delayed():
         """Make every task waiting for a retry pending now; return how

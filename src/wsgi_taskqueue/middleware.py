@@ -18,7 +18,12 @@ from .dispatch import ENVIRON_KEY
 from .validation import TASK_HEADER_PREFIX
 
 __all__ = ['TaskQueueMiddleware', 'filter_factory', 'bind', 'unbind',
-           'strip_task_headers']
+           'strip_task_headers', 'APP_ENVIRON_KEY']
+
+#: The environ key holding the app tasks dispatch into, set by the
+#: outermost filter (or the Pyramid tween) a request passes: how the
+#: management app mounted behind it finds the app its drains run tasks in.
+APP_ENVIRON_KEY = 'wsgi_taskqueue.app'
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class TaskQueueMiddleware:
         self.manage_transaction = manage_transaction
 
     def __call__(self, environ, start_response):
+        environ.setdefault(APP_ENVIRON_KEY, self)
         request, token = bind(environ)
         try:
             if self.manage_transaction:
@@ -120,7 +126,8 @@ def _warn_uncommitted(request: context.RequestContext) -> None:
 
 def filter_factory(global_conf, **settings):
     """``paste.filter_factory``: also registers the ini's queues."""
-    from .config import configure, filter_settings
+    from .config import configure
+    from .settings import filter_settings
 
     filename = global_conf.get('__file__')
     options = filter_settings(settings, filename)

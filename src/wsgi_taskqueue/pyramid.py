@@ -16,8 +16,9 @@ Settings, one key per ``[taskqueue]`` / ``[taskqueue-server]`` key::
                                            sections of an ini file
 
 The include adds a tween at the top (over pyramid_tm) that does what the
-filter does: binds the request for ``taskqueue.add`` and strips
-``X-Task-*`` headers from network requests; the ``task`` view predicate
+filter does: binds the request for ``taskqueue.add``, strips
+``X-Task-*`` headers from network requests and tells a management app
+mounted in the Pyramid app the app its drains run tasks in; the ``task`` view predicate
 (``task=True``: only as a task); and starts the consumers in this process
 when the app is created (``ApplicationCreated``), so they run under
 ``pserve``, ``wsgi-taskqueue serve`` and any server, and stop at exit;
@@ -35,7 +36,7 @@ from pyramid.tweens import INGRESS
 
 from .config import configure, from_mappings
 from .errors import ConfigurationError
-from .middleware import bind, unbind
+from .middleware import APP_ENVIRON_KEY, bind, unbind
 from .registry import register_queue
 from .serve import hand_over
 
@@ -56,6 +57,7 @@ def includeme(config) -> None:
     config.registry['taskqueue.configuration'] = configuration
     config.include('wsgi_taskqueue.guard')
     config.add_tween('wsgi_taskqueue.pyramid.tween_factory', under=INGRESS)
+    config.add_subscriber(_remember_app, ApplicationCreated)
     if hand_over(configuration):
         return  # `wsgi-taskqueue worker` runs them
     if asbool(settings.get(PREFIX + 'start_consumers', True)):
@@ -85,12 +87,21 @@ def configuration_from_settings(settings: dict):
 def tween_factory(handler, registry):
     """The filter's work, as a tween."""
     def taskqueue_tween(request):
+        app = registry.get('taskqueue.app')
+        if app is not None:
+            request.environ.setdefault(APP_ENVIRON_KEY, app)
         context, token = bind(request.environ)
         try:
             return handler(request)
         finally:
             unbind(context, token)
     return taskqueue_tween
+
+
+def _remember_app(event) -> None:
+    """The app the consumers dispatch into, for the tween to tell a
+    management app mounted in this one (its drains run tasks in it)."""
+    event.app.registry['taskqueue.app'] = event.app
 
 
 def _start_consumers(event) -> None:

@@ -44,3 +44,14 @@ def get_queue(name: str | None = None):
 
 def queue_names() -> list[str]:
     return sorted(_queues)
+
+
+def first_answer(queue: str | None, ask):
+    """``ask(backend)`` of the queue named ``queue``, or of each queue in
+    turn when None, until one answers something other than None (a task
+    or job is found in the queue that holds it); None if none does."""
+    for name in [queue] if queue is not None else queue_names():
+        answer = ask(get_queue(name))
+        if answer is not None:
+            return answer
+    return None

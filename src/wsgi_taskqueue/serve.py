@@ -16,12 +16,12 @@ import threading
 import time
 
 from .config import configuration_of
-from .consumer import TaskBudget
 from .errors import ConfigurationError
+from .prefetch import TaskBudget
 
 __all__ = ['server_runner', 'running_consumers', 'run_worker', 'WorkerLimits',
            'exit_on_sigterm', 'serve_logged', 'report_dropped',
-           'hosting_consumers', 'hand_over']
+           'hosting_consumers', 'hand_over', 'drained']
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +201,14 @@ def _limit_reached(limits: WorkerLimits, consumers, started: float):
     if limits.memory_limit and _resident_memory() > limits.memory_limit:
         return f'resident memory above {limits.memory_limit} bytes ' \
                f'(--memory-limit)'
-    if limits.once and _drained(consumers):
+    if limits.once and drained(consumers):
         return 'queues drained (--once)'
     return None
 
 
-def _drained(consumers) -> bool:
+def drained(consumers) -> bool:
+    """Whether the queues of ``consumers`` have nothing pending and the
+    consumers nothing in flight."""
     for consumer in consumers:
         counts = consumer.backend.counts()
         if counts['pending'] or counts['processing'].get(consumer.name):

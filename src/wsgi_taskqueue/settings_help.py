@@ -1,5 +1,6 @@
 """What each configuration key means, for the reference the documentation
-generates from ``config``'s settings tables (docs/_ext/settings_reference.py).
+generates from the settings tables of ``settings.py``
+(docs/_ext/settings_reference.py).
 
 Beside the tables rather than in them: the loader needs converters and
 defaults, only the documentation needs prose.  The documentation build
@@ -8,7 +9,8 @@ no key, so the two cannot drift apart.
 """
 from __future__ import annotations
 
-from .config import (
+from .management import SETTINGS as MANAGEMENT_SETTINGS
+from .settings import (
     CONSUMER_SETTINGS,
     FILTER_SETTINGS,
     QUEUE_SETTINGS,
@@ -16,7 +18,6 @@ from .config import (
     SQL_SETTINGS,
     SYNC_SETTINGS,
 )
-from .management import SETTINGS as MANAGEMENT_SETTINGS
 
 __all__ = ['SETTINGS_HELP', 'SETTINGS_TABLES']
 
@@ -55,11 +56,24 @@ SETTINGS_HELP = {
                      'first', None),
         'dead_credentials': ('whether dead letters keep the Cookie and '
                              'Authorization their task carried', None),
+        'name_ttl': ('seconds a task name is held after its task was '
+                     'queued: another task of that name added meanwhile '
+                     'is dropped (a day)', None),
+        'keep_result': ('whether every task keeps what the app answered '
+                        '(status line, Content-Type, Location, body) for '
+                        '``taskqueue.result``; else only those added with '
+                        '``keep_result=True`` (:doc:`task-options`)', None),
+        'result_ttl': ('seconds a task\'s result is kept after it finished; '
+                       '0 keeps none', None),
+        'result_max_size': ('bytes of the body a result keeps at most (the '
+                            'rest is dropped, and the result says so)',
+                            None),
     },
     'redis': {
         'url': ('``redis://`` or ``rediss://`` (TLS, e.g. '
                 '``?ssl_ca_certs=/path/ca.pem``), with ``user:password@`` for '
                 'ACL users; ``redis+sentinel://host:port,.../service[/db]`` '
+                '(``rediss+sentinel://``: TLS) '
                 'or ``redis+cluster://host:port,...`` (:doc:`scale`)',
                 '(none)'),
         'host': ('collective.taskqueue\'s connection key, used when there is '
@@ -85,6 +99,11 @@ SETTINGS_HELP = {
                          'before its vote says yes (:doc:`scale`)', None),
         'shards': ('hash tags the queue spreads over (on a Cluster, over '
                    'several primaries; :doc:`scale`)', None),
+        'max_connections': ('connections one process opens to one Redis '
+                            'server, at most, for each of its pool and its '
+                            'threads\' script connections; a thread waits '
+                            'up to ``socket_timeout`` for a busy one '
+                            '(:doc:`scale`)', None),
     },
     'sql': {
         'url': ('a SQLAlchemy URL: ``postgresql+psycopg://...``, '
@@ -119,7 +138,10 @@ SETTINGS_HELP = {
         'retry_delay': ('first retry delay in seconds; it doubles', None),
         'retry_delay_max': ('cap of the retry delay', None),
         'poll_interval': ('longest single wait for work', None),
-        'prefetch': ('tasks one thread reserves per round trip', None),
+        'prefetch': ('tasks one thread reserves per round trip, or '
+                     '``auto``: more while tasks run short (up to 32, about '
+                     '20 ms of work), one after a task that ran long',
+                     None),
         'lease_timeout': ('a consumer not heard of this long is gone; its '
                           'tasks in flight are requeued', None),
         'max_deliveries': ('a task found unfinished this many times (it '
@@ -142,6 +164,14 @@ SETTINGS_HELP = {
                     'them at ``/metrics``', None),
         'max_body_size': ('bytes a request body may have; a larger one is '
                           'refused with 413 before it is read', None),
+        'drain_max_runtime': ('seconds a drain (``POST queues/{queue}/'
+                              'drain``) runs at most, and by default; a '
+                              'longer ``runtime`` asked for is cut to it',
+                              None),
+        'app': ('the dotted name (``package.module.name``) of the WSGI app '
+                'drains run tasks in, the one a worker would call; in Zope, '
+                '``wsgi_taskqueue.zope.events.task_app``',
+                'that of the taskqueue filter or Pyramid tween in front'),
     },
 }
 

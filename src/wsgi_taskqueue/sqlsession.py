@@ -7,9 +7,13 @@
 transaction, which ``taskqueue.add`` joins.  The session then drives the
 data manager through the same two phases ``transaction`` would:
 
-* ``before_commit`` of the outermost transaction: the tasks are staged (the
-  vote).  A backend that cannot take them raises, so ``commit()`` raises
-  before the database commits, and nothing is kept (G1, G6);
+* ``before_commit`` of the outermost transaction: the tasks of a queue in
+  the session's own database are written through the session, to commit
+  with its rows (the outbox: a SQLite file takes one writer at a time, so
+  a stage on the queue's own connection would wait for this commit); the
+  others are staged (the vote).  A backend that cannot take them raises,
+  so ``commit()`` raises before the database commits, and nothing is kept
+  (G1, G6);
 * ``after_commit``: the database has committed, the staged batches are
   promoted (G3, G4);
 * the end of a transaction that did not commit (``session.rollback()``,
@@ -136,6 +140,7 @@ def _vote(session) -> None:
         return
     manager = session.info.get(_MANAGER)
     if manager is not None and manager.tasks:
+        manager.commit_through(session)
         manager.tpc_vote(None)  # raises, and the commit with it
 
 

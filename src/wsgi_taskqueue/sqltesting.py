@@ -6,6 +6,11 @@ else runs: each server is made in a temporary directory (``initdb`` and
 port of 127.0.0.1 and is removed afterwards.  Run as root, the servers run
 as the ``postgres`` and ``mysql`` users the Debian packages create (neither
 starts as root).
+
+One server can serve several processes (the workers of a parallel test
+run): the process that started it passes on ``handle()``, the others
+attach with ``PostgresServer(**handle)``, and each uses a database of its
+own (``create_database``).  Any of them can stop it.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -29,14 +35,31 @@ class _Server:
     #: The system user a server runs as when we are root.
     system_user = ''
 
-    def __init__(self):
-        self.port = free_port()
-        self.directory = tempfile.mkdtemp(
+    def __init__(self, port: int | None = None,
+                 directory: str | None = None):
+        """A new server in a temporary directory; or, with the ``port``
+        and ``directory`` of a running one (its ``handle()``), that
+        server."""
+        self.running = directory is not None
+        self.port = port or free_port()
+        self.directory = directory or tempfile.mkdtemp(
             prefix=f'wsgi-taskqueue-{self.kind}-')
-        self.running = False
+        self.data = os.path.join(self.directory, 'data')
+        if self.running:
+            return
         if os.getuid() == 0:
             user = pwd.getpwnam(self.system_user)
             os.chown(self.directory, user.pw_uid, user.pw_gid)
+        self._initialize()
+
+    def handle(self) -> dict:
+        """What another process needs to use (and stop) this server."""
+        return {'port': self.port, 'directory': self.directory}
+
+    @property
+    def url(self) -> str:
+        """The URL of the database ``tasks``."""
+        return self.database_url('tasks')
 
     def _command(self, *args) -> list[str]:
         """``args`` run as the server's user when we are root."""
@@ -92,15 +115,24 @@ class PostgresServer(_Server):
     kind = 'postgresql'
     system_user = 'postgres'
 
-    def __init__(self):
-        super().__init__()
-        self.data = os.path.join(self.directory, 'data')
+    def __init__(self, port: int | None = None,
+                 directory: str | None = None):
+        super().__init__(port, directory)
+        #: Whether the database ``tasks`` exists (made at the first start).
+        self._created = self.running
+
+    def _initialize(self) -> None:
         self._run(_postgres_bin('initdb'), '-D', self.data, '-U', 'postgres',
                   '--auth=trust', '-E', 'UTF8', '--no-sync')
 
-    @property
-    def url(self) -> str:
-        return f'postgresql+psycopg://postgres@127.0.0.1:{self.port}/tasks'
+    def database_url(self, database: str) -> str:
+        return f'postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}'
+
+    def create_database(self, database: str) -> str:
+        """Create ``database``; return its URL."""
+        self._run(_postgres_bin('createdb'), '-h', '127.0.0.1', '-p',
+                  str(self.port), '-U', 'postgres', database)
+        return self.database_url(database)
 
     def start(self, timeout: float = 30.0) -> PostgresServer:
         # fsync off: a killed server keeps what it committed (the page
@@ -112,9 +144,8 @@ class PostgresServer(_Server):
                   f'-c listen_addresses=127.0.0.1 -c fsync=off '
                   f'-c max_connections=200', 'start')
         self.running = True
-        if not getattr(self, '_created', False):
-            self._run(_postgres_bin('createdb'), '-h', '127.0.0.1', '-p',
-                      str(self.port), '-U', 'postgres', 'tasks')
+        if not self._created:
+            self.create_database('tasks')
             self._created = True
         return self
 
@@ -138,11 +169,15 @@ class MariaDBServer(_Server):
     kind = 'mariadb'
     system_user = 'mysql'
 
-    def __init__(self):
-        super().__init__()
-        self.data = os.path.join(self.directory, 'data')
+    def __init__(self, port: int | None = None,
+                 directory: str | None = None):
+        super().__init__(port, directory)
         self.socket = os.path.join(self.directory, 'mysqld.sock')
+        self.pid_file = os.path.join(self.directory, 'mysqld.pid')
+        #: The server, if this object started it (not if it attached).
         self.process: subprocess.Popen | None = None
+
+    def _initialize(self) -> None:
         install = shutil.which('mariadb-install-db')
         if install is None:
             raise RuntimeError("'mariadb-install-db' not found; install "
@@ -152,9 +187,14 @@ class MariaDBServer(_Server):
                   '--auth-root-authentication-method=normal',
                   '--skip-test-db', '--skip-name-resolve')
 
-    @property
-    def url(self) -> str:
-        return f'mysql+pymysql://root@127.0.0.1:{self.port}/tasks'
+    def database_url(self, database: str) -> str:
+        return f'mysql+pymysql://root@127.0.0.1:{self.port}/{database}'
+
+    def create_database(self, database: str) -> str:
+        """Create ``database`` (if missing); return its URL."""
+        self._sql(f'CREATE DATABASE IF NOT EXISTS {database} '
+                  f'CHARACTER SET utf8mb4')
+        return self.database_url(database)
 
     def start(self, timeout: float = 30.0) -> MariaDBServer:
         server = shutil.which('mariadbd') or '/usr/sbin/mariadbd'
@@ -162,7 +202,7 @@ class MariaDBServer(_Server):
             server, '--no-defaults', f'--datadir={self.data}',
             f'--port={self.port}', '--bind-address=127.0.0.1',
             f'--socket={self.socket}',
-            f'--pid-file={os.path.join(self.directory, "mysqld.pid")}',
+            f'--pid-file={self.pid_file}',
             '--skip-grant-tables', '--skip-name-resolve', '--skip-log-bin',
             '--innodb-buffer-pool-size=32M',
             '--innodb-flush-log-at-trx-commit=2', '--max-connections=200',
@@ -170,13 +210,15 @@ class MariaDBServer(_Server):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until(self._answers, timeout, 'start')
         self.running = True
-        self._sql('CREATE DATABASE IF NOT EXISTS tasks CHARACTER SET utf8mb4')
+        self.create_database('tasks')
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is not None:
             stop_process(self.process, timeout)
             self.process = None
+        elif self.running:
+            self._stop_attached(signal.SIGTERM, timeout)
         self.running = False
 
     def kill(self) -> None:
@@ -185,7 +227,21 @@ class MariaDBServer(_Server):
             self.process.kill()
             self.process.wait()
             self.process = None
+        elif self.running:
+            self._stop_attached(signal.SIGKILL, 10.0)
         self.running = False
+
+    def _stop_attached(self, signal_number: int, timeout: float) -> None:
+        """Signal the server another process started, by its pid file;
+        wait until it removed that file (its last act on a SIGTERM) or,
+        killed, until its port is closed."""
+        with open(self.pid_file) as file:
+            os.kill(int(file.read()), signal_number)
+        if signal_number == signal.SIGKILL:
+            self._wait_until(lambda: not self._answers(), timeout, 'stop')
+        else:
+            self._wait_until(lambda: not os.path.exists(self.pid_file),
+                             timeout, 'stop')
 
     def _connect(self):
         import pymysql

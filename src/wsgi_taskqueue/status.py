@@ -15,11 +15,14 @@ import json
 import math
 import time
 
+from .errors import InvalidTask
+from .options import NO_OPTIONS, STORED, header_fields
+
 __all__ = ['Report', 'STATES', 'DEFAULT_STATUS_TTL', 'DEFAULT_STATUS_MAX',
            'record', 'header_of', 'MemoryStatusLog']
 
-STATES = ('staged', 'scheduled', 'queued', 'running', 'done', 'retrying',
-          'dead', 'purged', 'cancelled')
+STATES = ('staged', 'scheduled', 'waiting', 'queued', 'running', 'done',
+          'retrying', 'dead', 'purged', 'cancelled')
 
 #: A day: long enough to answer "did my task run last night?".
 DEFAULT_STATUS_TTL = 86400
@@ -37,6 +40,12 @@ class Report:
     status: str
     #: Seconds the app took.
     duration: float
+    #: What the app answered, kept for ``taskqueue.result`` (the stored
+    #: text of ``results.encode``), or None when the task keeps none.
+    result: str | None = None
+    #: Messages that become pending in the same step that settles the
+    #: task (its completion callbacks): both happen, or neither.
+    then: tuple = ()
 
 
 def record(fields: dict, queue: str) -> dict:
@@ -71,6 +80,16 @@ def record(fields: dict, queue: str) -> dict:
             problems.append(f'{name} is not a number')
         return found
 
+    def stored(option):
+        value = header.get(option.key)
+        if value is None:
+            return None
+        try:
+            return option.check_stored(value)
+        except InvalidTask:
+            problems.append(f'{option.field} is not valid')
+            return None
+
     attempts = []
     for key, value in fields.items():
         if key[:1] == 'a' and _count(key[1:]) is not None:
@@ -100,8 +119,7 @@ def record(fields: dict, queue: str) -> dict:
         'consumer': fields.get('consumer') or None,
         'attempt': attempt,
         'next_attempt': number(fields.get('next'), 'next attempt'),
-        'due': number(header.get('d'), 'due'),
-        'label': text(header.get('l'), 'label'),
+        **{option.field: stored(option) for option in STORED},
         'status': fields.get('status') or None,
         'attempts': attempts,
         'problem': '; '.join(problems) or None,
@@ -112,10 +130,8 @@ def header_of(task) -> str:
     """What a status record keeps of the task's header (JSON)."""
     fields = {'m': task.method, 'u': task.path, 'uid': task.user_id,
               't': task.created_at, 'a': task.attempt}
-    if task.due is not None:
-        fields['d'] = task.due
-    if task.label is not None:
-        fields['l'] = task.label
+    if task.options is not NO_OPTIONS:
+        fields.update(header_fields(task.options))
     return json.dumps(fields)
 
 

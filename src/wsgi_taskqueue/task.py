@@ -13,16 +13,25 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import os
 import re
-import secrets
 import time
 
 from .errors import DecodeError, InvalidTask
+from .options import (
+    NO_OPTIONS,
+    TaskOptions,
+    check_stored,
+    header_fields,
+    stored_options,
+)
+from .signing import Signer
 from .validation import (
     check_environ,
     check_header_value,
-    check_label,
+    check_job_marker,
     check_method,
+    check_parent,
     check_size,
     check_url,
 )
@@ -62,8 +71,10 @@ TASK_ID = re.compile(r'[0-9a-f]{1,64}')
 
 
 def new_id() -> str:
-    """A random id of 32 hex digits, for tasks and batches."""
-    return secrets.token_hex(16)
+    """A random id of 32 hex digits, for tasks and batches: the operating
+    system's randomness, which ``secrets.token_hex`` reads through three
+    Python calls more (``add`` makes two ids per transaction)."""
+    return os.urandom(16).hex()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,16 +100,40 @@ class Task:
     #: the task generates point where the original request's would.
     script_name: str = ''
     url_scheme: str = 'http'
-    #: Epoch time before which the task must not run (``countdown`` or
-    #: ``eta``); None to run as soon as possible.
-    due: float | None = None
-    #: What the task is about, for finding it in the status log
-    #: (``tasks --label``); None for no label.
-    label: str | None = None
+    #: What it was added with beyond the request (``options.py``).
+    options: TaskOptions = NO_OPTIONS
+    #: For a completion callback: the task it reports on, as
+    #: ``{'id': ..., 'outcome': 'done' | 'dead', 'status': line}``
+    #: (``completion.py``); None for any other task.
+    parent: dict | None = None
+    #: For a job marker (``jobs.py``): ``{'op': 'open', 'label': ...,
+    #: 'cb': bool}`` or ``{'op': 'close'}``, carried through the staging
+    #: path like a task and taken in by the backend at promotion; None for
+    #: any other task.
+    job_marker: dict | None = None
 
     @classmethod
     def new(cls, **fields) -> Task:
         return cls(id=new_id(), created_at=time.time(), **fields)
+
+    @classmethod
+    def added(cls, queue: str, url: str, method: str, environ: dict,
+              payload: bytes, user_id: str | None, script_name: str,
+              url_scheme: str, options: TaskOptions,
+              job_marker: dict | None) -> Task:
+        """``new`` for ``taskqueue.add``, which has checked every field:
+        the same task, built without the generated ``__init__``, whose
+        assignment of each frozen field through ``object.__setattr__``
+        costs more than encoding the task.  Every field is named here, so
+        none can be missing or unknown."""
+        task = object.__new__(cls)
+        task.__dict__.update(
+            id=new_id(), queue=queue, url=url, method=method,
+            environ=environ, payload=payload, user_id=user_id,
+            created_at=time.time(), attempt=1, script_name=script_name,
+            url_scheme=url_scheme, options=options, parent=None,
+            job_marker=job_marker)
+        return task
 
     @property
     def path(self) -> str:
@@ -133,8 +168,7 @@ class Codec:
         self.keys = [s.encode() if isinstance(s, str) else bytes(s)
                      for s in secrets]
         self.max_task_size = max_task_size
-        # Keyed once: a copy per message skips the key schedule.
-        self._macs = [hmac.new(key, digestmod='sha256') for key in self.keys]
+        self._signers = [Signer(key) for key in self.keys]
 
     def encode(self, task: Task) -> bytes:
         fields = {
@@ -143,13 +177,15 @@ class Codec:
             'uid': task.user_id, 't': task.created_at, 'a': task.attempt,
             'sn': task.script_name, 's': task.url_scheme,
         }
-        if task.due is not None:
+        if task.options is not NO_OPTIONS:
             # After the fields every task has, and only when set: a task
             # without options pays nothing for them, and the Lua scripts
             # find them by their keys (``due_of``).
-            fields['d'] = task.due
-        if task.label is not None:
-            fields['l'] = task.label
+            fields.update(header_fields(task.options))
+        if task.parent is not None:
+            fields['pa'] = task.parent
+        if task.job_marker is not None:
+            fields['jm'] = task.job_marker
         header = encode_header(fields)
         body = header + b'\n' + task.payload
         return self._sign(body) + b'\n' + body
@@ -202,9 +238,9 @@ class Codec:
         return b'\n' + encode_header_stdlib(fields) + newline + payload
 
     def _sign(self, body: bytes) -> bytes:
-        if not self._macs:
+        if not self._signers:
             return b''
-        return _mac(self._macs[0], body)
+        return self._signers[0].sign(body)
 
     def _verify(self, signature: bytes, body: bytes, message: bytes) -> None:
         if not self.keys:
@@ -214,17 +250,14 @@ class Codec:
             return
         if not signature:
             raise DecodeError('unsigned task refused', message)
-        for mac in self._macs:
-            if hmac.compare_digest(_mac(mac, body), signature):
+        for signer in self._signers:
+            if hmac.compare_digest(signer.sign(body), signature):
                 return
         raise DecodeError('task signature does not match any secret', message)
 
 
-def _mac(keyed, body: bytes) -> bytes:
-    """The signature of ``body``: hex HMAC-SHA256 by the key of ``keyed``."""
-    mac = keyed.copy()
-    mac.update(body)
-    return mac.hexdigest().encode()
+#: How many fields the header of a task without options has.
+_PLAIN_FIELDS = 11
 
 
 def _parse(body: bytes, message: bytes) -> Task:
@@ -243,8 +276,10 @@ def _parse(body: bytes, message: bytes) -> Task:
             method=fields['m'], environ=fields['e'], payload=payload,
             user_id=fields['uid'], created_at=fields['t'],
             attempt=fields['a'], script_name=fields['sn'],
-            url_scheme=fields['s'], due=fields.get('d'),
-            label=fields.get('l'))
+            url_scheme=fields['s'],
+            options=stored_options(fields) if len(fields) > _PLAIN_FIELDS
+            else NO_OPTIONS, parent=fields.get('pa'),
+            job_marker=fields.get('jm'))
     except KeyError as exc:
         raise DecodeError(f'task header lacks field {exc}', message) from None
 
@@ -265,11 +300,13 @@ def _check_decoded(task: Task, max_task_size: int | None) -> None:
         raise InvalidTask('bad creation time')
     if type(task.attempt) is not int or task.attempt < 1:
         raise InvalidTask(f'bad attempt {task.attempt!r}')
-    if task.due is not None and (type(task.due) not in (int, float)
-                                 or task.due != task.due):
-        raise InvalidTask(f'bad due time {task.due!r}')
-    if task.label is not None:
-        check_label(task.label)
+    check_stored(task.options)
+    if task.parent is not None:
+        check_parent(task.parent)
+    if task.job_marker is not None:
+        check_job_marker(task.job_marker)
+        if task.options.job is None:
+            raise InvalidTask('a job marker without its job')
     if not isinstance(task.script_name, str) or task.url_scheme not in (
             'http', 'https'):
         raise InvalidTask('bad script name or URL scheme')

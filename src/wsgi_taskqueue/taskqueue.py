@@ -6,25 +6,23 @@ only move bytes already prepared.
 """
 from __future__ import annotations
 
-import datetime
 import logging
-import math
 import re
-import time
 import urllib.parse
 
 import transaction
 import webob
 
-from . import context, datamanager
+from . import context, datamanager, results
 from .errors import InvalidTask, TaskTooLarge
-from .registry import get_queue, queue_names
+from .options import NO_OPTIONS, options_of
+from .registry import first_answer, get_queue
 from .task import TASK_ID, Task
 from .validation import (
     METHODS,
+    SAFE_IN_URL,
     TASK_HEADER_PREFIX,
     check_header_value,
-    check_label,
     check_method,
     check_url,
     copyable_header,
@@ -33,7 +31,8 @@ from .validation import (
     headers_size,
 )
 
-__all__ = ['add', 'status', 'cancel', 'reset', 'METHODS']
+__all__ = ['add', 'status', 'result', 'cancel', 'reset', 'job', 'close_job',
+           'job_status', 'Job', 'METHODS']
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,8 @@ _NOT_COPIED = frozenset([
 #: The default of ``payload``: copy the body of the request being served.
 COPY = object()
 
-#: Characters that percent-encoding leaves as they are, in a URL and in a
-#: query parameter: text made only of them needs no quoting (the common
-#: case, and quoting costs more than the rest of ``add``).
-_SAFE_IN_URL = "/?&=%:@!$'()*+,;~-._"
-#: A path inside the app made only of those, "%" excepted: valid
+#: A path inside the app made only of the characters percent-encoding
+#: leaves as they are (SAFE_IN_URL), "%" excepted: valid
 #: (``check_url``) and needing no quoting.  One with "%" is checked in
 #: full, as what it decodes to must be valid too.
 _UNQUOTED_URL = re.compile(r"/(?!/)[A-Za-z0-9/?&=:@!$'()*+,;~\-._]*\Z")
@@ -65,20 +61,41 @@ _UNQUOTED_PARAM = re.compile(r'[A-Za-z0-9_.~\-]*=[A-Za-z0-9_.~\-]*\Z')
 
 def add(url: str, method: str = 'GET', params: dict | None = None,
         headers: dict | None = None, payload=COPY,
-        queue: str | None = None, *, countdown: float | None = None,
-        eta: datetime.datetime | None = None, label: str | None = None
-        ) -> str:
+        queue: str | None = None, **options) -> str:
     """Queue a request to ``url`` of this app, sent once the current
     transaction commits; return the task id (sent as ``X-Task-Id``).
 
     Headers and body are copied from the request being served (bound by
     the filter); ``headers`` add to or replace them, ``payload=None`` sends
     no body.  Outside a request only what is given travels.
-    ``countdown`` (seconds) or ``eta`` (an aware datetime) delays the task:
-    it waits among the delayed tasks until then.  ``label`` names what
-    the task is about in its status record (``tasks --label``).
+    ``options`` are the task options of ``options.OPTIONS``
+    (docs/task-options.rst): ``countdown`` (seconds) or ``eta`` (an aware
+    datetime) delays the task, ``label`` names what it is about,
+    ``priority`` (0-9, default 5) orders it among the pending tasks,
+    ``name`` makes it the only one of that name in the queue for
+    ``name_ttl``: a task whose name another transaction holds is dropped
+    when this one stages its tasks, and its id is never queued; a name
+    added earlier in this transaction returns that task's id and adds
+    nothing.
     """
-    due = _due(countdown, eta)
+    job = options.get('job')
+    if job is not None and getattr(job, 'queue', None) is not None:
+        # A Job knows its queue: its tasks go there unless told otherwise,
+        # and elsewhere is refused (a job counts the tasks of one queue).
+        if queue is None:
+            queue = job.queue
+        elif get_queue(queue).name != job.queue:
+            raise InvalidTask(f'job {job.job_id} is of queue {job.queue!r}, '
+                              f'not {queue!r}')
+    task_options = options_of(options) if options else NO_OPTIONS
+    return queue_task(url, method, params, headers, payload, queue,
+                      task_options)
+
+
+def queue_task(url, method, params, headers, payload, queue, task_options,
+               job_marker: dict | None = None) -> str:
+    """``add``'s work once its options are checked; ``job_marker`` makes
+    the task a job's marker (``jobs.py``)."""
     backend = get_queue(queue)
     request = context.current()
     environ = request.environ if request is not None else None
@@ -89,16 +106,23 @@ def add(url: str, method: str = 'GET', params: dict | None = None,
     body = _checked_payload(payload, environ, backend.max_task_size - size)
     if size + len(body) > backend.max_task_size:
         raise TaskTooLarge(size + len(body), backend.max_task_size)
-    task = Task.new(
+    task = Task.added(
         queue=backend.name, url=url, method=check_method(method),
         environ=task_environ, payload=body, user_id=_checked_user(request),
         script_name=environ.get('SCRIPT_NAME', '') if environ else '',
         url_scheme=environ.get('wsgi.url_scheme', 'http') if environ else 'http',
-        due=due, label=label if label is None else check_label(label),
+        options=task_options, job_marker=job_marker,
     )
     message = backend.codec.encode(task)
     manager = (datamanager.joined(environ) if datamanager.joiners else None
                ) or datamanager.for_transaction(_transaction_manager(environ))
+    if task_options.name is not None:
+        holder = manager.name_holder(backend, task_options.name, task.id)
+        if holder is not None:
+            log.info('add: task %s not added: its name %r is held by task '
+                     '%s, added earlier in this transaction', task.id,
+                     task_options.name, holder)
+            return holder
     manager.add(backend, message)
     if request is not None and manager not in request.data_managers:
         request.data_managers.append(manager)
@@ -109,12 +133,20 @@ def status(task_id: str, queue: str | None = None) -> dict | None:
     """The status record of a task (state, attempts with their status
     lines, timestamps, user), from ``queue`` or else from every queue;
     None when it is unknown or its record expired."""
-    names = [queue] if queue is not None else queue_names()
-    for name in names:
-        found = get_queue(name).task_status(task_id)
-        if found is not None:
-            return found
-    return None
+    return first_answer(queue, lambda backend: backend.task_status(task_id))
+
+
+def result(task_id: str, queue: str | None = None) -> dict | None:
+    """What the app answered to a task that kept its result
+    (``keep_result``): a dict with status, headers (Content-Type,
+    Location), body (bytes, at most the queue's ``result_max_size``),
+    size (of the whole body), truncated and outcome ('done' or 'dead');
+    None while it has none (not finished, not kept, or expired after
+    ``result_ttl``).  Searches ``queue``, or every queue."""
+    _check_task_id(task_id)
+    found = first_answer(queue,
+                         lambda backend: backend.task_result(task_id))
+    return None if found is None else results.decode(found)
 
 
 def cancel(task_id: str, queue: str | None = None) -> str | None:
@@ -123,15 +155,14 @@ def cancel(task_id: str, queue: str | None = None) -> str | None:
     'cancelled').  One a consumer is running is not interrupted (return
     'running'); one in none of these states (unknown, staged, finished)
     is left alone (return None).  Searches ``queue``, or every queue."""
+    _check_task_id(task_id)
+    return first_answer(queue, lambda backend: backend.cancel(task_id))
+
+
+def _check_task_id(task_id) -> None:
     if type(task_id) is not str or not TASK_ID.fullmatch(task_id):
         raise InvalidTask(f'task_id must be a task id (hex digits), not '
                           f'{task_id!r}'[:200])
-    names = [queue] if queue is not None else queue_names()
-    for name in names:
-        outcome = get_queue(name).cancel(task_id)
-        if outcome is not None:
-            return outcome
-    return None
 
 
 def reset(queue: str | None = None) -> None:
@@ -139,37 +170,6 @@ def reset(queue: str | None = None) -> None:
     in every state, dead letters, the status log.  collective.taskqueue's
     way for tests to start from an empty queue."""
     get_queue(queue).reset()
-
-
-#: The furthest ahead a task may be scheduled: a year.
-MAX_DELAY = 366 * 86400.0
-
-
-def _due(countdown, eta) -> float | None:
-    """The epoch time a delayed task falls due, from ``countdown`` or
-    ``eta`` (not both); None for a task to run at once."""
-    if countdown is None and eta is None:
-        return None
-    if countdown is not None and eta is not None:
-        raise InvalidTask('give countdown or eta, not both')
-    if countdown is not None:
-        if type(countdown) not in (int, float) or not math.isfinite(
-                countdown) or not 0 <= countdown <= MAX_DELAY:
-            raise InvalidTask(
-                f'countdown must be a number of seconds from 0 to '
-                f'{MAX_DELAY:.0f}, not {countdown!r}'[:200])
-        return time.time() + countdown if countdown else None
-    if not isinstance(eta, datetime.datetime):
-        raise InvalidTask(
-            f'eta must be a datetime, not {type(eta).__name__}')
-    if eta.tzinfo is None or eta.utcoffset() is None:
-        raise InvalidTask('eta must be an aware datetime (with a tzinfo); '
-                          f'a naive one is ambiguous: {eta.isoformat()}')
-    due = eta.timestamp()
-    if due - time.time() > MAX_DELAY:
-        raise InvalidTask(f'eta is more than {MAX_DELAY:.0f} seconds '
-                          f'ahead: {eta.isoformat()}')
-    return due
 
 
 def _transaction_manager(environ):
@@ -188,7 +188,7 @@ def _checked_url(url) -> str:
         return url  # a path of safe characters: valid as it is
     check_url(url)
     # Non-ASCII paths are legal in views; they travel percent-encoded.
-    return urllib.parse.quote(url, safe=_SAFE_IN_URL)
+    return urllib.parse.quote(url, safe=SAFE_IN_URL)
 
 
 def _checked_user(request) -> str | None:
@@ -306,3 +306,7 @@ def _request_body(environ: dict, budget: int) -> bytes:
     body = request.body_file_raw.read(budget + 1)
     request.body = body
     return body
+
+
+# The job API lives in its own module and is used as ``taskqueue.job``.
+from .jobs import Job, close_job, job, job_status  # noqa: E402

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -75,11 +76,52 @@ def recording(queue: str = 'default', **options):
 
 
 
+#: Where free_port looks: from here to the kernel's ephemeral range.
+LOWEST_PORT = 10000
+#: The ports free_port handed out in this process: never one twice.
+_handed_out: set[int] = set()
+
+
+def _ports() -> range:
+    """The ports below the kernel's ephemeral range; in a pytest-xdist
+    worker, the worker's share of them (no two workers pick one port)."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as file:
+            ephemeral = int(file.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default
+    # A range set to start lower leaves no room below it: look anywhere.
+    ports = range(LOWEST_PORT, ephemeral if ephemeral > 20000 else 65536)
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+    count = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if worker.startswith('gw') and count > 1:
+        share = len(ports) // count
+        start = LOWEST_PORT + int(worker[2:]) % count * share
+        ports = range(start, start + share)
+    return ports
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    It is below the kernel's ephemeral range: a port the kernel picks
+    (``bind`` to port 0) is one an outgoing connection can take as its own
+    end before the server the port was meant for binds it, which under
+    load it does.  Never the same port twice in one process.
+    """
+    ports = _ports()
+    for _ in range(1000):
+        port = random.choice(ports)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f'no free port in {ports}')
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
@@ -95,6 +137,32 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
     return process.returncode
 
 
+def make_certificates(directory: str) -> None:
+    """A throw-away CA (ca.crt) and a certificate for 127.0.0.1 that it
+    signed (server.crt, server.key), in ``directory``."""
+    def openssl(*args):
+        subprocess.run(['openssl', *args], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+            '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=test CA')
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+            'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+    with open(os.path.join(directory, 'san.ext'), 'w') as ext:
+        ext.write('subjectAltName=IP:127.0.0.1\n')
+    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt',
+            '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+            '-extfile', 'san.ext', '-out', 'server.crt')
+
+
+def tls_options(directory: str) -> list[str]:
+    """redis-server's options to serve TLS with the certificates of
+    ``directory`` (``make_certificates``), clients unauthenticated."""
+    return ['--tls-cert-file', os.path.join(directory, 'server.crt'),
+            '--tls-key-file', os.path.join(directory, 'server.key'),
+            '--tls-ca-cert-file', os.path.join(directory, 'ca.crt'),
+            '--tls-auth-clients', 'no']
+
+
 class RedisServer:
     """A ``redis-server`` subprocess on a free port of 127.0.0.1.
 
@@ -104,7 +172,8 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, appendonly: bool = False,
                  executable: str = 'redis-server', tls: bool = False,
-                 unix_socket: bool = False, options: tuple = ()):
+                 unix_socket: bool = False, options: tuple = (),
+                 certificates: str | None = None):
         self.executable = shutil.which(executable)
         if self.executable is None:
             raise RuntimeError(
@@ -119,23 +188,24 @@ class RedisServer:
         #: A unix socket the server listens on beside its port, or None.
         self.socket_path = self._path('redis.sock') if unix_socket else None
         self.process: subprocess.Popen | None = None
-        if tls:
-            self._make_certificates()
+        #: The directory of ca.crt, server.crt and server.key (TLS): given
+        #: (shared by the servers of a group), or made here.
+        self.certificates = certificates or self.directory
+        if tls and certificates is None:
+            make_certificates(self.directory)
 
     @property
     def url(self) -> str:
         if self.tls:
             return (f'rediss://127.0.0.1:{self.port}/0'
-                    f'?ssl_ca_certs={self._path("ca.crt")}')
+                    f'?ssl_ca_certs={self.certificate("ca.crt")}')
         return f'redis://127.0.0.1:{self.port}/0'
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self.tls:
             listen = ['--port', '0', '--tls-port', str(self.port),
-                      '--tls-cert-file', self._path('server.crt'),
-                      '--tls-key-file', self._path('server.key'),
-                      '--tls-ca-cert-file', self._path('ca.crt'),
-                      '--tls-auth-clients', 'no']
+                      *tls_options(self.certificates),
+                      '--tls-replication', 'yes']
         else:
             listen = ['--port', str(self.port)]
         if self.socket_path:
@@ -188,20 +258,8 @@ class RedisServer:
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
-    def _make_certificates(self) -> None:
-        """A throw-away CA and a server certificate for 127.0.0.1."""
-        def openssl(*args):
-            subprocess.run(['openssl', *args], cwd=self.directory, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-                '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=test CA')
-        openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout',
-                'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
-        with open(self._path('san.ext'), 'w') as ext:
-            ext.write('subjectAltName=IP:127.0.0.1\n')
-        openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt',
-                '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-                '-extfile', 'san.ext', '-out', 'server.crt')
+    def certificate(self, name: str) -> str:
+        return os.path.join(self.certificates, name)
 
     def _answers(self) -> bool:
         if self.tls:

@@ -16,7 +16,7 @@ import time
 import redis
 from redis.crc import key_slot
 
-from .testing import RedisServer, free_port
+from .testing import RedisServer, free_port, make_certificates, tls_options
 
 __all__ = ['SentinelGroup', 'ClusterServers', 'wait_until']
 
@@ -51,22 +51,36 @@ def _client(port: int, **kwargs) -> redis.Redis:
 
 class SentinelGroup:
     """A primary with ``replicas`` replicas, watched by three Sentinels
-    under ``service``."""
+    under ``service``; with ``tls``, every one of them speaks only TLS,
+    to each other too, with certificates of a throw-away CA."""
 
-    def __init__(self, replicas: int = 2, service: str = 'taskqueue'):
+    def __init__(self, replicas: int = 2, service: str = 'taskqueue',
+                 tls: bool = False):
         self.service = service
-        primary = RedisServer(options=NO_SYNC_DELAY)
+        self.tls = tls
+        self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-sentinel-')
+        #: Connection settings of the group's own clients.
+        self.client_kwargs = {}
+        if tls:
+            make_certificates(self.directory)
+            self.client_kwargs = dict(ssl=True, ssl_ca_certs=os.path.join(
+                self.directory, 'ca.crt'))
+        servers = dict(tls=tls, certificates=self.directory if tls else None)
+        primary = RedisServer(options=NO_SYNC_DELAY, **servers)
         self.servers = [primary] + [
             RedisServer(options=('--replicaof', '127.0.0.1',
-                                 str(primary.port), *NO_SYNC_DELAY))
+                                 str(primary.port), *NO_SYNC_DELAY),
+                        **servers)
             for _ in range(replicas)]
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.directory = tempfile.mkdtemp(prefix='wsgi-taskqueue-sentinel-')
         self.sentinels: list[subprocess.Popen] = []
 
     @property
     def url(self) -> str:
         hosts = ','.join(f'127.0.0.1:{p}' for p in self.sentinel_ports)
+        if self.tls:
+            return (f'rediss+sentinel://{hosts}/{self.service}/0'
+                    f'?ssl_ca_certs={self.client_kwargs["ssl_ca_certs"]}')
         return f'redis+sentinel://{hosts}/{self.service}/0'
 
     def start(self) -> SentinelGroup:
@@ -76,8 +90,17 @@ class SentinelGroup:
         for number, port in enumerate(self.sentinel_ports):
             conf = os.path.join(self.directory, f'sentinel-{number}.conf')
             with open(conf, 'w') as file:
+                if self.tls:  # the same options, in a configuration file
+                    options = tls_options(self.directory)
+                    file.write(f'port 0\ntls-port {port}\n'
+                               'tls-replication yes\n' + ''.join(
+                                   f'{name[2:]} {value}\n' for name, value
+                                   in zip(options[::2], options[1::2],
+                                          strict=True)))
+                else:
+                    file.write(f'port {port}\n')
                 file.write(
-                    f'port {port}\nbind 127.0.0.1\n'
+                    'bind 127.0.0.1\n'
                     f'dir {self.directory}\n'
                     f'sentinel monitor {self.service} 127.0.0.1 {primary} 2\n'
                     f'sentinel down-after-milliseconds {self.service} '
@@ -92,7 +115,7 @@ class SentinelGroup:
         return self
 
     def sentinel(self, number: int = 0) -> redis.Redis:
-        return _client(self.sentinel_ports[number])
+        return _client(self.sentinel_ports[number], **self.client_kwargs)
 
     def primary_port(self) -> int:
         """The primary's port, as the first Sentinel sees it."""
@@ -105,8 +128,10 @@ class SentinelGroup:
 
     def wait_settled(self, timeout: float = 30.0, replicas=None) -> int:
         """Wait until every Sentinel agrees on one primary that is up and
-        sees the other Sentinels, and the primary has ``replicas`` (default:
-        every other running server) in sync; return the primary's port."""
+        sees the other Sentinels, no failover is in progress, the primary
+        has ``replicas`` (default: every other running server) in sync,
+        and every Sentinel sees one it could promote (a SENTINEL FAILOVER
+        without one aborts); return the primary's port."""
         running = [s for s in self.servers if s.process is not None]
         if replicas is None:
             replicas = len(running) - 1
@@ -115,20 +140,38 @@ class SentinelGroup:
             ports = set()
             for number in range(len(self.sentinel_ports)):
                 state = self.sentinel(number).sentinel_master(self.service)
+                # A failover still reconfiguring the replicas refuses the
+                # next SENTINEL FAILOVER (INPROG).
                 if (state['is_odown'] or state['is_sdown']
-                        or state['num-other-sentinels'] < 2):
+                        or state['num-other-sentinels'] < 2
+                        or 'failover_in_progress' in state['flags']):
                     return None
                 ports.add(int(state['port']))
             if len(ports) != 1:
                 return None
             [port] = ports
-            info = _client(port).info('replication')
+            for number in range(len(self.sentinel_ports)):
+                if replicas and not self._promotable(number, port):
+                    return None
+            info = _client(port, **self.client_kwargs).info('replication')
             online = sum(info[f'slave{n}']['state'] == 'online'
                          for n in range(info['connected_slaves']))
             if info['role'] != 'master' or online < replicas:
                 return None
             return port
         return wait_until(settled, 'settled Sentinel group', timeout)
+
+    def _promotable(self, number: int, port: int) -> int:
+        """Replicas of the primary at ``port`` that Sentinel ``number``
+        could promote: up, linked to it, as of their last INFO (Sentinel
+        refreshes a replica's every 10 s, so a replica just reconfigured
+        may look linked to another server for that long)."""
+        return sum(
+            1 for replica in self.sentinel(number).sentinel_slaves(
+                self.service)
+            if not (replica['is_sdown'] or replica['is_disconnected'])
+            and replica['master-link-status'] == 'ok'
+            and int(replica['master-port']) == port)
 
     def failover(self) -> int:
         """SENTINEL FAILOVER; return the new primary's port once every
@@ -153,7 +196,7 @@ class SentinelGroup:
 
     def flush(self) -> None:
         """Empty the primary, and wait until the replicas are empty too."""
-        client = _client(self.wait_settled())
+        client = _client(self.wait_settled(), **self.client_kwargs)
         client.flushall()
         client.execute_command('WAIT', len(self.servers) - 1, 5000)
         client.close()
@@ -261,10 +304,13 @@ class ClusterServers:
 
     def wait_settled(self, timeout: float = 60.0) -> None:
         """Every running node says the cluster is ok and knows every other
-        running node; every slot is served by a running primary."""
+        running node; every slot is served by a running primary, the same
+        one in every node's view (after a failover the others learn of
+        the new primary by gossip, some time later under load)."""
         running = [s for s in self.servers if s.process is not None]
 
         def settled():
+            views = set()
             for server in running:
                 client = _client(server.port)
                 info = client.execute_command('CLUSTER', 'INFO').decode()
@@ -275,6 +321,10 @@ class ClusterServers:
                              for start, end, *_ in slots)
                 if served != 16384:
                     return False
+                views.add(frozenset((int(start), int(end), int(primary[1]))
+                                    for start, end, primary, *_ in slots))
+            if len(views) > 1:
+                return False
             live = {s.port for s in running}
             nodes = [n for n in self.nodes() if n['port'] in live]
             if len(nodes) != len(running) or any(n['failed'] for n in nodes):
@@ -355,9 +405,14 @@ class ClusterServers:
         raise RuntimeError(f'no primary serves slot {slot}')
 
     def flush(self) -> None:
-        for node in self.nodes():
-            if node['role'] == 'primary' and not node['failed']:
-                _client(node['port']).flushall()
+        # Each server says what it is: the view of another node (CLUSTER
+        # NODES) may still call a new cluster's replica a primary.
+        for server in self.servers:
+            if server.process is not None:
+                client = _client(server.port)
+                if client.execute_command('ROLE')[0] in (b'master',
+                                                         'master'):
+                    client.flushall()
 
     def stop(self) -> None:
         for server in self.servers:

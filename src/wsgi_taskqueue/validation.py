@@ -8,6 +8,7 @@ trailing newline, which is exactly what must not reach a header.
 from __future__ import annotations
 
 import re
+import time
 import urllib.parse
 
 from .errors import InvalidTask, TaskTooLarge
@@ -139,6 +140,18 @@ def check_environ(environ) -> dict:
     return environ
 
 
+def refused(task, queue: str, max_age: float | None) -> str | None:
+    """Why a genuine task must not run in ``queue``, if it must not: it was
+    signed for another queue (a message copied from one queue to another),
+    or it is older than the queue's ``max_age``."""
+    if task.queue != queue:
+        return f'addressed to queue {task.queue!r}, found in queue {queue!r}'
+    if max_age and time.time() - task.created_at > max_age:
+        return (f'older than the queue\'s max_age of {max_age:g} seconds: '
+                f'not run')
+    return None
+
+
 def shortened(text: str, limit: int = 200) -> str:
     """``text`` cut for a message or a log line: a hostile URL may be
     megabytes."""
@@ -156,3 +169,120 @@ def check_label(label) -> str:
             f'label must be 1 to 100 letters, digits or _.:@/+-, not '
             f'{label!r}'[:200])
     return label
+
+
+#: A task's name: letters, digits and ``_.:@/+-``, as a label, and long
+#: enough for names built from ids (``invoice-42-reminder``); short
+#: enough to be an indexed column on every SQL database.
+NAME = re.compile(r'[A-Za-z0-9_.:@/+\-]{1,200}\Z')
+
+
+def check_name(name) -> str:
+    """``name`` if it is a valid task name, else InvalidTask."""
+    if type(name) is not str or not NAME.match(name):
+        raise InvalidTask(
+            f'name must be 1 to 200 letters, digits or _.:@/+-, not '
+            f'{name!r}'[:200])
+    return name
+
+
+#: Priorities run from LOWEST_PRIORITY to HIGHEST_PRIORITY; a task added
+#: without one has DEFAULT_PRIORITY, in the middle, so that some tasks can
+#: be made to wait for the common ones and some to pass them.
+LOWEST_PRIORITY, DEFAULT_PRIORITY, HIGHEST_PRIORITY = 0, 5, 9
+
+
+def check_priority(priority) -> int | None:
+    """``priority`` if it is a valid priority, None for the default one
+    (stored as no priority at all), else InvalidTask."""
+    if type(priority) is not int or not (
+            LOWEST_PRIORITY <= priority <= HIGHEST_PRIORITY):
+        raise InvalidTask(
+            f'priority must be a whole number from {LOWEST_PRIORITY} to '
+            f'{HIGHEST_PRIORITY}, not {priority!r}'[:200])
+    return None if priority == DEFAULT_PRIORITY else priority
+
+
+#: How a finished task ended, as its completion callback is told.
+OUTCOMES = ('done', 'dead')
+
+
+def check_parent(parent) -> dict:
+    """A completion callback's report on its task, as decoded."""
+    if (not isinstance(parent, dict) or set(parent) != {'id', 'outcome',
+                                                        'status'}
+            or type(parent['id']) is not str
+            or not parent['id'].isalnum()
+            or parent['outcome'] not in OUTCOMES):
+        raise InvalidTask(f'bad parent task {parent!r}'[:200])
+    check_header_value('X-Task-Parent-Status', parent['status'])
+    return parent
+
+
+def check_keep_result(keep_result) -> bool | None:
+    """True to keep the result; None (stored as nothing) for False."""
+    if type(keep_result) is not bool:
+        raise InvalidTask(f'keep_result must be True or False, not '
+                          f'{keep_result!r}'[:200])
+    return keep_result or None
+
+
+#: Characters that percent-encoding leaves as they are, in a URL and in a
+#: query parameter.
+SAFE_IN_URL = "/?&=%:@!$'()*+,;~-._"
+
+
+def check_callback(option: str, url) -> str:
+    """``on_success`` or ``on_failure``: a path inside the app, as it
+    travels (percent-encoded, as ``add``'s url)."""
+    try:
+        check_url(url)
+    except InvalidTask as exc:
+        raise InvalidTask(f'{option}: {exc}') from None
+    return urllib.parse.quote(url, safe=SAFE_IN_URL)
+
+
+#: The most tasks one task may wait for.
+MAX_AFTER = 100
+#: What a task id is made of (task.TASK_ID).
+_TASK_ID = re.compile(r'[0-9a-f]{1,64}')
+
+
+def check_after(after) -> list:
+    """``after``: a task id or a list of them (1 to MAX_AFTER, each once)
+    -> the list of ids, in order."""
+    ids = [after] if isinstance(after, str) else after
+    if (not isinstance(ids, (list, tuple)) or not 1 <= len(ids) <= MAX_AFTER
+            or not all(type(task_id) is str and _TASK_ID.fullmatch(task_id)
+                       for task_id in ids)):
+        raise InvalidTask(
+            f'after must be a task id or a list of 1 to {MAX_AFTER} task '
+            f'ids (as add returns them), not {after!r}'[:200])
+    return list(dict.fromkeys(ids))
+
+
+def check_job(job) -> str:
+    """``job``: a ``jobs.Job`` or its id (hex digits) -> the id."""
+    job_id = getattr(job, 'job_id', job)
+    if type(job_id) is not str or not _TASK_ID.fullmatch(job_id):
+        raise InvalidTask(f'job must be a Job (taskqueue.job()) or its id '
+                          f'(hex digits), not {job!r}'[:200])
+    return job_id
+
+
+#: What a job marker (``jobs.py``) may say.
+JOB_OPS = ('open', 'close')
+
+
+def check_job_marker(marker) -> dict:
+    """A job marker as decoded: its operation, and for 'open' the job's
+    label (or None) and whether the message is its on_complete task."""
+    if (not isinstance(marker, dict) or marker.get('op') not in JOB_OPS
+            or (marker['op'] == 'open' and (
+                set(marker) != {'op', 'label', 'cb'}
+                or type(marker['cb']) is not bool
+                or (marker['label'] is not None
+                    and check_label(marker['label']) is None)))
+            or (marker['op'] == 'close' and set(marker) != {'op'})):
+        raise InvalidTask(f'bad job marker {marker!r}'[:200])
+    return marker

@@ -1,7 +1,10 @@
 """An app, its consumer and the management app (mounted at /manage), served
 by waitress on a Redis queue: what the browser test looks at.
 
-    python server.py REDIS_URL PORT API_KEY
+    python server.py REDIS_URL PORT API_KEY [QUEUE ...]
+
+With QUEUE names (a Cluster's queues spread over its primaries), one queue
+and one consumer (``browser-test-QUEUE``) each, instead of ``default``.
 
 The app's views, run as tasks:
 
@@ -77,19 +80,24 @@ def mounted(app, management, prefix='/manage'):
     return site
 
 
-def main(redis_url: str, port: str, api_key: str) -> None:
-    wsgi_taskqueue.register_queue('default', wsgi_taskqueue.RedisQueue(
-        url=redis_url, secrets=['browser-test-secret']))
+def main(redis_url: str, port: str, api_key: str, *queues: str) -> None:
     app = App()
-    consumer = wsgi_taskqueue.Consumer(app, name='browser-test',
-                                       poll_interval=0.2)
-    consumer.start()
+    consumers = []
+    for name in queues or ['default']:
+        wsgi_taskqueue.register_queue(name, wsgi_taskqueue.RedisQueue(
+            url=redis_url, secrets=['browser-test-secret']))
+        consumers.append(wsgi_taskqueue.Consumer(
+            app, queue=name, poll_interval=0.2,
+            name='browser-test' + (f'-{name}' if queues else '')))
+    for consumer in consumers:
+        consumer.start()
     try:
         waitress.serve(mounted(app, make_app(api_key)),
                        listen=f'127.0.0.1:{port}', threads=4)
     finally:
         app.gate.set()
-        consumer.stop(5)
+        for consumer in consumers:
+            consumer.stop(5)
 
 
 if __name__ == '__main__':

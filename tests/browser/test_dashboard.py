@@ -18,8 +18,11 @@ import time
 import pytest
 import redis
 import requests
+import transaction
 from playwright import sync_api as playwright
 
+import wsgi_taskqueue
+from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.testing import free_port
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -46,14 +49,15 @@ if CHROMIUM is None:
 class Site:
     """``server.py`` in a subprocess; its output goes to a file."""
 
-    def __init__(self, redis_url: str, directory: pathlib.Path):
+    def __init__(self, redis_url: str, directory: pathlib.Path,
+                 queues: list[str] = ()):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.log_path = directory / 'server.log'
         with open(self.log_path, 'wb') as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(HERE / 'server.py'), redis_url,
-                 str(self.port), API_KEY],
+                 str(self.port), API_KEY, *queues],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=dict(os.environ, PYTHONUNBUFFERED='1'))
 
@@ -70,10 +74,11 @@ class Site:
                                          + self.output()) from None
                 time.sleep(0.05)
 
-    def add(self, url: str) -> str:
+    def add(self, url: str, queue: str | None = None) -> str:
         """Enqueue a task as another service would: over the HTTP API."""
-        response = requests.post(self.url + '/manage/tasks', json={'url': url},
-                                 headers={'X-API-Key': API_KEY}, timeout=10)
+        response = requests.post(self.url + '/manage/tasks', json={
+            'url': url, **({'queue': queue} if queue else {})},
+            headers={'X-API-Key': API_KEY}, timeout=10)
         assert response.status_code == 201, response.text
         return response.json()['id']
 
@@ -120,6 +125,16 @@ def page(browser):
     return page
 
 
+def page_errors(page) -> list[str]:
+    """What ``page`` logs as an error from now on (a script error, a
+    refused Content-Security-Policy): a test asserts it stays empty."""
+    errors = []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    page.on('console', lambda message: message.type == 'error'
+            and errors.append(f'{message.text} {message.location}'))
+    return errors
+
+
 def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
     expect = playwright.expect
     expect.set_options(timeout=TIMEOUT_MS)
@@ -127,10 +142,7 @@ def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
 
     # Anything the page logs as an error (a script error, a refused
     # Content-Security-Policy) fails the test.
-    errors = []
-    page.on('pageerror', lambda error: errors.append(str(error)))
-    page.on('console', lambda message: message.type == 'error'
-            and errors.append(f'{message.text} {message.location}'))
+    errors = page_errors(page)
 
     # The key opens a session, and leaves the address bar.
     page.goto(f'{site.url}/manage?key={API_KEY}')
@@ -183,6 +195,62 @@ def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
     assert [run['attempt'] for run in site.runs()
             if run['task'] == task_id] == [1, 1]
     page.screenshot(path=str(ARTIFACTS / 'dashboard.png'), full_page=True)
+
+    # Its id opens its page: done, at its one attempt since the requeue,
+    # styled by the dashboard's stylesheet; the page leads back.
+    page.locator(f'table[data-panel=tasks] tr[data-task="{task_id}"] '
+                 'td.id a').click()
+    expect(page.locator('h1')).to_contain_text(task_id)
+    expect(page.locator('tr[data-field=State] td')).to_have_text('done')
+    expect(page.locator('table[data-panel=attempts] tbody tr')
+           ).to_have_count(1)
+    assert page.locator('th').first.evaluate(
+        'th => getComputedStyle(th).textAlign') == 'left'
+    page.get_by_role('link', name='Back to the dashboard').click()
+    expect(done).to_have_text('6')
+    assert errors == []
+
+
+def test_the_jobs_panel_follows_a_jobs_progress(site, page, redis_url):
+    expect = playwright.expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors = page_errors(page)
+    # This process adds to the site's queue, as the site's app would.
+    wsgi_taskqueue.register_queue('default', wsgi_taskqueue.RedisQueue(
+        url=redis_url, secrets=['browser-test-secret']))
+    with transaction.manager:
+        job = taskqueue.job(on_complete='/job', label='monthly-report')
+        taskqueue.add('/fail-once', job=job)  # dead at once: failed
+        for _ in range(4):
+            taskqueue.add('/job', job=job)  # held at the gate
+    page.goto(f'{site.url}/manage?key={API_KEY}')
+    row = page.locator(f'table[data-panel=jobs] tr[data-job="{job}"]')
+    expect(row).to_contain_text('monthly-report')
+    expect(row.locator('[data-count=failed]')).to_have_text('1')
+    expect(row.locator('[data-count=pending]')).to_have_text('4')
+    expect(row.locator('rect.bar-dead')).to_have_attribute('width', '20')
+    expect(row.locator('svg.progress title')).to_have_text(
+        '0 done, 1 failed, 4 pending of 5')
+    assert row.locator('svg.progress').bounding_box()['width'] == 160
+
+    requests.get(site.url + '/open', timeout=10)
+    expect(row.locator('[data-count=done]')).to_have_text('4')
+    expect(row.locator('rect.bar-done')).to_have_attribute('width', '80')
+    expect(row).to_have_attribute('data-state', 'open')
+    with transaction.manager:
+        job.close()
+    expect(row).to_have_attribute('data-state', 'complete')
+    expect(row.locator('.share')).to_have_text('100%')
+    page.screenshot(path=str(ARTIFACTS / 'dashboard-jobs.png'),
+                    full_page=True)
+    # Its on_complete ran, once.
+    status = taskqueue.job_status(str(job))
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while [run['task'] for run in site.runs()].count(
+            status['on_complete']) != 1:
+        assert time.monotonic() < deadline, site.runs()
+        time.sleep(0.05)
     assert errors == []
 
 
@@ -231,10 +299,7 @@ def test_crafted_records_are_shown_as_text_and_run_no_script(
     craft_records(redis_url)
     page = browser.new_context(bypass_csp=bypass_csp).new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    errors, dialogs = [], []
-    page.on('pageerror', lambda error: errors.append(str(error)))
-    page.on('console', lambda message: message.type == 'error'
-            and errors.append(f'{message.text} {message.location}'))
+    errors, dialogs = page_errors(page), []
     page.on('dialog', lambda dialog: dialogs.append(dialog.message)
             or dialog.dismiss())
 
@@ -260,4 +325,69 @@ def test_crafted_records_are_shown_as_text_and_run_no_script(
     assert page.locator('main img, main script, main b, main svg:not(.chart)'
                         ).count() == 0
     assert dialogs == []
+    assert errors == []
+
+
+@pytest.fixture
+def cluster_site(redis_cluster, cluster_url, tmp_path):
+    """The site on a Redis Cluster: a queue on each primary."""
+    queues = redis_cluster.spread_names(1, prefix='b')
+    site = Site(cluster_url, tmp_path, queues)
+    site.queues = queues
+    try:
+        site.wait_until_serving()
+        yield site
+    finally:
+        site.stop()
+
+
+def test_the_dashboard_shows_the_queues_of_every_cluster_primary(
+        cluster_site, redis_cluster, page):
+    """Each queue lives on another primary: the page counts each one's
+    tasks, consumers and dead letters, and requeues a dead letter held by
+    a primary other than the first."""
+    site = cluster_site
+    ports = {redis_cluster.primary_of(name).port for name in site.queues}
+    assert len(ports) == redis_cluster.primaries
+    expect = playwright.expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors = page_errors(page)
+    page.goto(f'{site.url}/manage?key={API_KEY}')
+
+    def row(name):
+        return page.locator(f'table[data-panel=queues] tr[data-queue={name}]')
+
+    for name in site.queues:
+        expect(row(name).locator('[data-count=pending]')).to_have_text('0')
+        expect(page.locator(f'tr[data-consumer=browser-test-{name}]')
+               ).to_contain_text('alive')
+    # Each consumer holds one task at the gate; two more wait per queue.
+    for number, name in enumerate(site.queues):
+        for _ in range(number + 3):
+            site.add('/job', queue=name)
+    for number, name in enumerate(site.queues):
+        expect(row(name).locator('[data-count=pending]')).to_have_text(
+            str(number + 2))
+        expect(row(name).locator('[data-count=processing]')).to_have_text(
+            '1')
+    requests.get(site.url + '/open', timeout=10)
+    for number, name in enumerate(site.queues):
+        expect(row(name).locator('[data-count=pending]')).to_have_text('0')
+        expect(row(name).locator('[data-count=done]')).to_have_text(
+            str(number + 3))
+
+    last = site.queues[-1]
+    task_id = site.add('/fail-once', queue=last)
+    letter = page.locator(f'table[data-panel=letters] tr[data-task="{task_id}"]')
+    expect(letter).to_have_count(1)
+    expect(row(last).locator('[data-count=dead]')).to_have_text('1')
+    page.screenshot(path=str(ARTIFACTS / 'dashboard-cluster.png'),
+                    full_page=True)
+    letter.get_by_role('button', name='Requeue').click()
+    expect(page.locator('#message')).to_contain_text(f'Requeued task {task_id}')
+    expect(letter).to_have_count(0)
+    expect(row(last).locator('[data-count=dead]')).to_have_text('0')
+    expect(row(last).locator('[data-count=done]')).to_have_text(
+        str(len(site.queues) + 3))
     assert errors == []

@@ -24,6 +24,15 @@ POST /task      the task; 404 unless it runs as a task.  With ``block`` it
                 works that long; then it records its run.  With ``die=1``
                 it records a start and SIGKILLs the process running it.
                 Every run records what the request carried in ``seen``.
+POST /plan      a task of a job (``X-Task-Job-Id``) planning chunk ``chunk``
+                of ``chunks``: it adds ``size`` tasks for /jobtask and the
+                planner of the next chunk to the job, or closes the job
+                after the last chunk; every task it adds is named after
+                the job and its place, so a planner run again adds nothing
+                new.  Records its run.
+POST /jobtask   a task of a job: records its run.
+GET /jobdone    a job's on_complete task: records the counts it carries in
+                ``completions``.
 ==============  ==============================================================
 
 Everything that happens is counted in a SQLite file (WAL mode) that every
@@ -63,6 +72,12 @@ CREATE TABLE IF NOT EXISTS starts (
 CREATE TABLE IF NOT EXISTS runs (
     task_id TEXT NOT NULL, attempt INTEGER NOT NULL, pid INTEGER NOT NULL,
     at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS callbacks (
+    parent TEXT NOT NULL, outcome TEXT NOT NULL, status TEXT NOT NULL,
+    user TEXT, pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS completions (
+    job TEXT NOT NULL, total TEXT, done TEXT, failed TEXT,
+    pid INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (
     task_id TEXT NOT NULL, queue TEXT NOT NULL, user TEXT,
     headers TEXT NOT NULL);
@@ -147,6 +162,18 @@ class Ledger:
                 in self.query('SELECT queue, user, headers FROM seen'
                               ' WHERE task_id = ? ORDER BY rowid', task_id)]
 
+    def callbacks(self) -> list[tuple]:
+        """(parent task id, outcome, status line, user) of each run of a
+        completion callback, oldest first."""
+        return self.query('SELECT parent, outcome, status, user'
+                          ' FROM callbacks ORDER BY rowid')
+
+    def completions(self) -> list[tuple]:
+        """(job id, total, done, failed) of each run of a job's
+        on_complete task, oldest first."""
+        return self.query('SELECT job, total, done, failed FROM completions'
+                          ' ORDER BY rowid')
+
     def starts(self, task_id: str) -> list[tuple]:
         return self.query('SELECT task_id, attempt, pid FROM starts'
                           ' WHERE task_id = ? ORDER BY rowid', task_id)
@@ -219,6 +246,14 @@ class FaultApp:
             return self.enqueue(request)
         if request.method == 'POST' and request.path_info == '/task':
             return self.task(request)
+        if request.method == 'GET' and request.path_info == '/callback':
+            return self.callback(request)
+        if request.method == 'POST' and request.path_info == '/plan':
+            return self.plan(request)
+        if request.method == 'POST' and request.path_info == '/jobtask':
+            return self.job_task(request)
+        if request.method == 'GET' and request.path_info == '/jobdone':
+            return self.job_done(request)
         return webob.exc.HTTPNotFound()
 
     def enqueue(self, request):
@@ -228,6 +263,8 @@ class FaultApp:
                                                     'mark', 'fail')
                   if key in request.GET}
         body = {} if request.GET.get('copy') == '1' else {'payload': None}
+        if request.GET.get('keep_result') == '1':
+            body['keep_result'] = True
         try:
             ids = [taskqueue.add('/task', method='POST', params=params, **body)
                    for _ in range(count)]
@@ -258,6 +295,13 @@ class FaultApp:
         if request.GET.get('die') == '1':
             self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
             os.kill(os.getpid(), signal.SIGKILL)
+        # Killed between the task's end and its acknowledgement, on its
+        # first delivery: the response's close() is the last the
+        # dispatcher does before the consumer settles the task.
+        ends_in_death = request.GET.get('die_after') == '1' and not \
+            self.ledger.starts(task.id)
+        if request.GET.get('die_after') == '1':
+            self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
         block = request.GET.get('block')
         if block:
             self.ledger.write('INSERT INTO starts VALUES (?, ?, ?, ?)', [row])
@@ -277,10 +321,84 @@ class FaultApp:
             json.dumps({key: value for key, value in request.environ.items()
                         if key.startswith('HTTP_')}))])
         if request.GET.get('fail') == '1':
-            return webob.exc.HTTPBadRequest('failed on purpose')
-        self.ledger.write('INSERT INTO runs VALUES (?, ?, ?, ?)',
-                          [(task.id, task.attempt, os.getpid(), time.time())])
+            response = webob.exc.HTTPBadRequest('failed on purpose')
+        else:
+            self.ledger.write('INSERT INTO runs VALUES (?, ?, ?, ?)', [
+                (task.id, task.attempt, os.getpid(), time.time())])
+            response = webob.Response('done', content_type='text/plain')
+        if ends_in_death:
+            response = _DyingOnClose(response)
+        return response
+
+    def callback(self, request):
+        task = current_task(request)
+        if task is None:
+            return webob.exc.HTTPNotFound()
+        self.ledger.write('INSERT INTO callbacks VALUES (?, ?, ?, ?, ?)', [(
+            request.headers['X-Task-Parent-Id'],
+            request.headers['X-Task-Parent-Outcome'],
+            request.headers['X-Task-Parent-Status'], request.remote_user,
+            os.getpid())])
+        return webob.Response('noted', content_type='text/plain')
+
+
+    def plan(self, request):
+        task = current_task(request)
+        if task is None:
+            return webob.exc.HTTPNotFound()
+        job = request.headers['X-Task-Job-Id']
+        chunk, chunks, size = (int(request.GET[key])
+                               for key in ('chunk', 'chunks', 'size'))
+        for number in range(size):
+            taskqueue.add('/jobtask', method='POST', payload=None, job=job,
+                          name=f'{job}-{chunk}-{number}')
+        if chunk + 1 < chunks:
+            taskqueue.add('/plan', method='POST', payload=None, job=job,
+                          name=f'{job}-plan-{chunk + 1}',
+                          params=dict(request.GET, chunk=chunk + 1))
+        else:
+            taskqueue.close_job(job)
+        return self.job_task(request)
+
+    def job_task(self, request):
+        task = current_task(request)
+        if task is None:
+            return webob.exc.HTTPNotFound()
+        self.ledger.write('INSERT INTO runs VALUES (?, ?, ?, ?)', [
+            (task.id, task.attempt, os.getpid(), time.time())])
         return webob.Response('done', content_type='text/plain')
+
+    def job_done(self, request):
+        if current_task(request) is None:
+            return webob.exc.HTTPNotFound()
+        self.ledger.write('INSERT INTO completions VALUES (?, ?, ?, ?, ?)', [(
+            request.headers['X-Task-Job-Id'],
+            request.headers.get('X-Task-Job-Total'),
+            request.headers.get('X-Task-Job-Done'),
+            request.headers.get('X-Task-Job-Failed'), os.getpid())])
+        return webob.Response('noted', content_type='text/plain')
+
+
+class _DyingOnClose:
+    """A WSGI app answering as ``response`` does, whose body's close()
+    kills the process."""
+
+    def __init__(self, response):
+        self.response = response
+
+    def __call__(self, environ, start_response):
+        return _KillOnClose(self.response(environ, start_response))
+
+
+class _KillOnClose:
+    def __init__(self, body):
+        self.body = body
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def app_factory(global_conf, db: str, flags: str):

@@ -1,8 +1,10 @@
 """The Flask example (examples/flask): Flask-SQLAlchemy and Flask-Login,
 where ``db.session.commit()`` commits a note and the task that processes
 it, or neither.  Served by waitress in a subprocess, configured as its
-users configure it: ``FLASK_*`` environment variables."""
+users configure it: ``FLASK_*`` environment variables; its queue in
+process, on Redis, or in the app's own SQLite file."""
 import json
+import signal
 import sqlite3
 import sys
 
@@ -20,17 +22,24 @@ ALICE = {'name': 'alice', 'password': 'wonderland'}
 class FlaskNotes:
     """The example app of one test, its database and its processes."""
 
-    def __init__(self, deployment, redis_url: str | None):
+    def __init__(self, deployment, redis_url: str | None,
+                 sqlite: bool = False):
+        """The queue: on Redis at ``redis_url``; with ``sqlite``, in the
+        app's own file (the note and its task in one commit); else in
+        process."""
         self.deployment = deployment
         self.directory = deployment.directory
-        if redis_url is None:
+        self.database_url = f'sqlite:///{self.directory}/notes.sqlite'
+        if sqlite:
+            queues = {'default': {'type': 'sqlite', 'url': self.database_url,
+                                  'secret': 'test-secret'}}
+        elif redis_url is None:
             queues = {'default': {'type': 'local'}}
         else:
             queues = {'default': {'type': 'redis', 'url': redis_url,
                                   'secret': 'test-secret'}}
         self.env = {
-            'FLASK_SQLALCHEMY_DATABASE_URI':
-                f'sqlite:///{self.directory}/notes.sqlite',
+            'FLASK_SQLALCHEMY_DATABASE_URI': self.database_url,
             'FLASK_TASKQUEUE_QUEUES': json.dumps(queues),
         }
 
@@ -82,11 +91,11 @@ def _answers(url: str) -> bool:
     return True
 
 
-@pytest.fixture(params=['local', 'redis'])
+@pytest.fixture(params=['local', 'redis', 'sqlite'])
 def app(request, deployment):
     redis_url = (request.getfixturevalue('redis_url')
                  if request.param == 'redis' else None)
-    return FlaskNotes(deployment, redis_url)
+    return FlaskNotes(deployment, redis_url, sqlite=request.param == 'sqlite')
 
 
 def post(session, url: str, path: str, expected_status: int = 200,
@@ -183,3 +192,39 @@ def test_a_web_only_process_and_the_flask_taskqueue_worker(
     runs = app.runs()
     assert sorted(runs) == sorted(written['tasks'])
     assert {note['words'] for note in notes(url)} == {3}
+
+
+def test_tasks_queued_in_sqlite_outlive_the_web_process(deployment):
+    """The embedded durable queue: a web-only process commits notes and
+    their tasks to its SQLite file and is killed (SIGKILL) before anyone
+    ran them; the tasks wait in the file, and a ``flask taskqueue
+    worker`` beside the restarted web process runs them, and the new
+    ones, once each."""
+    app = FlaskNotes(deployment, None, sqlite=True)
+    url = app.serve(consumers={})
+    before = post(requests, url, '/notes', text='one two three', count=5)
+    web = deployment.processes[-1]
+    web.popen.send_signal(signal.SIGKILL)
+    assert web.popen.wait(10) == -signal.SIGKILL
+    deployment.processes.remove(web)
+    queue = wsgi_taskqueue.SqlQueue(url=app.database_url)
+    wsgi_taskqueue.register_queue('default', queue)
+    assert queue.counts()['pending'] == 5
+    assert app.runs() == {}
+
+    url = app.serve(consumers={})
+    app.flask('taskqueue', 'worker')
+    after = post(requests, url, '/notes', text='four five six', count=5)
+    task_ids = before['tasks'] + after['tasks']
+    runs = app.wait_for_runs(task_ids)
+    deployment.wait_until(lambda: queue.counts()['pending'] == 0 and
+                          not queue.counts()['processing'], 'an empty queue')
+
+    assert sorted(runs) == sorted(task_ids)
+    assert all(len(rows) == 1 for rows in runs.values())
+    assert all(row['note_found'] and row['attempt'] == 1
+               for [row] in runs.values())
+    assert {note['id']: note['words'] for note in notes(url)} == dict.fromkeys(
+        before['notes'] + after['notes'], 3)
+    for process in deployment.processes:
+        assert 'database is locked' not in process.log_path.read_text()

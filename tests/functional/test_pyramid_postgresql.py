@@ -13,16 +13,49 @@ from conftest import empty_sql_queue
 ALICE = ('alice', 'wonderland')
 
 
+#: Triggers that record the transaction of every note and task row
+#: inserted, and the state the task row was inserted in.
+INSERTS_LOG = """
+CREATE TABLE inserts (kind text, id text, state text, txid bigint);
+CREATE FUNCTION log_note() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO inserts VALUES ('note', NEW.id::text, NULL,
+                                      txid_current()); RETURN NEW; END $$;
+CREATE FUNCTION log_task() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO inserts VALUES ('task', NEW.task_id, NEW.state,
+                                      txid_current()); RETURN NEW; END $$;
+CREATE TRIGGER log_note AFTER INSERT ON notes
+    FOR EACH ROW EXECUTE FUNCTION log_note();
+CREATE TRIGGER log_task AFTER INSERT ON taskqueue_tasks
+    FOR EACH ROW EXECUTE FUNCTION log_task();
+"""
+
+
+def drop_inserts_log(connection) -> None:
+    connection.execute(sa.text(
+        'DROP TRIGGER IF EXISTS log_task ON taskqueue_tasks;'
+        'DROP TABLE IF EXISTS notes, task_runs, inserts;'
+        'DROP FUNCTION IF EXISTS log_note, log_task'))
+
+
 @pytest.fixture
 def database(postgresql_url):
     """The suite's PostgreSQL without notes, task runs or queue rows."""
     empty_sql_queue(postgresql_url).close()
     engine = sa.create_engine(postgresql_url)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            'DROP TABLE IF EXISTS notes, task_runs'))
+        drop_inserts_log(connection)
     yield engine
+    with engine.begin() as connection:
+        drop_inserts_log(connection)
     engine.dispose()
+
+
+def inserts(engine) -> dict:
+    """(kind, id) -> (state, transaction id) of each row inserted."""
+    with engine.connect() as connection:
+        return {(row.kind, row.id): (row.state, row.txid)
+                for row in connection.execute(sa.text(
+                    'SELECT * FROM inserts'))}
 
 
 def post(url, path, expected_status=200, **kwargs):
@@ -52,6 +85,8 @@ def test_notes_and_their_tasks_in_one_postgresql_database(
     with open(ini, 'w') as file:
         settings.write(file)
     url = deployment.serve(ini)
+    with database.begin() as connection:  # the app created its tables
+        connection.execute(sa.text(INSERTS_LOG))
     written = [post(url, '/notes', auth=ALICE, data={'text': 'one two',
                                                      'count': 20})
                for _ in range(3)]
@@ -67,3 +102,16 @@ def test_notes_and_their_tasks_in_one_postgresql_database(
                and row.remote_user == 'alice'
                for [row] in runs.values())
     assert not set(aborted['tasks']) & set(runs)
+    # How each note's task was written: in the note's own transaction,
+    # pending at once (the outbox), or staged in a transaction of the
+    # queue's own.
+    logged = inserts(database)
+    for batch in written:
+        [note_transaction] = {logged['note', str(id)][1]
+                              for id in batch['notes']}
+        tasks = {logged['task', id] for id in batch['tasks']}
+        if outbox == 'true':
+            assert tasks == {('ready', note_transaction)}
+        else:
+            [(state, transaction)] = tasks
+            assert state == 'staged' and transaction != note_transaction

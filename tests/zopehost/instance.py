@@ -14,12 +14,18 @@ import requests
 
 from wsgi_taskqueue.testing import free_port, stop_process
 
+from xdist_sharing import locked
+
 BIN = pathlib.Path(sys.executable).parent
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Zope 5.x lives in an environment of its own (it needs ZODB < 6.3); the
 #: suite builds it once, beside the test environment.
 ZOPE5_ENV = ROOT / '.venv-zope5'
 ZOPE5_REQUIREMENTS = ['Zope[wsgi] >= 5.14, < 6', 'ZODB < 6.3']
+#: Held by a process while it installs from the source tree (which writes
+#: its egg-info) or into an environment or eggs directory of the suite's:
+#: workers of a parallel run, or parallel runs, one at a time.
+BUILD_LOCK = ROOT / '.build.lock'
 #: The test site's views, importable as if installed.
 TESTAPP = pathlib.Path(__file__).resolve().parent / 'zopeapp'
 START_TIMEOUT = 60.0
@@ -30,19 +36,20 @@ ADMIN = ('admin', 'admin-password')
 def zope5_bin() -> pathlib.Path:
     """The bin folder of the Zope 5 environment, built if missing, and
     installed again when the package's dependencies (setup.cfg) changed
-    since."""
+    since; one process at a time (parallel workers, parallel runs)."""
     runwsgi = ZOPE5_ENV / 'bin' / 'runwsgi'
     stamp = ZOPE5_ENV / 'setup.cfg.sha256'
     wanted = hashlib.sha256((ROOT / 'setup.cfg').read_bytes()).hexdigest()
-    if not (ZOPE5_ENV / 'bin' / 'pip').exists():
-        subprocess.run([sys.executable, '-m', 'venv', str(ZOPE5_ENV)],
-                       check=True)
-    if not runwsgi.exists() or not stamp.exists() \
-            or stamp.read_text() != wanted:
-        subprocess.run([str(ZOPE5_ENV / 'bin' / 'pip'), 'install', '--quiet',
-                        '-e', f'{ROOT}[redis,zope]', 'ZEO',
-                        *ZOPE5_REQUIREMENTS], check=True)
-        stamp.write_text(wanted)
+    with locked(BUILD_LOCK):
+        if not (ZOPE5_ENV / 'bin' / 'pip').exists():
+            subprocess.run([sys.executable, '-m', 'venv', str(ZOPE5_ENV)],
+                           check=True)
+        if not runwsgi.exists() or not stamp.exists() \
+                or stamp.read_text() != wanted:
+            subprocess.run([str(ZOPE5_ENV / 'bin' / 'pip'), 'install',
+                            '--quiet', '-e', f'{ROOT}[redis,zope]', 'ZEO',
+                            *ZOPE5_REQUIREMENTS], check=True)
+            stamp.write_text(wanted)
     return runwsgi.parent
 
 

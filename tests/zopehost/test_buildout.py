@@ -15,7 +15,8 @@ import requests
 
 from wsgi_taskqueue.testing import RedisServer, free_port
 
-from .instance import ROOT, TESTAPP
+from .instance import BUILD_LOCK, ROOT, TESTAPP
+from xdist_sharing import locked
 
 #: zc.buildout and its recipes, in an environment of their own (as a site
 #: installs them: ``pip install zc.buildout``).
@@ -26,12 +27,14 @@ pytestmark = pytest.mark.slow
 
 
 def buildout_env() -> pathlib.Path:
+    """bin/buildout of the environment, built by one process at a time."""
     script = BUILDOUT_ENV / 'bin' / 'buildout'
-    if not script.exists():
-        subprocess.run([sys.executable, '-m', 'venv', str(BUILDOUT_ENV)],
-                       check=True)
-        subprocess.run([str(BUILDOUT_ENV / 'bin' / 'pip'), 'install',
-                        '--quiet', 'zc.buildout'], check=True)
+    with locked(BUILD_LOCK):
+        if not script.exists():
+            subprocess.run([sys.executable, '-m', 'venv', str(BUILDOUT_ENV)],
+                           check=True)
+            subprocess.run([str(BUILDOUT_ENV / 'bin' / 'pip'), 'install',
+                            '--quiet', 'zc.buildout'], check=True)
     return script
 
 
@@ -94,21 +97,24 @@ def test_the_buildout_builds_a_web_and_a_worker_instance_that_run_tasks(
     directory.mkdir()
     shutil.copy(ROOT / 'buildout' / 'buildout.cfg', directory)
     zeo, web, worker = free_port(), free_port(), free_port()
+    buildout = buildout_env()
     with RedisServer(unix_socket=True) as redis:
-        subprocess.run([
-            str(buildout_env()), '-c', 'buildout.cfg',
-            f'buildout:develop={ROOT}',
-            # Eggs are kept between runs (a fresh machine downloads them).
-            f'buildout:eggs-directory={BUILDOUT_ENV / "eggs"}',
-            f'redis:socket={redis.socket_path}',
-            f'zeoserver:zeo-address=127.0.0.1:{zeo}',
-            f'instance:http-address=127.0.0.1:{web}',
-            f'worker:http-address=127.0.0.1:{worker}',
-            # The test site's views, as a site adds its own package.
-            f'instance:extra-paths={TESTAPP}',
-            'instance:zcml=wsgi_taskqueue taskqueue_zope_testapp',
-            *ZOPE_VERSIONS[zope],
-        ], cwd=directory, check=True, stdout=subprocess.DEVNULL)
+        with locked(BUILD_LOCK):  # the eggs directory, the develop egg
+            subprocess.run([
+                str(buildout), '-c', 'buildout.cfg',
+                f'buildout:develop={ROOT}',
+                # Eggs are kept between runs (a fresh machine downloads
+                # them).
+                f'buildout:eggs-directory={BUILDOUT_ENV / "eggs"}',
+                f'redis:socket={redis.socket_path}',
+                f'zeoserver:zeo-address=127.0.0.1:{zeo}',
+                f'instance:http-address=127.0.0.1:{web}',
+                f'worker:http-address=127.0.0.1:{worker}',
+                # The test site's views, as a site adds its own package.
+                f'instance:extra-paths={TESTAPP}',
+                'instance:zcml=wsgi_taskqueue taskqueue_zope_testapp',
+                *ZOPE_VERSIONS[zope],
+            ], cwd=directory, check=True, stdout=subprocess.DEVNULL)
         # The instance script puts its eggs on sys.path: which Zope it is.
         script = (directory / 'bin' / 'instance').read_text()
         assert f'Zope-{zope[-1]}.' in script

@@ -6,7 +6,7 @@ import pytest
 import ZConfig
 
 import wsgi_taskqueue
-from wsgi_taskqueue import config
+from wsgi_taskqueue import config, settings
 from wsgi_taskqueue.errors import ConfigurationError
 from wsgi_taskqueue.zope import zconfig
 
@@ -46,10 +46,10 @@ def plain_attributes(queue):
 def test_component_xml_is_generated_from_the_settings_tables():
     with open(zconfig.COMPONENT_PATH) as component:
         assert component.read() == zconfig.component_xml()
-    queue_keys = {*config.QUEUE_SETTINGS,
-                  *(k for t in config.BACKEND_SETTINGS.values() for k in t)}
+    queue_keys = {*settings.QUEUE_SETTINGS,
+                  *(k for t in settings.BACKEND_SETTINGS.values() for k in t)}
     assert set(zconfig.queue_keys.names()) == queue_keys
-    assert set(zconfig.consumer_keys.names()) == set(config.CONSUMER_SETTINGS)
+    assert set(zconfig.consumer_keys.names()) == set(settings.CONSUMER_SETTINGS)
 
 
 def test_collective_taskqueues_sections_carry_over_named(zope_conf,
@@ -87,11 +87,13 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
                     'http_host': 'www.example.com:8080', 'max_age': '60',
                     'status_ttl': '60', 'status_max': '10',
                     'dead_ttl': '3600', 'dead_max': '100',
-                    'dead_credentials': 'true',
+                    'dead_credentials': 'true', 'name_ttl': '60',
+                    'keep_result': 'true',
+                    'result_ttl': '120', 'result_max_size': '1000',
                     'host': 'redis.example', 'port': '6380', 'db': '2',
                     'username': 'u', 'password': 'p',
                     'socket_timeout': '1.5', 'key_prefix': 'pfx',
-                    'min_replicas': '1'}
+                    'min_replicas': '1', 'max_connections': '7'}
     consumer_values = {'name': 'w', 'queue': 'q', 'concurrent_limit': '3',
                        'retry_max_count': '4', 'retry_delay': '0.5',
                        'retry_delay_max': '9', 'poll_interval': '2',
@@ -100,9 +102,9 @@ def test_every_key_means_what_it_means_in_an_ini(zope_conf, tmp_path):
                        'stop_timeout': '5'}
     # The keys of other topologies and queue types: the tests below.
     assert set(queue_values) | {'queue', 'url', 'unix_socket_path'} | set(
-        TOPOLOGY_VALUES) | set(config.SQL_SETTINGS) | set(
-        config.SYNC_SETTINGS) == set(zconfig.queue_keys.names())
-    assert set(consumer_values) == set(config.CONSUMER_SETTINGS)
+        TOPOLOGY_VALUES) | set(settings.SQL_SETTINGS) | set(
+        settings.SYNC_SETTINGS) == set(zconfig.queue_keys.names())
+    assert set(consumer_values) == set(settings.CONSUMER_SETTINGS)
 
     def lines(values):
         return '\n'.join(f'  {k} {v}' for k, v in values.items())

@@ -12,20 +12,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 
-from .. import admin
+from .. import admin, admin_jobs
 from ..admin import letter_id  # the dashboard's handles, too
 from ..deadletter import DeadLetter
+from ..drain import drain_queue
 from ..errors import InvalidTask
+from ..options import OPTIONS
 from ..status import STATES
 from ..validation import METHODS, check_label
 
 __all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
-           'add_task', 'list_dead_letters', 'requeue_letter',
-           'purge_letters', 'letter_json', 'letter_id']
+           'list_jobs', 'get_job', 'add_task', 'list_dead_letters',
+           'requeue_letter', 'purge_letters', 'drain', 'letter_json',
+           'letter_id']
 
-#: How many records one page of GET /tasks or /dead-letters may hold.
+#: How many records one page of GET /tasks, /dead-letters or a queue's
+#: jobs may hold.
 MAX_COUNT = 500
 #: Deeper than any status log or dead-letter list is long.
 MAX_START = 1_000_000
@@ -36,9 +41,16 @@ DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 #: Arrays and objects nested deeper than this are refused: the deepest
 #: body the API takes (params holding lists) is 3 levels deep.
 MAX_BODY_DEPTH = 10
-#: Fields of a POST /tasks body.
+#: The longest a drain runs unless the app says otherwise: a request
+#: that a proxy or cron job in front still waits for.
+DEFAULT_DRAIN_MAX_RUNTIME = 60.0
+#: The query parameters of a drain.
+DRAIN_PARAMETERS = ('max_tasks', 'runtime')
+#: More tasks than one drain could run.
+MAX_DRAIN_TASKS = 1_000_000
+#: Fields of a POST /tasks body: the request's, then the task options.
 TASK_FIELDS = frozenset(['url', 'method', 'params', 'headers', 'payload',
-                         'payload_base64', 'queue'])
+                         'payload_base64', 'queue', *OPTIONS])
 
 
 class APIError(Exception):
@@ -100,6 +112,27 @@ def get_task(app, request, task_id: str) -> dict:
     return found
 
 
+def list_jobs(app, request, queue: str) -> dict:
+    start = _int_param(request, 'start', 0, 0, MAX_START)
+    count = _int_param(request, 'count', 50, 1, MAX_COUNT)
+    return {'jobs': admin_jobs.list_jobs([app.backend(queue).name], start,
+                                         count)}
+
+
+def get_job(app, request, queue: str, job_id: str) -> dict:
+    name = app.backend(queue).name
+    try:
+        found = admin_jobs.find_job(job_id, [name])
+    except InvalidTask:
+        raise APIError(400, f'not a job id (1 to 64 hex digits): '
+                            f'{job_id[:80]!r}') from None
+    if found is None:
+        raise APIError(404, f'unknown job {job_id!r} of queue {name!r} '
+                            f'(never created there, or its record '
+                            f'expired)')
+    return found
+
+
 def list_dead_letters(app, request) -> dict:
     start = _int_param(request, 'start', 0, 0, MAX_START)
     count = _int_param(request, 'count', 50, 1, MAX_COUNT)
@@ -141,12 +174,15 @@ def add_task(app, request) -> tuple[dict, str]:
     backend = app.backend(name if name is not None else app.default_queue(),
                           status=400)
     try:
+        options = {name: option.from_json(fields[name])
+                   for name, option in OPTIONS.items()
+                   if fields.get(name) is not None}
         # Nothing of this request travels with the task: see
         # admin.add_task.
         task_id = admin.add_task(
             fields['url'], method=method if method is not None else 'GET',
             params=_params(fields.get('params')), headers=fields.get('headers'),
-            payload=_payload(fields), queue=backend.name)
+            payload=_payload(fields), queue=backend.name, **options)
     except InvalidTask as exc:
         raise APIError(400, f'invalid task: {exc}') from None
     return {'id': task_id, 'queue': backend.name}, task_id
@@ -165,6 +201,28 @@ def requeue_letter(app, request, queue: str, letter: str) -> dict:
 
 def purge_letters(app, request, queue: str) -> dict:
     return {'purged': admin.purge_dead(app.backend(queue).name)}
+
+
+def drain(app, request, queue: str) -> dict:
+    """Run the queue's tasks in this request (``drain.py``) for
+    ``runtime`` seconds, capped by the app's ``drain_max_runtime`` (also
+    the default), and ``max_tasks`` tasks at most, or until it is empty."""
+    if request.content_length or 'chunked' in request.headers.get(
+            'Transfer-Encoding', '').lower():
+        # ``curl -d runtime=5``: parameters a drain would not see.
+        raise APIError(400, 'a drain takes no body: give runtime and '
+                            'max_tasks in the query string')
+    unknown = sorted(set(request.GET) - set(DRAIN_PARAMETERS))
+    if unknown:
+        raise APIError(400, f'unknown parameter(s) {", ".join(unknown)}; '
+                            f'known: {", ".join(DRAIN_PARAMETERS)}')
+    backend = app.backend(queue)
+    limit = app.drain_max_runtime
+    runtime = min(_seconds_param(request, 'runtime', limit), limit)
+    max_tasks = _int_param(request, 'max_tasks', 0, 1, MAX_DRAIN_TASKS)
+    task_app = app.task_app(request)
+    report = drain_queue(task_app, backend.name, runtime, max_tasks or None)
+    return {**report.as_json(), 'runtime_limit': runtime}
 
 
 # -- helpers ---------------------------------------------------------------
@@ -190,6 +248,20 @@ def _int_param(request, name: str, default: int, low: int,
     if not low <= value <= high:
         raise APIError(400, f'{name} must be between {low} and {high}, '
                             f'not {value}')
+    return value
+
+
+def _seconds_param(request, name: str, default: float) -> float:
+    text = request.GET.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise APIError(400, f'{name} must be a positive number of seconds, '
+                            f'not {text!r}')
     return value
 
 

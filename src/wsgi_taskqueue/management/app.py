@@ -15,8 +15,9 @@ import webob
 
 from .. import metrics
 from ..errors import BackendUnavailable, UnknownQueue
+from ..middleware import APP_ENVIRON_KEY
 from ..registry import get_queue, queue_names
-from . import api, dashboard
+from . import api, dashboard, taskpage
 from .auth import SESSION_COOKIE, Guard
 
 __all__ = ['ManagementApp', 'SECURITY_HEADERS', 'CONTENT_SECURITY_POLICY']
@@ -54,16 +55,29 @@ class ManagementApp:
     """The HTTP API and dashboard over ``queues`` (None: every queue
     registered in this process, looked up at each request), for holders
     of ``api_key``; request bodies larger than ``max_body_size`` bytes are
-    refused (413)."""
+    refused (413).  Drains run tasks in ``app`` (None: the app of the
+    taskqueue filter or Pyramid tween the request came through) for
+    ``drain_max_runtime`` seconds at most."""
 
     def __init__(self, api_key: str, queues: list[str] | None = None,
-                 max_body_size: int = api.DEFAULT_MAX_BODY_SIZE):
+                 max_body_size: int = api.DEFAULT_MAX_BODY_SIZE, *,
+                 app=None,
+                 drain_max_runtime: float = api.DEFAULT_DRAIN_MAX_RUNTIME):
         self.guard = Guard(api_key)
         if isinstance(max_body_size, bool) \
                 or not isinstance(max_body_size, int) or max_body_size < 1:
             raise ValueError(f'max_body_size must be a positive number of '
                              f'bytes, not {max_body_size!r}')
         self.max_body_size = max_body_size
+        if isinstance(drain_max_runtime, bool) \
+                or not isinstance(drain_max_runtime, (int, float)) \
+                or not 0 < drain_max_runtime < float('inf'):
+            raise ValueError(f'drain_max_runtime must be a positive number '
+                             f'of seconds, not {drain_max_runtime!r}')
+        self.drain_max_runtime = float(drain_max_runtime)
+        if app is not None and not callable(app):
+            raise ValueError(f'app must be a WSGI app, not {app!r}')
+        self.app = app
         if queues is not None:
             queues = sorted(set(queues))
             for name in queues:
@@ -72,6 +86,8 @@ class ManagementApp:
         self.routes = [
             _route('GET HEAD', '/', dashboard.page),
             _route('GET HEAD', '/panels', dashboard.panels),
+            _route('GET HEAD', '/task/(?P<task_id>[^/]+)',
+                   taskpage.task_page),
             _route('GET HEAD', r'/static/(?P<name>dashboard\.(?:js|css|svg))',
                    dashboard.static),
             _route('GET HEAD', '/openapi.yaml', _openapi),
@@ -81,11 +97,17 @@ class ManagementApp:
             _route('POST', '/tasks', _added),
             _route('GET HEAD', '/tasks/(?P<task_id>[^/]+)',
                    _json(api.get_task)),
+            _route('GET HEAD', '/queues/(?P<queue>.+)/jobs',
+                   _json(api.list_jobs)),
+            _route('GET HEAD', '/queues/(?P<queue>.+)/jobs/(?P<job_id>[^/]+)',
+                   _json(api.get_job)),
             _route('GET HEAD', '/dead-letters', _json(api.list_dead_letters)),
             _route('POST', '/dead-letters/(?P<queue>.+)/(?P<letter>[0-9a-f]{32})'
                            '/requeue', _json(api.requeue_letter, 'requeued')),
             _route('POST', '/dead-letters/(?P<queue>.+)/purge',
                    _json(api.purge_letters, 'purged')),
+            _route('POST', '/queues/(?P<queue>.+)/drain',
+                   _json(api.drain, 'drained')),
         ]
 
     # -- what the handlers ask of the app ---------------------------------
@@ -104,6 +126,19 @@ class ManagementApp:
         if name not in names:
             raise api.APIError(status, str(UnknownQueue(name, names)))
         return get_queue(name)
+
+    def task_app(self, request):
+        """The app a drain runs tasks in; else an APIError (409)."""
+        app = self.app or request.environ.get(APP_ENVIRON_KEY)
+        if app is None:
+            raise api.APIError(409, (
+                'this management app does not know the app to run tasks '
+                'in: give it to make_app(..., app=WSGI_APP) or as `app = '
+                'package.module.name` in its ini section, or mount the '
+                'management app behind the taskqueue filter (in Pyramid: '
+                'in an app that includes wsgi_taskqueue; in Flask: in '
+                'app.wsgi_app before TaskQueue(app) wraps it)'))
+        return app
 
     # -- WSGI ---------------------------------------------------------------
 

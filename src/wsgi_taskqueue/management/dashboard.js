@@ -8,6 +8,10 @@
   var message = document.getElementById('message');
   var token = document.querySelector('meta[name="csrf-token"]').content;
   var interval = parseInt(refreshed.dataset.interval, 10) || 1500;
+  // The page's ?label= narrows the task panels; their refresh keeps it.
+  var label = panels.dataset.label;
+  var panelsUrl = label ? 'panels?label=' + encodeURIComponent(label)
+                        : 'panels';
   var timer = null;
 
   function failed(response) {
@@ -33,7 +37,7 @@
 
   function refresh() {
     clearTimeout(timer);
-    fetch('panels', {credentials: 'same-origin', cache: 'no-store'})
+    fetch(panelsUrl, {credentials: 'same-origin', cache: 'no-store'})
       .then(function (response) {
         if (!response.ok) { throw failed(response); }
         return response.text();

@@ -12,20 +12,28 @@ become markup by passing through a template here; the script only swaps
 HTML it is given.  So nothing a task or a stored record carries can become
 markup, and a record that does not parse is shown as such (its
 ``problem``), in a row of its own.
+
+``?label=NAME`` on the page narrows its task panels to the tasks of that
+label (a task's label links there); the other panels stay whole.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.parse
 from importlib import resources
 
 import webob
 from markupsafe import Markup
 
-from .. import __version__
+from .. import __version__, admin
+from ..console import task_options
 from ..deadletter import DeadLetter
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InvalidTask
+from ..validation import check_label
 from . import api
+from .dashboard_jobs import JOBS, jobs_panel
+from .fragments import ago, clock, section, table, text, when
 
 __all__ = ['page', 'panels', 'static', 'render_panels']
 
@@ -48,14 +56,26 @@ def _read(path: str) -> str:
 
 
 def page(app, request, access) -> webob.Response:
+    label = _label_asked(request)
     body = Markup(_read('dashboard.html')).format(
         csrf_token=access.csrf_token or '', refresh_ms=REFRESH_MS,
-        version=__version__, panels=render_panels(app))
+        version=__version__, label=label or '',
+        panels=render_panels(app, label))
     return _html(body)
 
 
 def panels(app, request, access) -> webob.Response:
-    return _html(render_panels(app))
+    return _html(render_panels(app, _label_asked(request)))
+
+
+def _label_asked(request) -> str | None:
+    label = request.GET.get('label') or None
+    if label is not None:
+        try:
+            check_label(label)
+        except InvalidTask as exc:
+            raise api.APIError(400, str(exc)) from None
+    return label
 
 
 def _html(body: Markup) -> webob.Response:
@@ -77,27 +97,30 @@ class _QueueView:
     status: dict | None = None
     records: list = dataclasses.field(default_factory=list)
     letters: list = dataclasses.field(default_factory=list)
+    jobs: list = dataclasses.field(default_factory=list)
     error: str | None = None
 
 
-def _gather(app) -> list[_QueueView]:
+def _gather(app, label: str | None) -> list[_QueueView]:
     views = []
     for name in app.queue_names():
         view = _QueueView(name)
         try:
             backend = app.backend(name)
             view.status = api.queue_status(backend, CHART_MINUTES)
-            view.records = backend.tasks(None, 0, SCAN)
+            view.records = backend.tasks(None, 0, SCAN) if label is None \
+                else admin.tasks([name], None, 0, SCAN, label=label)
             view.letters = [DeadLetter.decode(record) for record
                             in backend.dead_letters(0, LETTERS - 1)]
+            view.jobs = backend.job_list(0, JOBS)
         except (BackendUnavailable, api.APIError) as exc:
             view.error = str(exc)
         views.append(view)
     return views
 
 
-def render_panels(app) -> Markup:
-    views = _gather(app)
+def render_panels(app, label: str | None = None) -> Markup:
+    views = _gather(app, label)
     now = time.time()
     records = sorted((record for view in views for record in view.records),
                      key=lambda record: record.get('updated') or 0,
@@ -105,12 +128,14 @@ def render_panels(app) -> Markup:
     failures = [record for record in records
                 if record.get('state') in ('retrying', 'dead')]
     return Markup('\n').join([
-        _section('Queues', _queues(views)),
-        _section('Consumers', _consumers(views, now)),
-        _section('Recent tasks', _tasks(records[:ROWS], now, 'tasks')),
-        _section('Recent failures', _tasks(failures[:ROWS], now,
-                                           'failures')),
-        _section('Dead letters', _letters(views, now)),
+        section('Queues', _queues(views)),
+        section('Consumers', _consumers(views, now)),
+        section('Jobs', jobs_panel(views, now)),
+        section('Recent tasks', _tasks(records[:ROWS], now, 'tasks'),
+                _filtered(label)),
+        section('Recent failures', _tasks(failures[:ROWS], now,
+                                          'failures'), _filtered(label)),
+        section('Dead letters', _letters(views, now)),
     ])
 
 
@@ -135,7 +160,7 @@ def _queues(views) -> Markup:
             '<tr data-queue="{0}"><th>{0}</th>{1}<td class="number" '
             'data-count="done">{2}</td><td>{3}</td></tr>').format(
                 view.name, cells, done, _chart(minutes)))
-    return _table(['Queue', 'Pending', 'Running', 'Retrying', 'Dead',
+    return table(['Queue', 'Pending', 'Running', 'Retrying', 'Dead',
                    'Staged', f'Done ({CHART_MINUTES} min)',
                    f'Per minute, last {CHART_MINUTES} min'], rows,
                   'No queue is configured.', 'queues')
@@ -161,7 +186,7 @@ def _chart(minutes: list[dict]) -> Markup:
             '<g><title>{}: {} done, {} retried, {} dead</title>{}'
             '<rect class="bar-slot" x="{}" y="{}" width="{}" height="1"/>'
             '</g>').format(
-                _clock(minute['minute'], '%H:%M'), minute['done'],
+                clock(minute['minute'], '%H:%M'), minute['done'],
                 minute['retried'], minute['dead'], Markup('').join(bars), x,
                 height - 1, bar))
     total = width * len(minutes)
@@ -193,11 +218,11 @@ def _consumers(views, now: float) -> Markup:
                     pid=consumer.get('pid', '?'),
                     health='ok' if alive and not consumer.get('problem')
                     else 'error',
-                    state=state, heartbeat=_ago(consumer.get('heartbeat_age')),
+                    state=state, heartbeat=ago(consumer.get('heartbeat_age')),
                     in_flight=consumer.get('in_flight', 0),
-                    threads=_text(consumer.get('concurrency')),
-                    processed=_text(consumer.get('processed'))))
-    return _table(['Queue', 'Consumer', 'Host:pid', 'State', 'Heartbeat',
+                    threads=text(consumer.get('concurrency')),
+                    processed=text(consumer.get('processed'))))
+    return table(['Queue', 'Consumer', 'Host:pid', 'State', 'Heartbeat',
                    'In flight', 'Threads', 'Processed'], rows,
                   'No consumer holds a lease.', 'consumers')
 
@@ -211,9 +236,9 @@ def _tasks(records, now: float, kind: str) -> Markup:
                 '<td>{updated}</td><td>{queue}</td><td class="id">{id}</td>'
                 '<td colspan="5" class="error">malformed status record: '
                 '{problem}</td></tr>').format(
-                    id=_text(record.get('id')),
-                    state=_text(record.get('state')),
-                    updated=_when(record.get('updated'), now),
+                    id=text(record.get('id')),
+                    state=text(record.get('state')),
+                    updated=when(record.get('updated'), now),
                     queue=record.get('queue'), problem=record['problem']))
             continue
         attempts = record.get('attempts') or []
@@ -221,20 +246,48 @@ def _tasks(records, now: float, kind: str) -> Markup:
         duration = last.get('duration_ms')
         rows.append(Markup(
             '<tr data-task="{id}" data-state="{state}"><td>{updated}</td>'
-            '<td>{queue}</td><td class="id">{id}</td>'
-            '<td>{method} {path}</td><td class="state-{state}">{state}</td>'
+            # The id opens the task's page (taskpage.py): attempts, and
+            # the result when the task kept one.
+            '<td>{queue}</td><td class="id"><a href="task/{id}?queue='
+            '{quoted_queue}">{id}</a></td>'
+            '<td>{method} {path}{options}</td>'
+            '<td class="state-{state}">{state}</td>'
             '<td class="number">{attempt}</td><td>{status}</td>'
             '<td class="number">{took}</td></tr>').format(
                 id=record['id'], state=record['state'],
-                updated=_when(record.get('updated'), now),
-                queue=record['queue'], method=_text(record.get('method')),
-                path=_text(record.get('path')), attempt=record['attempt'],
-                status=_text(record.get('status')),
+                updated=when(record.get('updated'), now),
+                queue=record['queue'],
+                quoted_queue=urllib.parse.quote(record['queue'], safe=''),
+                method=text(record.get('method')),
+                path=text(record.get('path')), options=_options(record),
+                attempt=record['attempt'],
+                status=text(record.get('status')),
                 took='' if duration is None else f'{duration:.1f} ms'))
     empty = 'No task failed lately.' if kind == 'failures' \
         else 'No task in the status log.'
-    return _table(['Updated', 'Queue', 'Task', 'Request', 'State', 'Attempt',
+    return table(['Updated', 'Queue', 'Task', 'Request', 'State', 'Attempt',
                    'Status', 'Took'], rows, empty, kind)
+
+
+def _options(record: dict) -> Markup:
+    """The options a task was added with, after its request; its label
+    links to the page narrowed to that label, its job to the job's
+    status."""
+    links = {'label': '?label={2}', 'job': 'queues/{3}/jobs/{2}'}
+    return Markup('').join(
+        Markup(' <a class="option" href="' + links[name] + '">{0} {1}</a>'
+               ).format(name, value, urllib.parse.quote(value, safe=''),
+                        urllib.parse.quote(record['queue'], safe=''))
+        if name in links else
+        Markup(' <span class="option">{0} {1}</span>').format(name, value)
+        for name, value in task_options(record))
+
+
+def _filtered(label: str | None) -> Markup | str:
+    if label is None:
+        return ''
+    return Markup('<p class="filter">Labelled <strong>{}</strong> &middot; '
+                  '<a href="./">all tasks</a></p>').format(label)
 
 
 def _letters(views, now: float) -> Markup:
@@ -251,12 +304,12 @@ def _letters(views, now: float) -> Markup:
             '</button>').format(view.name, dead))
         for letter in view.letters:
             rows.append(_letter(letter, view.name, now))
-    table = _table(['Died', 'Queue', 'Task', 'Request', 'Status', 'Attempts',
+    listing = table(['Died', 'Queue', 'Task', 'Request', 'Status', 'Attempts',
                     'Error', ''], rows, 'No dead letters.', 'letters')
     if not purges:
-        return table
+        return listing
     return Markup('{}<p class="actions">{}</p>').format(
-        table, Markup('').join(purges))
+        listing, Markup('').join(purges))
 
 
 def _letter(letter: DeadLetter, queue: str, now: float) -> Markup:
@@ -271,8 +324,8 @@ def _letter(letter: DeadLetter, queue: str, now: float) -> Markup:
             '<td>{died}</td><td>{queue}</td><td class="id">{id}</td>'
             '<td colspan="4" class="error">malformed dead letter: {problem}'
             '</td><td>{requeue}</td></tr>').format(
-                handle=handle, id=_text(letter.task_id),
-                died=_when(letter.dead_at, now), queue=queue,
+                handle=handle, id=text(letter.task_id),
+                died=when(letter.dead_at, now), queue=queue,
                 problem=letter.problem, requeue=requeue)
     first, _, _ = (letter.error or '').strip().partition('\n')
     return Markup(
@@ -282,58 +335,9 @@ def _letter(letter: DeadLetter, queue: str, now: float) -> Markup:
         '<td class="number">{attempt}</td>'
         '<td><details data-key="{handle}"><summary>{summary}</summary>'
         '<pre>{error}</pre></details></td><td>{requeue}</td></tr>').format(
-            handle=handle, id=_text(letter.task_id),
+            handle=handle, id=text(letter.task_id),
             shown_id=letter.task_id or '(not a task)',
-            died=_when(letter.dead_at, now), queue=queue,
-            method=_text(letter.method), url=_text(letter.url),
-            status=_text(letter.status), attempt=letter.attempt,
+            died=when(letter.dead_at, now), queue=queue,
+            method=text(letter.method), url=text(letter.url),
+            status=text(letter.status), attempt=letter.attempt,
             summary=first[:120], error=letter.error, requeue=requeue)
-
-
-# -- helpers ---------------------------------------------------------------
-
-def _text(value) -> str:
-    """None as nothing."""
-    return '' if value is None else str(value)
-
-
-def _section(title: str, body: Markup) -> Markup:
-    return Markup('<section><h2>{}</h2>{}</section>').format(title, body)
-
-
-def _table(headings, rows, empty: str, name: str) -> Markup:
-    head = Markup('').join(Markup('<th>{}</th>').format(heading)
-                           for heading in headings)
-    body = Markup('').join(rows) or Markup(
-        '<tr class="empty"><td colspan="{}">{}</td></tr>').format(
-            len(headings), empty)
-    return Markup('<table data-panel="{}"><thead><tr>{}</tr></thead>'
-                  '<tbody>{}</tbody></table>').format(name, head, body)
-
-
-def _when(at, now: float) -> Markup:
-    if at is None:
-        return Markup('')
-    return Markup('<time title="{}">{}</time>').format(
-        _clock(at, '%Y-%m-%d %H:%M:%S'), _ago(now - at))
-
-
-def _clock(at: float, layout: str) -> str:
-    """``at`` as local time; as a number if it is none (out of range)."""
-    try:
-        return time.strftime(layout, time.localtime(at))
-    except (OverflowError, OSError, ValueError):
-        return f'{at:g}'
-
-
-def _ago(seconds) -> str:
-    if seconds is None:
-        return ''
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f'{seconds:.0f} s ago'
-    if seconds < 3600:
-        return f'{seconds / 60:.0f} min ago'
-    if seconds < 86400 * 2:
-        return f'{seconds / 3600:.0f} h ago'
-    return f'{seconds / 86400:.0f} days ago'

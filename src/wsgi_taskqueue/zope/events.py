@@ -15,6 +15,7 @@ so that a stock ``runwsgi etc/zope.ini`` needs nothing but zope.conf.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 
@@ -60,17 +61,10 @@ def start_consumers(event=None) -> list:
     with _lock:
         if _consumers or not configuration.consumers:
             return _consumers
-        from ZPublisher.httpexceptions import HTTPExceptionHandler
-        from ZPublisher.WSGIPublisher import publish_module
-
-        from .zeo import synced, warn_without_server_sync
+        from .zeo import warn_without_server_sync
 
         warn_without_server_sync()
-        # The app of a stock zope.ini: the publisher behind the filter that
-        # turns HTTP exceptions into responses (an Unauthorized is a 401);
-        # on ZEO, synced with the server first (see zeo.py).
-        app = synced(HTTPExceptionHandler(publish_module))
-        for consumer in configuration.build_consumers(app):
+        for consumer in configuration.build_consumers(task_app):
             consumer.start()
             _consumers.append(consumer)
         log.info('started %d task queue consumer(s): %s', len(_consumers),
@@ -78,6 +72,26 @@ def start_consumers(event=None) -> list:
         atexit.register(stop_consumers)
         exit_on_sigterm()  # runwsgi and zdaemon stop Zope with SIGTERM
         return _consumers
+
+
+@functools.cache
+def _publisher():
+    from ZPublisher.httpexceptions import HTTPExceptionHandler
+    from ZPublisher.WSGIPublisher import publish_module
+
+    from .zeo import synced
+
+    # The app of a stock zope.ini: the publisher behind the filter that
+    # turns HTTP exceptions into responses (an Unauthorized is a 401); on
+    # ZEO, synced with the server first (see zeo.py).
+    return synced(HTTPExceptionHandler(publish_module))
+
+
+def task_app(environ, start_response):
+    """The WSGI app tasks run in: Zope's publisher, as the consumers call
+    it.  Also what a management app in a Zope process drains into (its
+    ``app = wsgi_taskqueue.zope.events.task_app``)."""
+    return _publisher()(environ, start_response)
 
 
 def stop_consumers() -> None:

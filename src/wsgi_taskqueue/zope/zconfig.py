@@ -3,7 +3,7 @@ and ``<taskqueue-server NAME>``.
 
 ``component.xml`` (at the package root, where ``%import`` looks) declares
 the key names only; the converters and defaults are the settings tables of
-``config.py``, and ``component.xml`` is generated from them
+``settings.py``, and ``component.xml`` is generated from them
 (``component_xml()``; a test keeps the file equal to it).  Each key is
 checked by its table's converter as ZConfig reads it, so a bad value fails
 naming the file, line and key; what depends on several keys or sections
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from .. import config
+from .. import config, settings
 
 __all__ = ['QueueSection', 'ConsumerSection', 'configuration',
            'load_zope_conf', 'component_xml', 'queue_keys', 'consumer_keys']
@@ -68,9 +68,9 @@ class _KeyCheckers:
         return key
 
 
-queue_keys = _KeyCheckers(config.QUEUE_SETTINGS,
-                          *config.BACKEND_SETTINGS.values())
-consumer_keys = _KeyCheckers(config.CONSUMER_SETTINGS)
+queue_keys = _KeyCheckers(settings.QUEUE_SETTINGS,
+                          *settings.BACKEND_SETTINGS.values())
+consumer_keys = _KeyCheckers(settings.CONSUMER_SETTINGS)
 
 
 class _Section:
@@ -98,11 +98,11 @@ class _Section:
 
 
 class QueueSection(_Section):
-    kind = config.QUEUE_SECTION
+    kind = settings.QUEUE_SECTION
 
 
 class ConsumerSection(_Section):
-    kind = config.CONSUMER_SECTION
+    kind = settings.CONSUMER_SECTION
 
 
 def configuration(product_config: dict, source: str = 'zope.conf'
@@ -134,7 +134,7 @@ def component_xml() -> str:
         return ''.join(f'    <key name="{key}" datatype=".{prefix}.{key}"/>\n'
                        for key in checkers.names())
     return (
-        '<!-- Generated from the settings tables of wsgi_taskqueue/config.py'
+        '<!-- Generated from the settings tables of wsgi_taskqueue/settings.py'
         ' by\n     wsgi_taskqueue.zope.zconfig.component_xml(); keep them'
         ' equal. -->\n'
         '<component prefix="wsgi_taskqueue.zope.zconfig">\n'

@@ -4,18 +4,30 @@ With ZEO's defaults a client's connection can begin a transaction before
 the invalidations of a commit made by another client have arrived, so a
 task could run, and not find the object its request created, although it
 was queued only after that commit (G3).  ``server-sync true`` makes every
-transaction of a client begin with a round trip to the server, after which
-every earlier commit is visible.  plone.recipe.zope2instance writes ZODB's
-``<zeoclient>`` section, which cannot say ``server-sync``; so the consumers
-make that round trip themselves before each task (``synced``), and a
-worker whose storage lacks server-sync is warned at start that its other
-requests are not synced.
+transaction of a client begin with a round trip to the server, but that is
+not enough either: the ZEO server hands another client's invalidations to
+this client's connection through its event loop's ``call_soon_threadsafe``,
+while it answers this client's ping as soon as it reads it; on uvloop the
+answer can overtake the invalidations (seen in one transaction of five
+when a worker ran a task right after the commit that queued it).
+
+So before each task the consumers ask the server for its last transaction
+and wait until this client has processed the invalidations up to it
+(``synced``).  plone.recipe.zope2instance writes ZODB's ``<zeoclient>``
+section, which cannot say ``server-sync``; a worker whose storage lacks it
+is warned at start that its other requests are not synced.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 log = logging.getLogger(__name__)
+
+#: How long a task waits for invalidations the server has sent, and how
+#: often it looks: they normally arrive within a millisecond.
+SYNC_TIMEOUT = 10.0
+INVALIDATION_POLL = 0.0005
 
 
 def _client_storages(db) -> list:
@@ -30,17 +42,30 @@ def _main_db():
     return getattr(Zope2, 'DB', None)
 
 
-def sync_with_server(db=None) -> int:
-    """One round trip to the ZEO server of each client storage of ``db``
-    (Zope's database by default) that lacks server-sync: the invalidations
-    of every commit made before it are then processed, so the next
-    transaction sees them.  Return the number of round trips."""
+def sync_with_server(db=None, timeout: float = SYNC_TIMEOUT) -> int:
+    """Make the next transaction of ``db`` (Zope's database by default) see
+    every commit the ZEO server has made: ask each client storage's server
+    for its last transaction, then wait until the client has processed the
+    invalidations up to it.  Return the number of round trips.
+
+    Waiting longer than ``timeout`` means the invalidations are stuck; the
+    task then runs as ZEO alone would have run it, with a warning."""
     trips = 0
     for storage in _client_storages(db if db is not None else _main_db()):
-        ping = getattr(storage, 'ping', None)  # set once connected
-        if not storage.server_sync and ping is not None:
-            ping()
-            trips += 1
+        if getattr(storage, 'ping', None) is None:  # not connected yet
+            continue
+        last = storage._call('lastTransaction')  # no public call asks it
+        trips += 1
+        deadline = time.monotonic() + timeout
+        while storage.lastTransaction() < last:
+            if time.monotonic() > deadline:
+                log.warning(
+                    'the ZEO client storage %s has not received the '
+                    'invalidations of transaction %s after %s s; the task '
+                    'runs without them', storage.getName(), last.hex(),
+                    timeout)
+                break
+            time.sleep(INVALIDATION_POLL)
     return trips
 
 

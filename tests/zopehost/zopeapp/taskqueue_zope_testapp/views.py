@@ -18,6 +18,17 @@ def _app(context):
     return context.getPhysicalRoot()
 
 
+def _records(app) -> PersistentList:
+    """The records of the tasks run, made by the first request that adds
+    a task: a task then writes the list only, never the root object that
+    the adding requests write (on ZEO the web instance keeps changing the
+    root while the worker runs tasks: each task that wrote the root too
+    would conflict, be retried, and wait twice as long each time)."""
+    if not hasattr(app, '_task_records'):
+        app._task_records = PersistentList()
+    return app._task_records
+
+
 class Enqueue(BrowserView):
     """Add a task to ``target``; optionally create a folder first (the
     task must find it), then commit, abort, doom or conflict once."""
@@ -30,6 +41,7 @@ class Enqueue(BrowserView):
         created = form.get('create')
         if created:
             manage_addFolder(self.context, created)
+        _records(_app(self.context))
         params = {'created': created} if created else None
         # A POST is replayed as a POST with its body (copied by default).
         task_id = taskqueue.add(form.get('target', '/@@record'),
@@ -55,9 +67,7 @@ class Record(BrowserView):
         request = self.request
         app = _app(self.context)
         created = request.form.get('created')
-        if not hasattr(app, '_task_records'):
-            app._task_records = PersistentList()
-        app._task_records.append({
+        _records(app).append({
             'task_id': request.getHeader('X-Task-Id'),
             'user': getSecurityManager().getUser().getId(),
             'x_task_user_id': request.getHeader('X-Task-User-Id'),
