@@ -28,10 +28,21 @@ ensure = @missing=$$(for p in $(1); do command -v $${p%%=*} >/dev/null || \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
+# The suite runs in parallel (pytest-xdist): a worker per CPU, at most
+# TEST_WORKERS_MAX; `make test TEST_WORKERS=0` runs it in one process.
+# Whole modules go to one worker (loadscope; those with the most tests
+# first): a module's fixtures (a Zope site, a ZEO server, the benchmark
+# smoke run) start once.
+# load and worksteal would start them in each worker; loadgroup ignores
+# its marks under pytest 9.2 (pytest-xdist issue #1386).
+TEST_WORKERS ?= logical
+TEST_WORKERS_MAX ?= 4
+
 test: $(BIN)/python
 	$(call ensure,redis-server openssl chromium initdb=postgresql mariadbd=mariadb-server)
 	$(BIN)/pip install --quiet -e '.[test,redis]' -r benchmarks/requirements.txt
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses $(TEST_WORKERS_MAX) \
+	  --dist loadscope
 
 benchmark: $(BIN)/python
 	$(call ensure,redis-server initdb=postgresql)

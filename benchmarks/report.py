@@ -35,10 +35,23 @@ SIDE_BY_SIDE = [
     Metric('latency p90', 'ms', False, '.3g'),
     Metric('latency p99', 'ms', False, '.3g'),
     Metric('memory', 'bytes of Redis memory per queued job', False, ',.0f'),
-    Metric('commands', 'Redis commands per job over enqueue + drain, '
-                       'those inside Lua scripts included', False, '.3g'),
-    Metric('redis cpu', 'us of redis-server CPU per job over enqueue + '
-                        'drain', False, '.3g'),
+    Metric('enqueue commands', 'Redis commands per job enqueued (for '
+                               'us: per committed transaction), those '
+                               'inside Lua scripts included', False, '.3g'),
+    Metric('drain commands', 'Redis commands per job drained, from the '
+                             'worker\'s start to the last job', False,
+           '.3g'),
+    Metric('enqueue redis cpu', 'us of redis-server CPU per job enqueued',
+           False, '.3g'),
+    Metric('drain redis cpu', 'us of redis-server CPU per job drained',
+           False, '.3g'),
+    Metric('job completion', 'ms from the start of the last task of a '
+                             'closed 1,000-task job to the start of its '
+                             'on_complete task, median', False, '.3g'),
+    Metric('job completion by close', 'ms from the commit of the close of '
+                                      'a 1,000-task job whose tasks all '
+                                      'ran to the start of its on_complete '
+                                      'task, median', False, '.3g'),
 ]
 #: The scaling rows, by worker processes; ratios to one process.
 SCALING = Metric('drain by worker processes', 'jobs/s', True, ',.0f')
@@ -49,18 +62,23 @@ WEB = Metric('commit overhead in a web request', 'ms per request', False,
 _LABEL = 24
 
 
+def medians(results: dict) -> dict:
+    """Per row and metric, the median over the runs."""
+    return {name: {metric: statistics.median(values)
+                   for metric, values in result['values'].items()
+                   if not metric.endswith(' by name')}
+            for name, result in results.items()}
+
+
 def tables(results: dict) -> str:
-    medians = {name: {metric: statistics.median(values)
-                      for metric, values in result['values'].items()
-                      if metric != 'commands by name'}
-               for name, result in results.items()}
+    by_row = medians(results)
     lines = []
     for metric in SIDE_BY_SIDE:
-        lines += _side_by_side(metric, results, medians)
-        if metric.name == 'commands':
-            lines += _breakdown(results)
-    lines += _scaling(results, medians)
-    lines += _web(results, medians)
+        lines += _side_by_side(metric, results, by_row)
+        if metric.name.endswith('commands'):
+            lines += _breakdown(results, f'{metric.name} by name')
+    lines += _scaling(results, by_row)
+    lines += _web(results, by_row)
     return '\n'.join(lines)
 
 
@@ -81,11 +99,11 @@ def _side_by_side(metric: Metric, results, medians) -> list[str]:
     return lines + ['']
 
 
-def _breakdown(results) -> list[str]:
+def _breakdown(results, key: str) -> list[str]:
     """Commands per job by name, each the median over the runs."""
     lines = ['  by command:']
     for name, result in results.items():
-        runs = result['values'].get('commands by name')
+        runs = result['values'].get(key)
         if not runs:
             continue
         commands = sorted({command for run in runs for command in run})

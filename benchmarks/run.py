@@ -12,6 +12,7 @@ README.rst for what is measured.
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import importlib.metadata
 import importlib.util
@@ -22,6 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import summary
 
 import wsgi_taskqueue
 from wsgi_taskqueue.testing import RedisServer
@@ -39,14 +42,18 @@ PROCESSES = (1, 2, 4)
 
 
 def enqueue(module, args) -> dict:
-    seconds, memory = measure.enqueue(module.push, args.jobs)
-    return {'enqueue': args.jobs / seconds, 'memory': memory}
+    seconds, memory, usage = measure.enqueue(module.push, args.jobs)
+    return {'enqueue': args.jobs / seconds, 'memory': memory,
+            'enqueue commands': usage.commands,
+            'enqueue redis cpu': usage.cpu,
+            'enqueue commands by name': usage.by_command}
 
 
 def drain(module, args) -> dict:
     seconds, usage = measure.drain(module.WORKER, module.push, args.jobs)
-    return {'drain': (args.jobs - 1) / seconds, 'commands': usage.commands,
-            'redis cpu': usage.cpu, 'commands by name': usage.by_command}
+    return {'drain': (args.jobs - 1) / seconds,
+            'drain commands': usage.commands, 'drain redis cpu': usage.cpu,
+            'drain commands by name': usage.by_command}
 
 
 def latency(module, args) -> dict:
@@ -54,6 +61,18 @@ def latency(module, args) -> dict:
                               args.idle)
     cuts = statistics.quantiles(samples, n=100, method='inclusive')
     return {f'latency p{p}': cuts[p - 1] for p in (50, 90, 99)}
+
+
+#: Tasks per job of the job rows (fewer when ``--jobs`` is smaller).
+JOB_TASKS = 1000
+
+
+def job(module, args) -> dict:
+    by_task, by_close = measure.job_completion(
+        module.WORKER, module.job, module.close, min(JOB_TASKS, args.jobs),
+        max(3, args.samples // 20))
+    return {'job completion': statistics.median(by_task),
+            'job completion by close': statistics.median(by_close)}
 
 
 def scaling(module, args) -> dict:
@@ -74,6 +93,7 @@ MEASUREMENTS = {
     'drain': (('push', 'WORKER'), drain),
     'latency': (('send', 'WORKER'), latency),
     'scaling': (('burst', 'WORKER'), scaling),
+    'job': (('job', 'close', 'WORKER'), job),
     'web': (('web',), web),
 }
 
@@ -101,6 +121,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                             systems.FLOORS + systems.OURS + systems.PEERS))
     parser.add_argument('--json', metavar='FILE',
                         help='also write the raw results to FILE')
+    parser.add_argument('--docs', metavar='FILE',
+                        help='also write the performance table of the docs '
+                             '(docs/benchmark-results.inc) to FILE')
     args = parser.parse_args(argv)
     for name in args.systems:
         if importlib.util.find_spec(f'systems.{name}') is None:
@@ -160,9 +183,10 @@ def versions() -> dict[str, str]:
             for package in PACKAGES}
 
 
-def revision() -> str:
+def revision(short: bool = False) -> str:
     """Which code of ours was measured: where the package was imported
-    from, its git commit, and whether it differs from it (read-only git)."""
+    from (unless ``short``), its git commit, and whether it differs from
+    it (read-only git)."""
     package = os.path.dirname(wsgi_taskqueue.__file__)
 
     def git(*args) -> subprocess.CompletedProcess:
@@ -175,13 +199,17 @@ def revision() -> str:
         return package
     if commit.returncode:
         return package
-    return (f'{package}, git {commit.stdout.strip()}'
-            + (' with uncommitted changes' if changed else ''))
+    return ('' if short else f'{package}, ') + (
+        f'git {commit.stdout.strip()}'
+        + (' with uncommitted changes' if changed else ''))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    load = os.getloadavg()[0]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%Y-%m-%d %H:%M UTC')
     with RedisServer() as redis_server:
         os.environ[server.URL_ENV] = redis_server.url
         results = run(args)
@@ -197,7 +225,8 @@ def main(argv=None) -> int:
               f'{package} {version}' for package, version
               in versions().items()))
     print()
-    print(report.tables(results))
+    printed = report.tables(results)
+    print(printed)
     problems = failures(results)
     for problem in problems:
         print('FAILED', problem)
@@ -210,6 +239,16 @@ def main(argv=None) -> int:
                        'revision': revision(),
                        'packages': versions(), 'results': results,
                        'failures': problems}, f, indent=2)
+    if args.docs:
+        with open(args.docs, 'w') as f:
+            f.write(summary.rst(results, {
+                'date': date, 'repeat': args.repeat, 'jobs': args.jobs,
+                'samples': args.samples, 'requests': args.requests,
+                'seconds': time.monotonic() - started, 'load': load,
+                'revision': revision(short=True),
+                'python': platform.python_version(),
+                'redis_server': redis_version, 'packages': versions()},
+                printed))
     return 1 if problems else 0
 
 

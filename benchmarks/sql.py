@@ -1,5 +1,7 @@
-"""SQL queues side by side: ours on PostgreSQL beside procrastinate, ours on
-SQLite beside huey's SQLite storage; one no-op job, one worker thread.
+"""SQL queues side by side: ours on PostgreSQL beside procrastinate and
+pgqueuer, ours on SQLite beside huey's SQLite storage; one no-op job, one
+worker thread.  (Oban's Python package is not among them: it needs Python
+3.12 or later, and this project's machines have 3.11.)
 
     python benchmarks/sql.py [--jobs N] [--repeat K]
 
@@ -118,10 +120,11 @@ class Ours:
                     taskqueue.add('/noop', method='POST', payload=None)
         return rate(jobs, time.perf_counter() - started)
 
-    def drain(self, jobs: int) -> float:
+    def drain(self, jobs: int, prefetch: int = 1) -> float:
         self.enqueue(jobs, per_transaction=100)
         consumer = wsgi_taskqueue.Consumer(self.app, name='bench',
-                                           poll_interval=0.2)
+                                           poll_interval=0.2,
+                                           prefetch=prefetch)
         started = time.perf_counter()
         consumer.start()
         self.counter.wait(jobs)
@@ -148,7 +151,10 @@ class Ours:
         return {'enqueue': self.enqueue(jobs),
                 'enqueue txn100': self.enqueue(jobs, 100),
                 'enqueue with row': self.enqueue(jobs, with_row=True),
-                'drain': self.drain(jobs), 'latency p50 ms': self.latency()}
+                'drain': self.drain(jobs),
+                # Ten tasks per reserve, as pgqueuer fetches by default.
+                'drain prefetch 10': self.drain(jobs, prefetch=10),
+                'latency p50 ms': self.latency()}
 
 
 class Procrastinate:
@@ -200,7 +206,9 @@ class Procrastinate:
                     delete_jobs='always')
         started = time.perf_counter()
         asyncio.run(work())
-        seconds = time.perf_counter() - started
+        # Until the last job ran, as for the others (not until the
+        # worker noticed the queue is empty and stopped).
+        seconds = self.counter.last - started
         if self.counter.count != jobs:
             raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
         return rate(jobs, seconds)
@@ -239,6 +247,126 @@ class Procrastinate:
     def measure(self, jobs: int) -> dict:
         return {'enqueue': self.enqueue(jobs),
                 'enqueue txn100': self.enqueue(jobs, 100),
+                'drain': self.drain(jobs), 'latency p50 ms': self.latency()}
+
+
+class Pgqueuer:
+    """pgqueuer with psycopg: its sync enqueue on an autocommit connection
+    (in an explicit transaction when a row goes with the job), its
+    ``QueueManager`` in one event loop (its default batch of 10)."""
+
+    def __init__(self, url: str):
+        import psycopg
+        from pgqueuer import PsycopgDriver, Queries
+        self.conninfo = sa.engine.make_url(url).set(
+            drivername='postgresql').render_as_string(hide_password=False)
+        self.counter = Counter()
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            connection.execute('CREATE TABLE IF NOT EXISTS pgq_bench_rows '
+                               '(id serial PRIMARY KEY, job integer)')
+
+        async def install():
+            connection = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True)
+            async with connection:
+                queries = Queries(PsycopgDriver(connection))
+                if not await queries.schema_is_installed():
+                    await queries.install()
+        asyncio.run(install())
+
+    def fresh(self) -> None:
+        import psycopg
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            connection.execute('TRUNCATE pgqueuer, pgqueuer_log, '
+                               'pgq_bench_rows')
+        self.counter = Counter()
+
+    def enqueue(self, jobs: int, per_transaction: int = 1,
+                with_row: bool = False) -> float:
+        import psycopg
+        from pgqueuer.adapters.drivers.psycopg import SyncPsycopgDriver
+        from pgqueuer.queries import SyncQueries
+        self.fresh()
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            queries = SyncQueries(SyncPsycopgDriver(connection))
+            started = time.perf_counter()
+            for first in range(0, jobs, per_transaction):
+                count = min(per_transaction, jobs - first)
+                with connection.transaction():
+                    if with_row:
+                        connection.execute('INSERT INTO pgq_bench_rows (job) '
+                                           'VALUES (%s)', (first,))
+                    if count == 1:
+                        queries.enqueue('noop', None)
+                    else:
+                        queries.enqueue(['noop'] * count, [None] * count,
+                                        [0] * count)
+            return rate(jobs, time.perf_counter() - started)
+
+    def _manager(self, connection):
+        from pgqueuer import PsycopgDriver, Queries, QueueManager
+        manager = QueueManager(Queries(PsycopgDriver(connection)))
+
+        @manager.entrypoint('noop')
+        async def noop(job):
+            self.counter.hit()
+        return manager
+
+    def drain(self, jobs: int) -> float:
+        import psycopg
+        from pgqueuer.domain.types import QueueExecutionMode
+        self.enqueue(jobs, 100)
+
+        async def work():
+            connection = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True)
+            async with connection:
+                await self._manager(connection).run(
+                    mode=QueueExecutionMode.drain)
+        started = time.perf_counter()
+        asyncio.run(work())
+        # Until the last job ran, as for the others (not until the
+        # worker noticed the queue is empty and stopped).
+        seconds = self.counter.last - started
+        if self.counter.count != jobs:
+            raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
+        return rate(jobs, seconds)
+
+    def latency(self) -> float:
+        import psycopg
+        from pgqueuer.adapters.drivers.psycopg import SyncPsycopgDriver
+        from pgqueuer.queries import SyncQueries
+        self.fresh()
+        loop = asyncio.new_event_loop()
+        running = threading.Event()
+        managers = []
+
+        async def work():
+            connection = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True)
+            async with connection:
+                managers.append(self._manager(connection))
+                loop.call_later(0.5, running.set)
+                await managers[0].run()
+        thread = threading.Thread(target=lambda: loop.run_until_complete(
+            work()))
+        thread.start()
+        running.wait(30)
+        try:
+            with psycopg.connect(self.conninfo,
+                                 autocommit=True) as connection:
+                queries = SyncQueries(SyncPsycopgDriver(connection))
+                return latencies(self.counter,
+                                 lambda: queries.enqueue('noop', None))
+        finally:
+            loop.call_soon_threadsafe(managers[0].shutdown.set)
+            thread.join(30)
+            loop.close()
+
+    def measure(self, jobs: int) -> dict:
+        return {'enqueue': self.enqueue(jobs),
+                'enqueue txn100': self.enqueue(jobs, 100),
+                'enqueue with row': self.enqueue(jobs, with_row=True),
                 'drain': self.drain(jobs), 'latency p50 ms': self.latency()}
 
 
@@ -305,7 +433,8 @@ def main(argv=None) -> int:
     with PostgresServer() as server:
         systems = {
             'postgresql': {'ours': Ours(server.url),
-                           'procrastinate': Procrastinate(server.url)},
+                           'procrastinate': Procrastinate(server.url),
+                           'pgqueuer': Pgqueuer(server.url)},
             'sqlite': {'ours': Ours(f'sqlite:///{directory}/ours.db'),
                        'huey': HueySqlite(f'{directory}/huey.db')},
         }

@@ -22,6 +22,10 @@ cluster N primaries (N = 1, 2, 3; no replicas), six queues spread over
     memory B/task      ``used_memory`` of the primaries per queued task.
 one queue, 6 shards, 3 primaries: the same with one queue of six shards
     (``shards = 6``) instead of six queues.
+1 slot vs 3 slots: three primaries, a queue on each; in turn, a commit of
+    one task to one queue, and of one task to each of the three queues
+    (one transaction, three slots: its stage and promotion go to the
+    three primaries at once); p50, p99 in ms.
 sentinel vs url: one primary with two replicas and three Sentinels; the
     same queue reached by ``redis+sentinel://`` and by a plain
     ``redis://`` URL to the primary, in turn: the latency of a commit of
@@ -142,6 +146,33 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+def slot_rows(samples: int) -> dict:
+    """Commits to one slot and to three slots on three primaries, in
+    turn."""
+    with ClusterServers(primaries=3, replicas=0) as servers:
+        names = servers.spread_names(1, prefix='slot')
+        for name in names:
+            wsgi_taskqueue.register_queue(
+                name, wsgi_taskqueue.RedisQueue(url=servers.url))
+        spans = {'commit, 1 slot': names[:1],
+                 'commit, 3 slots on 3 primaries': names}
+        latency = {row: [] for row in spans}
+        for _ in range(samples + 10):  # 10 of warm-up each
+            for row, queues in spans.items():
+                started = time.perf_counter()
+                with transaction.manager:
+                    for name in queues:
+                        taskqueue.add('/job', queue=name)
+                latency[row].append((time.perf_counter() - started) * 1000)
+        for name in names:
+            registry.unregister_queue(name).close()
+    rows = {}
+    for row, samples_ms in latency.items():
+        p50, p99 = percentiles(samples_ms[10:])
+        rows[row] = {'commit p50 ms': p50, 'commit p99 ms': p99}
+    return rows
+
+
 def sentinel_rows(samples: int) -> dict:
     with SentinelGroup() as group:
         plain_url = f'redis://127.0.0.1:{group.primary_port()}/0'
@@ -219,6 +250,7 @@ def main(argv=None) -> int:
                cluster_row(n, tasks) for n in PRIMARIES}
         run['one queue, 6 shards, 3 primaries'] = cluster_row(
             3, tasks, sharded=True)
+        run.update(slot_rows(samples))
         run.update({f'{kind}': values for kind, values
                     in sentinel_rows(samples).items()})
         runs.append(run)

@@ -17,6 +17,10 @@ measuring, the same way for all. It defines what it can of:
 ``burst(n)``
     make ``n`` jobs pending at once: with ``WORKER``, the scaling rows
     (drains by several worker processes started before the burst).
+``job(first, n, closed)``, ``close(job)``
+    ours only: commit a job of ``n`` tasks (jobs ``first`` onwards),
+    ``closed`` with its last ones or not, whose on_complete is job
+    ``first + n``, and return it; close it: the job completion rows.
 ``web(requests)``
     ours only: seconds per web request that adds 0, 1 and 10 tasks.
 ``MEASURES``
@@ -27,7 +31,9 @@ measuring, the same way for all. It defines what it can of:
 #: Bare redis-py baselines: what the hardware and Redis allow at best.
 FLOORS = ('floor', 'floor_pipelined')
 #: The task queues we measure ourselves against.
-PEERS = ('huey', 'dramatiq', 'dramatiq_prefetch100', 'celery', 'rq')
+PEERS = ('huey', 'huey_after_commit', 'dramatiq', 'dramatiq_prefetch100',
+         'celery', 'rq')
 #: Our queue and its variants.
 OURS = ('ours', 'ours_txn100', 'ours_sqlite', 'ours_sqlite_txn100',
-        'ours_prefetch4', 'ours_prefetch100', 'ours_web')
+        'ours_prefetch1', 'ours_prefetch4', 'ours_prefetch100',
+        'ours_delayed', 'ours_job', 'ours_web')

@@ -50,15 +50,17 @@ def config(name: str, text: str) -> str:
     return path
 
 
-def worker(prefetch: int) -> Worker:
-    """``wsgi-taskqueue worker``: one consumer, one thread, ``prefetch``."""
-    path = config(f'worker-prefetch{prefetch}.ini', f"""
+def worker(prefetch: int | None = None) -> Worker:
+    """``wsgi-taskqueue worker``: one consumer, one thread, ``prefetch``
+    (None: the default, ``auto``)."""
+    setting = '' if prefetch is None else f'prefetch = {prefetch}'
+    path = config(f'worker-prefetch{prefetch or "auto"}.ini', f"""
 [app:main]
 use = call:systems.ours_app:app_factory
 {QUEUE_SECTION}
 [taskqueue-server]
 concurrent_limit = 1
-prefetch = {prefetch}
+{setting}
 """)
     return Worker([sys.executable, '-m', 'wsgi_taskqueue', 'worker', path])
 
@@ -88,4 +90,4 @@ def burst(n: int) -> None:
 
 
 push = transactions(1)
-WORKER = worker(prefetch=1)
+WORKER = worker()

@@ -19,9 +19,11 @@ from wsgi_taskqueue import taskqueue
 from systems import probe
 
 
-def add(i: int, sent: float) -> None:
-    """Add the task of job ``i`` to the current transaction."""
-    taskqueue.add('/job', params={'i': i, 'sent': sent}, payload=None)
+def add(i: int, sent: float, **options) -> None:
+    """Add the task of job ``i`` to the current transaction, with task
+    ``options`` if any."""
+    taskqueue.add('/job', params={'i': i, 'sent': sent}, payload=None,
+                  **options)
 
 
 def app(environ, start_response):

@@ -5,7 +5,7 @@ written in each configuration form (ini, zope.conf, Flask, Pyramid).
 ``.. taskqueue-forms::`` with ``[taskqueue*]`` sections as its content:
 the same configuration in each form, checked by the loader first.
 
-Generated from ``wsgi_taskqueue.config``'s tables and the descriptions of
+Generated from ``wsgi_taskqueue.settings``' tables and the descriptions of
 ``wsgi_taskqueue.settings_help``, so the reference cannot drift from what
 the loader accepts: a key without a description, or a
 description of no key, is a warning (an error under ``-W``).
@@ -92,7 +92,7 @@ class SettingsDirective(Directive):
         lines += [f'* {form}: {syntax}' for form, syntax in FORMS[table]]
         lines.append('')
         parsed = nodes.container()
-        self.state.nested_parse(StringList(lines, 'wsgi_taskqueue.config'),
+        self.state.nested_parse(StringList(lines, 'wsgi_taskqueue.settings'),
                                 self.content_offset, parsed)
         return parsed.children
 
@@ -117,7 +117,7 @@ class FormsDirective(Directive):
             lines += [f'{title}:', '', f'.. code-block:: {language}', '']
             lines += [f'    {line}' for line in text.splitlines()] + ['']
         parsed = nodes.container()
-        self.state.nested_parse(StringList(lines, 'wsgi_taskqueue.config'),
+        self.state.nested_parse(StringList(lines, 'wsgi_taskqueue.settings'),
                                 self.content_offset, parsed)
         return parsed.children
 
