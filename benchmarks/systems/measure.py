@@ -29,13 +29,13 @@ def enqueue(push: Callable[[int], None], n: int
     enqueueing one cost the server."""
     server.flush()
     push(1)
-    memory = server.used_memory()
+    memory = server.data_memory()
     counter = server.UsageCounter()
     start = time.perf_counter()
     push(n)
     seconds = time.perf_counter() - start
     usage = counter.per_job(n)
-    return seconds, (server.used_memory() - memory) / n, usage
+    return seconds, (server.data_memory() - memory) / n, usage
 
 
 def drain(worker: Worker, push: Callable[[int], None],

@@ -33,9 +33,21 @@ def flush() -> None:
     client().flushall()
 
 
-def used_memory() -> int:
-    """Bytes Redis has allocated (``INFO memory`` ``used_memory``)."""
-    return client().info('memory')['used_memory']
+def data_memory() -> int:
+    """Bytes the keys take: each key's ``MEMORY USAGE`` (all its elements
+    sampled), plus the expiry table's share (``MEMORY STATS``).
+
+    Not ``used_memory``: memory a previous system's clients and workers
+    left allocated is released while a later one enqueues, and made a
+    system's memory per job come out negative.
+    """
+    redis_client = client()
+    with redis_client.pipeline(transaction=False) as pipe:
+        for key in redis_client.scan_iter(count=1000):
+            pipe.memory_usage(key, samples=0)
+        keys = sum(size or 0 for size in pipe.execute())
+    database = redis_client.memory_stats().get('db.0') or {}
+    return keys + database.get('overhead.hashtable.expires', 0)
 
 
 def blocked_clients() -> int:
