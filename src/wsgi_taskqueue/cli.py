@@ -3,8 +3,9 @@ an ini file.
 
 Every command reads the ``[taskqueue*]`` sections of ``CONFIG`` (only
 ``serve`` and ``worker`` load the app too).  The queue operations are
-``admin``'s and the presentation is ``console``'s; this module parses,
-calls and maps errors to exit codes (``EXIT_CODES``).
+``admin``'s, the presentation ``console``'s and the arguments' types
+``cli_arguments``'; this module parses, calls and maps errors to exit
+codes (``EXIT_CODES``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import sys
 
 from . import __version__, job_commands
+from . import cli_arguments as arguments
 from .commands import (
     INTERRUPTED,
     NOT_DONE,
@@ -26,10 +28,9 @@ from .commands import (
     UsageError,
     selected_queues,
 )
-from .errors import BackendUnavailable, InvalidTask, TaskQueueError
+from .errors import BackendUnavailable, TaskQueueError
 from .options import OPTIONS
 from .status import STATES
-from .task import TASK_ID
 from .validation import check_label
 
 __all__ = ['main', 'build_parser', 'EXIT_CODES']
@@ -87,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         'worker', 'run only the consumers (the app is called in-process)',
         _metrics, _variables)
     worker.add_argument('--app', default='main', help='app section name')
-    worker.add_argument('--runtime', type=_positive_float, metavar='SECONDS',
+    worker.add_argument('--runtime', type=arguments.positive_float,
+                        metavar='SECONDS',
                         help='stop after this many seconds')
-    worker.add_argument('--max-tasks', type=_positive_int, metavar='N',
-                        help='stop after dispatching N tasks')
-    worker.add_argument('--memory-limit', type=_byte_size, metavar='BYTES',
+    worker.add_argument('--max-tasks', type=arguments.positive_int,
+                        metavar='N', help='stop after dispatching N tasks')
+    worker.add_argument('--memory-limit', type=arguments.byte_size,
+                        metavar='BYTES',
                         help='stop when resident memory exceeds BYTES '
                              '(suffixes K, M, G allowed)')
     worker.add_argument('--once', action='store_true',
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = command('cancel', 'remove a pending, scheduled or delayed '
                      'task (a running one is not interrupted)', _queues)
-    cancel.add_argument('task_id', metavar='TASK_ID', type=_task_id)
+    cancel.add_argument('task_id', metavar='TASK_ID', type=arguments.task_id)
 
     command('tasks', 'the tasks of the status log, newest first', _queues,
             _state, _label, _page, _json)
@@ -155,10 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument('-q', '--queue', help='default: the first queue')
     add.add_argument('-X', '--method', type=str.upper,
                      help='HTTP method (default: GET, or POST with a body)')
-    add.add_argument('-p', '--param', action='append', type=_key_value,
-                     default=[], metavar='KEY=VALUE',
+    add.add_argument('-p', '--param', action='append',
+                     type=arguments.key_value, default=[], metavar='KEY=VALUE',
                      help='a query parameter (repeatable)')
-    add.add_argument('-H', '--header', action='append', type=_header,
+    add.add_argument('-H', '--header', action='append', type=arguments.header,
                      default=[], metavar="'NAME: VALUE'",
                      help='a request header (repeatable)')
     body = add.add_mutually_exclusive_group()
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument('--user', help="the task's REMOTE_USER")
     for name, option in OPTIONS.items():
         add.add_argument('--' + name.replace('_', '-'),
-                         type=_checked(option.from_text),
+                         type=arguments.checked(option.from_text),
                          metavar=option.metavar, help=option.help)
     return parser
 
@@ -180,7 +183,7 @@ def _metrics(parser) -> None:
 
 
 def _variables(parser) -> None:
-    parser.add_argument('variables', nargs='*', type=_key_value,
+    parser.add_argument('variables', nargs='*', type=arguments.key_value,
                         metavar='NAME=VALUE',
                         help='a value for %%(NAME)s in CONFIG, winning over '
                              'its [DEFAULT] (repeatable)')
@@ -211,80 +214,16 @@ def _state(parser) -> None:
                         help='only tasks in this state')
 
 
-def _task_id(text: str) -> str:
-    if not TASK_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(f'not a task id: {text!r}')
-    return text
-
-
-def _checked(parse):
-    """``parse`` as an argparse type: its InvalidTask is a usage error."""
-    def checked(text: str):
-        try:
-            return parse(text)
-        except InvalidTask as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    checked.__name__ = parse.__name__
-    return checked
-
-
 def _label(parser) -> None:
-    parser.add_argument('--label', type=_checked(check_label),
+    parser.add_argument('--label', type=arguments.checked(check_label),
                         help='only tasks added with this label')
 
 
 def _page(parser) -> None:
-    parser.add_argument('--limit', type=_positive_int, default=50,
+    parser.add_argument('--limit', type=arguments.positive_int, default=50,
                         metavar='N', help='show N (default: %(default)s)')
-    parser.add_argument('--offset', type=_natural_int, default=0,
+    parser.add_argument('--offset', type=arguments.natural_int, default=0,
                         metavar='N', help='skip the newest N')
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be greater than 0: {text}')
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1: {text}')
-    return value
-
-
-def _natural_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be at least 0: {text}')
-    return value
-
-
-def _byte_size(text: str) -> int:
-    units = {'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3}
-    number, unit = text.upper(), 1
-    if number[-1:] in units:
-        number, unit = number[:-1], units[number[-1]]
-    try:
-        return _positive_int(number) * unit
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'not a size in bytes: {text!r} (e.g. 500M)') from None
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition('=')
-    if not equals or not key:
-        raise argparse.ArgumentTypeError(f'expected KEY=VALUE: {text!r}')
-    return key, value
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, colon, value = text.partition(':')
-    if not colon or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected 'Name: value': {text!r}")
-    return name.strip(), value.strip()
 
 
 def main(argv=None, *, configuration=None, app=None) -> int:
@@ -335,7 +274,7 @@ def _parse(parser, argv):
     args.variables = getattr(args, 'variables', [])
     if extra and not any(text.startswith('-') for text in extra):
         try:
-            args.variables += [_key_value(text) for text in extra]
+            args.variables += [arguments.key_value(text) for text in extra]
         except argparse.ArgumentTypeError as exc:
             parser.error(str(exc))
     elif extra:
