@@ -3,7 +3,7 @@ import pytest
 import transaction
 
 import wsgi_taskqueue
-from wsgi_taskqueue import admin, context, taskqueue
+from wsgi_taskqueue import admin, admin_dead, context, taskqueue
 from wsgi_taskqueue.deadletter import DeadLetter
 
 from dummies import RecordingApp, add
@@ -104,17 +104,17 @@ def test_dead_letters_are_listed_newest_first(queue):
     add('/gone')
     add('/gone')
     work()
-    letters = admin.dead_letters()
+    letters = admin_dead.dead_letters()
     assert len(letters) == 2
     assert letters[0]['dead_at'] >= letters[1]['dead_at']
     assert letters[0]['status'] == '404 Not Found'
-    assert admin.dead_letters(offset=1, limit=5) == letters[1:]
+    assert admin_dead.dead_letters(offset=1, limit=5) == letters[1:]
 
 
 def test_requeue_dead_by_id_starts_again_from_attempt_one(queue):
     [gone] = add('/gone')
     work()
-    assert admin.requeue_dead([gone, 'unknown']) == {
+    assert admin_dead.requeue_dead([gone, 'unknown']) == {
         'requeued': [gone], 'missing': ['unknown']}
     [message] = queue.reserve('reader', 10, 0)
     assert queue.codec.decode(message).attempt == 1
@@ -125,7 +125,7 @@ def test_requeue_all_dead_requeues_the_oldest_first_with_progress(queue):
     ids = add('/gone', '/gone', '/gone')
     work()
     seen = []
-    assert admin.requeue_all_dead('default', lambda *p: seen.append(p)) == 3
+    assert admin_dead.requeue_all_dead('default', lambda *p: seen.append(p)) == 3
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert pending_ids(queue) == ids
 
@@ -143,7 +143,7 @@ def test_purge_and_reset(queue):
     add('/ok')
     assert admin.purge('default') == 2
     assert queue.counts()['dead'] == 1
-    assert admin.purge_dead('default') == 1
+    assert admin_dead.purge_dead('default') == 1
     add('/ok')
     admin.reset('default')
     assert admin.queue_status('default')['pending'] == 0
@@ -182,7 +182,7 @@ def test_add_task_refuses_a_user_that_cannot_travel(queue):
 def test_letter_info_says_why_but_not_what(queue):
     letter = DeadLetter('abc', 'default', '/x', 'GET', None, 'boom', 2,
                         1.5, b'message')
-    assert admin.letter_info(letter) == {
+    assert admin_dead.letter_info(letter) == {
         'task_id': 'abc', 'queue': 'default', 'method': 'GET', 'url': '/x',
         'status': None, 'error': 'boom', 'attempt': 2, 'dead_at': 1.5,
         'size': 7, 'problem': None}

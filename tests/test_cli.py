@@ -378,7 +378,7 @@ def test_an_interrupted_command_exits_130(ini, run, monkeypatch):
 
     def interrupted(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr('wsgi_taskqueue.admin.requeue_all_dead', interrupted)
+    monkeypatch.setattr('wsgi_taskqueue.admin_dead.requeue_all_dead', interrupted)
     code, _, err = run('dead', 'requeue', ini, '--all', '--yes')
     assert (code, err) == (130, 'wsgi-taskqueue: interrupted\n')
 

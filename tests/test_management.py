@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import wsgi_taskqueue
-from wsgi_taskqueue import admin, registry
+from wsgi_taskqueue import admin_dead, registry
 from wsgi_taskqueue.errors import ConfigurationError, UnknownQueue
 from wsgi_taskqueue.management import app_factory, make_app
 from wsgi_taskqueue.management.auth import SESSION_COOKIE
@@ -406,7 +406,7 @@ def test_dead_letters_are_listed_requeued_and_purged(api, queue, consume):
 def test_a_dead_letter_deep_in_the_list_is_found(api, local_queue):
     ids = bury(local_queue, *[f'/n{i}' for i in range(3)])
     letters = api.get('/dead-letters', headers=AUTH).json['dead_letters']
-    found = admin.find_letter(local_queue.name, letters[-1]['id'], chunk=1)
+    found = admin_dead.find_letter(local_queue.name, letters[-1]['id'], chunk=1)
     assert found.task_id == ids[0]
 
 

@@ -1,8 +1,9 @@
 """Operations on queues, for operators: what the ``wsgi-taskqueue`` command
 and the management app share.
 
-Plain functions over registered queues (by name).  They return JSON-able
-dicts and lists (or ``DeadLetter`` objects) and never print nor speak HTTP;
+Plain functions over registered queues (by name); those on dead letters
+are ``admin_dead``'s, those on jobs ``admin_jobs``'s.  They return
+JSON-able dicts and lists and never print nor speak HTTP;
 the caller presents them: ``commands`` on a terminal, ``management.api`` as
 the JSON its OpenAPI document describes.  Long ones take a
 ``progress(done, total)`` callback.
@@ -10,30 +11,22 @@ the JSON its OpenAPI document describes.  Long ones take a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import heapq
 import itertools
 
 import transaction
 
-from . import context, deadletter, results, taskqueue
+from . import admin_dead, context, registry, results, taskqueue
 from .backends import BACKEND_TYPES
-from .deadletter import DeadLetter
-from .errors import DecodeError
-from .registry import get_queue, queue_names
+from .registry import get_queue
 from .validation import check_header_value
 
 __all__ = ['queue_snapshot', 'queue_status', 'status_record', 'find_task',
-           'tasks', 'read_dead_letters', 'dead_letters', 'letter_info',
-           'letter_id', 'find_letter', 'requeue_letter', 'requeue_dead',
-           'requeue_all_dead', 'purge_dead', 'requeue', 'purge', 'reset',
-           'add_task', 'own_transaction']
+           'tasks', 'requeue', 'purge', 'reset', 'add_task',
+           'own_transaction']
 
 #: Minutes of outcomes ``queue_status`` sums up.
 THROUGHPUT_MINUTES = 15
-
-#: Dead letters read per round trip when scanning or requeueing them all.
-CHUNK = 500
 
 #: What a task's attempt can come to, as ``throughput`` counts them.
 OUTCOMES = ('done', 'retried', 'dead')
@@ -104,7 +97,7 @@ def status_record(task_id: str, queues: list[str] | None = None) -> dict | None:
     ``queues`` (every queue if None) that has one, with its ``result``
     (``results.as_json``, or None); None when it is unknown or its record
     expired."""
-    for name in queues_or_all(queues):
+    for name in registry.queues_or_all(queues):
         found = taskqueue.status(task_id, name)
         if found is not None:
             stored = get_queue(name).task_result(task_id)
@@ -118,17 +111,18 @@ def find_task(task_id: str, queues: list[str] | None = None) -> dict | None:
     """The status record of a task (``taskqueue.status``), with its dead
     letter (``letter_info``) when it is dead; a dead task whose status
     record expired is found among the dead letters.  None if unknown."""
-    names = queues_or_all(queues)
+    names = registry.queues_or_all(queues)
     found = status_record(task_id, names)
     if found is not None:
         if found['state'] == 'dead':
-            letter = next(_letters_of(found['queue'], {task_id}), None)
-            found['dead_letter'] = letter and letter_info(letter)
+            letter = next(admin_dead.letters_of(found['queue'], {task_id}),
+                          None)
+            found['dead_letter'] = letter and admin_dead.letter_info(letter)
         return found
     for name in names:
-        letter = next(_letters_of(name, {task_id}), None)
+        letter = next(admin_dead.letters_of(name, {task_id}), None)
         if letter is not None:
-            return _record_of_letter(letter, name)
+            return admin_dead.record_of_letter(letter, name)
     return None
 
 
@@ -161,7 +155,7 @@ def tasks(queues: list[str] | None = None, state: str | None = None,
     if order not in TASK_ORDERS:
         raise ValueError(f'order must be one of {", ".join(TASK_ORDERS)}, '
                          f'not {order!r}')
-    names = queues_or_all(queues)
+    names = registry.queues_or_all(queues)
     if label is not None:
         lists = [_labelled(get_queue(name), state, label, offset + limit)
                  for name in names]
@@ -179,123 +173,13 @@ def tasks(queues: list[str] | None = None, state: str | None = None,
     return list(itertools.islice(ordered, offset, offset + limit))
 
 
-def read_dead_letters(queues: list[str] | None = None, offset: int = 0,
-                      limit: int = 50) -> list[DeadLetter]:
-    """The dead letters of ``queues`` (every queue if None), newest first:
-    ``DeadLetter`` objects, for callers that show them their own way."""
-    letters = []
-    for name in queues_or_all(queues):
-        records = get_queue(name).dead_letters(0, offset + limit - 1)
-        letters += [DeadLetter.decode(record) for record in records]
-    # Sorted, not merged: two consumers may push their letters in another
-    # order than the one their dead_at says.
-    letters.sort(key=lambda letter: letter.dead_at or 0, reverse=True)
-    return letters[offset:offset + limit]
-
-
-def dead_letters(queues: list[str] | None = None, offset: int = 0,
-                 limit: int = 50) -> list[dict]:
-    """The dead letters of ``queues`` (every queue if None), newest first,
-    as ``letter_info`` dicts."""
-    return [letter_info(letter)
-            for letter in read_dead_letters(queues, offset, limit)]
-
-
-def letter_info(letter: DeadLetter) -> dict:
-    """A dead letter as JSON: who it was, why it died (not its message)."""
-    return {'task_id': letter.task_id, 'queue': letter.queue,
-            'method': letter.method, 'url': letter.url,
-            'status': letter.status, 'error': letter.error,
-            'attempt': letter.attempt, 'dead_at': letter.dead_at,
-            'size': len(letter.record if letter.message is None
-                        else letter.message),
-            'problem': letter.problem}
-
-
-def letter_id(record: bytes) -> str:
-    """A dead letter's handle (in the management API's URLs and the
-    dashboard's buttons): records carry no id of their own (a message that
-    is not a task has none), so a digest of the record."""
-    return hashlib.sha256(record).hexdigest()[:32]
-
-
-def find_letter(name: str, handle: str, chunk: int = CHUNK
-                ) -> DeadLetter | None:
-    """The dead letter of ``name`` whose ``letter_id`` is ``handle``, read
-    ``chunk`` records per round trip; None if there is none (requeued or
-    purged meanwhile)."""
-    for record in _dead_records(name, chunk):
-        if letter_id(record) == handle:
-            return DeadLetter.decode(record)
-    return None
-
-
-def requeue_letter(name: str, handle: str) -> DeadLetter | None:
-    """Make the dead letter ``handle`` (see ``letter_id``) of ``name``
-    pending again, from attempt 1, and return it; None if there is no such
-    letter (requeued or purged meanwhile).  ValueError if its record holds
-    no message to requeue (see ``DeadLetter.problem``)."""
-    letter = find_letter(name, handle)
-    if letter is not None and letter.message is None:
-        raise ValueError(f'this dead letter cannot be requeued: '
-                         f'{letter.problem}; purge it')
-    if letter is None or not deadletter.requeue_dead(letter, name):
-        return None
-    return letter
-
-
-def requeue_dead(task_ids, queues: list[str] | None = None,
-                 progress=None) -> dict:
-    """Make the dead tasks ``task_ids`` pending again, from attempt 1.
-    Return {'requeued': ids, 'missing': ids not among the dead letters}."""
-    wanted = set(task_ids)
-    letters = []
-    for name in queues_or_all(queues):
-        letters += [(name, letter) for letter in _letters_of(name, wanted)]
-    requeued = []
-    for done, (name, letter) in enumerate(letters, 1):
-        if deadletter.requeue_dead(letter, name):
-            requeued.append(letter.task_id)
-        if progress:
-            progress(done, len(letters))
-    found = set(requeued)
-    return {'requeued': requeued,
-            'missing': [i for i in task_ids if i not in found]}
-
-
-def requeue_all_dead(name: str, progress=None) -> int:
-    """Make every dead letter of ``name`` pending again, oldest first,
-    from attempt 1; return how many.  Letters that die while this runs
-    (at the head of the list) wait for the next call."""
-    backend = get_queue(name)
-    total = backend.counts()['dead']
-    done = requeued = 0
-    while done < total:
-        # The oldest letters are at the end of the list; each requeue
-        # removes one, so the end holds the next ones.
-        records = backend.dead_letters(-min(CHUNK, total - done), -1)
-        if not records:
-            break
-        for record in reversed(records):
-            if deadletter.requeue_dead(DeadLetter.decode(record), name):
-                requeued += 1
-            done += 1
-            if progress:
-                progress(done, total)
-    return requeued
-
-
-def purge_dead(name: str) -> int:
-    """Delete the dead letters of ``name``; return how many."""
-    return get_queue(name).purge_dead()
-
-
 def requeue(name: str, progress=None) -> dict:
     """Everything of ``name`` that waits — tasks waiting for a retry and
     dead letters — pending now, dead ones from attempt 1.  Return the
     counts {'delayed': n, 'dead': n}."""
     delayed = get_queue(name).requeue_delayed()
-    return {'delayed': delayed, 'dead': requeue_all_dead(name, progress)}
+    dead = admin_dead.requeue_all_dead(name, progress)
+    return {'delayed': delayed, 'dead': dead}
 
 
 def purge(name: str) -> int:
@@ -351,48 +235,6 @@ def own_transaction(user: str | None = None):
             yield
     finally:
         context.unbind(token)
-
-
-def queues_or_all(queues) -> list[str]:
-    """``queues``, or every queue registered when None (the operations'
-    default)."""
-    return list(queues) if queues is not None else queue_names()
-
-
-def _dead_records(name: str, chunk: int = CHUNK):
-    """Every dead-letter record of ``name``, newest first, ``chunk`` per
-    round trip."""
-    backend = get_queue(name)
-    for start in itertools.count(0, chunk):
-        records = backend.dead_letters(start, start + chunk - 1)
-        yield from records
-        if len(records) < chunk:
-            return
-
-
-def _letters_of(name: str, task_ids: set):
-    """The dead letters of ``name`` whose task id is in ``task_ids``."""
-    for record in _dead_records(name):
-        letter = DeadLetter.decode(record)
-        if letter.task_id in task_ids:
-            yield letter
-
-
-def _record_of_letter(letter: DeadLetter, name: str) -> dict:
-    """A status record for a dead task whose record expired."""
-    try:
-        task = get_queue(name).codec.decode_unverified(letter.message or b'')
-    except DecodeError:
-        task = None
-    return {
-        'id': letter.task_id, 'queue': name, 'state': 'dead',
-        'method': letter.method, 'path': (letter.url or '').partition('?')[0],
-        'user': task and task.user_id, 'created': task and task.created_at,
-        'updated': letter.dead_at, 'consumer': None,
-        'attempt': letter.attempt, 'next_attempt': None,
-        'status': letter.status, 'attempts': [],
-        'problem': letter.problem, 'dead_letter': letter_info(letter),
-    }
 
 
 def _consumer(info: dict, in_flight: int) -> dict:

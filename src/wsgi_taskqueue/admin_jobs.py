@@ -11,8 +11,7 @@ import heapq
 import itertools
 
 from . import admin, jobs
-from .admin import queues_or_all
-from .registry import get_queue
+from .registry import get_queue, queues_or_all
 
 __all__ = ['list_jobs', 'find_job', 'close_job']
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from . import admin, console
+from . import admin, admin_dead, console
 from .errors import ConfigurationError, UnknownQueue
 from .options import OPTIONS
 from .registry import get_queue
@@ -132,7 +132,7 @@ def tasks(args) -> int:
 
 
 def dead_list(args) -> int:
-    letters = admin.dead_letters(selected_queues(args.config, args.queue),
+    letters = admin_dead.dead_letters(selected_queues(args.config, args.queue),
                                  args.offset, args.limit)
     emit(args, letters, lambda letters: page_note(
         console.render_dead(letters), letters, args, 'dead letters'))
@@ -150,7 +150,8 @@ def dead_requeue(args) -> int:
         for name in names:
             if counts[name]:
                 with console.Progress(f'requeue {name}') as progress:
-                    requeued[name] = admin.requeue_all_dead(name, progress)
+                    requeued[name] = admin_dead.requeue_all_dead(
+                        name, progress)
         emit(args, {'requeued': requeued}, lambda result: '\n'.join(
             f'requeued {count} dead letter(s) of queue {name}'
             for name, count in requeued.items()))
@@ -159,7 +160,7 @@ def dead_requeue(args) -> int:
         raise UsageError('dead requeue: name the TASK_IDs to requeue, or '
                          'pass --all')
     with console.Progress('requeue') as progress:
-        result = admin.requeue_dead(args.task_ids, names, progress)
+        result = admin_dead.requeue_dead(args.task_ids, names, progress)
     emit(args, result, lambda result: '\n'.join(
         [f'requeued {task_id}' for task_id in result['requeued']]
         + [f'not among the dead letters: {task_id}'
@@ -173,7 +174,7 @@ def dead_purge(args) -> int:
     if not _confirmed(args, sum(counts.values()),
                       f'Delete {_each(counts, "dead letter")}?'):
         return NOT_DONE
-    purged = {name: admin.purge_dead(name) if counts[name] else 0
+    purged = {name: admin_dead.purge_dead(name) if counts[name] else 0
               for name in names}
     emit(args, {'purged': purged}, lambda result: '\n'.join(
         f'deleted {count} dead letter(s) of queue {name}'

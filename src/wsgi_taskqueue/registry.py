@@ -55,3 +55,8 @@ def first_answer(queue: str | None, ask):
         if answer is not None:
             return answer
     return None
+
+def queues_or_all(queues) -> list[str]:
+    """``queues``, or every queue registered when None (the operations'
+    default)."""
+    return list(queues) if queues is not None else queue_names()

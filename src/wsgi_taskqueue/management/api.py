@@ -15,8 +15,8 @@ import json
 import math
 import time
 
-from .. import admin, admin_jobs
-from ..admin import letter_id  # the dashboard's handles, too
+from .. import admin, admin_dead, admin_jobs
+from ..admin_dead import letter_id  # the dashboard's handles, too
 from ..deadletter import DeadLetter
 from ..drain import drain_queue
 from ..errors import InvalidTask
@@ -136,15 +136,15 @@ def get_job(app, request, queue: str, job_id: str) -> dict:
 def list_dead_letters(app, request) -> dict:
     start = _int_param(request, 'start', 0, 0, MAX_START)
     count = _int_param(request, 'count', 50, 1, MAX_COUNT)
-    letters = admin.read_dead_letters(_queues_asked(app, request), start,
+    letters = admin_dead.read_dead_letters(_queues_asked(app, request), start,
                                       count)
     return {'dead_letters': [letter_json(letter) for letter in letters]}
 
 
 def letter_json(letter: DeadLetter) -> dict:
-    """``admin.letter_info`` as a DeadLetter of the OpenAPI document: with
+    """``admin_dead.letter_info`` as a DeadLetter of the OpenAPI document: with
     its handle for the requeue URL, without its size."""
-    info = admin.letter_info(letter)
+    info = admin_dead.letter_info(letter)
     del info['size']
     return {'id': letter_id(letter.record), **info}
 
@@ -190,7 +190,7 @@ def add_task(app, request) -> tuple[dict, str]:
 
 def requeue_letter(app, request, queue: str, letter: str) -> dict:
     try:
-        found = admin.requeue_letter(app.backend(queue).name, letter)
+        found = admin_dead.requeue_letter(app.backend(queue).name, letter)
     except ValueError as exc:  # a malformed record: nothing to requeue
         raise APIError(409, str(exc)) from None
     if found is None:
@@ -200,7 +200,7 @@ def requeue_letter(app, request, queue: str, letter: str) -> dict:
 
 
 def purge_letters(app, request, queue: str) -> dict:
-    return {'purged': admin.purge_dead(app.backend(queue).name)}
+    return {'purged': admin_dead.purge_dead(app.backend(queue).name)}
 
 
 def drain(app, request, queue: str) -> dict:
