@@ -3,8 +3,8 @@
     python benchmarks/topologies.py [--quick] [--tasks N] [--samples M]
                                     [--repeat K] [--json FILE]
 
-Starts its own servers (wsgi_taskqueue.testing_ha) on free ports and stops
-them.  Rows:
+Starts its own servers (wsgi_taskqueue.testing_ha and testing_cluster) on
+free ports and stops them.  Rows:
 
 cluster N primaries (N = 1, 2, 3; no replicas), six queues spread over
     the primaries (their ``{queue}`` hash tags):
@@ -52,7 +52,8 @@ import wsgi_taskqueue
 from wsgi_taskqueue import registry, taskqueue
 from wsgi_taskqueue.backends.redis.sharded import ShardedRedisQueue
 from wsgi_taskqueue.status import Report
-from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
+from wsgi_taskqueue.testing_cluster import ClusterServers
+from wsgi_taskqueue.testing_ha import SentinelGroup
 
 QUEUES = 6
 PRIMARIES = (1, 2, 3)

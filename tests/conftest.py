@@ -17,7 +17,8 @@ import wsgi_taskqueue
 from wsgi_taskqueue import registry
 from wsgi_taskqueue.sqltesting import MariaDBServer, PostgresServer
 from wsgi_taskqueue.testing import RedisServer
-from wsgi_taskqueue.testing_ha import ClusterServers, SentinelGroup
+from wsgi_taskqueue.testing_cluster import ClusterServers
+from wsgi_taskqueue.testing_ha import SentinelGroup
 
 from xdist_sharing import (
     configure_worker,
