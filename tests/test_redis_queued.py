@@ -118,3 +118,19 @@ def test_a_task_waits_for_a_queued_task_cancelled_before_it_ran(redis_queue):
     promoted(redis_queue, second, batch='later')
     assert redis_queue.task_status(condemned.id)['state'] == 'dead'
     assert redis_queue.reserve('c', 10, 0) == []
+
+
+def test_a_task_taken_but_never_marked_running_is_requeued_with_a_record(
+        redis_queue):
+    """Its consumer went between the BLMOVE that took it and the script
+    that marks it running: the requeue writes its first record, whole."""
+    with transaction.manager:
+        task_id = taskqueue.add('/taken')
+    redis_queue.client.lmove(redis_queue.pending_key,
+                             redis_queue.processing_key('gone#1'))
+    redis_queue.client.sadd(redis_queue.consumers_key, 'gone#1')
+    assert redis_queue.requeue_processing('gone') == (1, 0)
+    status = redis_queue.task_status(task_id)
+    assert (status['state'], status['path'], status['problem']) == (
+        'queued', '/taken', None)
+    assert redis_queue.client.ttl(redis_queue.task_key(task_id)) > 0
