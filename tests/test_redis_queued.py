@@ -134,3 +134,16 @@ def test_a_task_taken_but_never_marked_running_is_requeued_with_a_record(
     assert (status['state'], status['path'], status['problem']) == (
         'queued', '/taken', None)
     assert redis_queue.client.ttl(redis_queue.task_key(task_id)) > 0
+
+
+def test_an_index_entry_of_no_record_and_no_pending_message_is_no_task(
+        redis_queue):
+    with transaction.manager:
+        gone = taskqueue.add('/gone')
+        waiting = taskqueue.add('/waiting')
+    [message] = redis_queue.reserve('w#1', 1, 0)
+    redis_queue.ack('w#1', [(message, Report(gone, 1, '200 OK', 0.01))])
+    redis_queue.client.delete(redis_queue.task_key(gone))  # as by hand
+    assert redis_queue.task_status(gone) is None
+    assert [(s['id'], s['state']) for s in redis_queue.tasks()] == [
+        (waiting, 'queued')]

@@ -78,7 +78,7 @@ class Operations:
         """See IQueueBackend.  A task waiting without a record of its own
         (``queued.py``) is shown from its index entry and its pending
         message; when that message is not among the first
-        ``queued.SCAN_BOUND`` of its pending list, the record lacks the
+        ``queued.SCAN_BOUND`` of a pending list, the record lacks the
         header's fields (path, method, user, options)."""
         with self._talking:
             pipe = self.client.pipeline(transaction=False)
@@ -89,12 +89,12 @@ class Operations:
             if not fields and waits_unrecorded(self, queued_at,
                                                seconds + micros / 1e6):
                 shown = queued_records(self, {task_id: queued_at},
-                                       PendingMessages(self))[task_id]
-                if shown['path']:
+                                       PendingMessages(self)).get(task_id)
+                if shown is not None and shown['path']:
                     return shown
                 # Not found pending: it may have started running since.
                 fields = self.client.hgetall(self.task_key(task_id))
-                if not fields:
+                if not fields and shown is not None:
                     return shown
             if fields:
                 return record(_texts(fields), self.name)
@@ -150,6 +150,15 @@ class Operations:
                    if not fields and state in (None, 'queued')
                    and waits_unrecorded(self, queued_at, now)}
         made = queued_records(self, waiting, pending) if waiting else {}
+        gone = [task_id for task_id in waiting if task_id not in made]
+        if gone:
+            # Taken since the records were read: read them again.
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in gone:
+                pipe.hgetall(self.task_key(task_id))
+            again = dict(zip(gone, pipe.execute(), strict=True))
+            stored = [again.get(task_id, fields) for (task_id, _), fields
+                      in zip(entries, stored, strict=True)]
         found = []
         for (task_id, _), fields in zip(entries, stored, strict=True):
             fields = _texts(fields)

@@ -12,7 +12,8 @@ lists bounded by ``SCAN_BOUND``.
 
 An index entry without a record is a waiting task only while it is
 fresh: one older than ``status_ttl`` belongs to a record that expired
-(the sweep drops such entries), so it is no task at all.
+(the sweep drops such entries), so it is no task at all; nor is one whose
+message a scan that read every pending list to its end did not find.
 """
 from __future__ import annotations
 
@@ -43,13 +44,18 @@ def waits_unrecorded(queue, queued_at, now: float) -> bool:
 
 
 def queued_records(queue, entries: dict, pending: PendingMessages) -> dict:
-    """The records of the tasks ``entries`` (id -> time queued) that wait
-    without one, by id: state ``queued``, ``created`` and ``updated``
-    from the time queued, and the fields of their headers for those whose
-    messages ``pending`` finds."""
+    """The records of those of the tasks ``entries`` (id -> time queued),
+    which have none, that wait, by id: state ``queued``, ``created`` and
+    ``updated`` from the time queued, and the fields of their headers for
+    those whose messages ``pending`` finds.  One whose message it did not
+    find although it read every pending list to its end waits no more
+    (it was taken since, or its record was deleted by hand): it has
+    none."""
     found = pending.find(set(entries))
     records = {}
     for task_id, queued_at in entries.items():
+        if task_id not in found and pending.read_all:
+            continue
         fields = {'id': task_id, 'state': 'queued', 'updated': str(queued_at)}
         if task_id in found:
             with contextlib.suppress(DecodeError):
@@ -65,7 +71,8 @@ def queued_records(queue, entries: dict, pending: PendingMessages) -> dict:
 class PendingMessages:
     """The messages of a queue's pending lists (every priority's), read
     newest first, a chunk of each list per round trip, as far as the
-    tasks looked for need and at most ``SCAN_BOUND`` of each list; what
+    tasks looked for need and at most ``SCAN_BOUND`` of each list (a
+    list shorter than that is read to its end); what
     was read is kept for the next look (a listing looks for the tasks of
     one index chunk after another, in about the order they wait in)."""
 
@@ -75,6 +82,11 @@ class PendingMessages:
         self._start = 0
         #: id -> message without its payload, of those read so far
         self._read: dict = {}
+
+    @property
+    def read_all(self) -> bool:
+        """Whether every pending list was read to its end."""
+        return self._lines == []
 
     def find(self, wanted: set) -> dict:
         """The messages (without their payloads: enough to decode their
