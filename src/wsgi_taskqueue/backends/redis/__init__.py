@@ -37,7 +37,12 @@ P:{Q}:owners             hash   acquire: consumer -> process token   release, sw
 P:{Q}:info               hash   acquire: consumer -> JSON (host,     release, sweep
                                 pid, concurrency, lease)
 P:{Q}:deliveries:<id>    string requeue of an unfinished task (INCR) expires after a day
-P:{Q}:task:<id>          hash   every move of the task: its status   expires (status_ttl)
+P:{Q}:task:<id>          hash   its status: first when the task      expires (status_ttl)
+                                starts running, or at a move that
+                                needs it (scheduled, waiting,
+                                cancelled, purged...; none while it
+                                simply waits: queued.py); then every
+                                move of the task
 P:{Q}:result:<id>        string SETTLE (completion.py): the          expires (result_ttl)
                                 result of a task that keeps it
 P:{Q}:waiting:<id>       hash   promote: a task waiting for others   the script settling the
@@ -50,7 +55,9 @@ P:{Q}:job:<id>           hash   promote: a job's record and its      expires (a 
                                 counted by the settling scripts
 P:{Q}:job:<id>:todo      set    promote: its tasks not settled yet   the script settling each
 P:{Q}:jobs               zset   promote: job id -> time created      job_list, once expired
-P:{Q}:tasks              zset   status records: id -> time queued    sweep trims it
+P:{Q}:tasks              zset   promote: id -> time queued, of       sweep trims it
+                                status records and of the tasks that
+                                wait without one yet
 P:{Q}:minute:<n>         hash   outcomes of minute n (done, retried, expires after an hour
                                 dead)
 ======================== ====== ==================================== ==========================

@@ -12,6 +12,18 @@ from .dependencies import DEPENDENCIES
 from .jobs import JOBS
 from .scripts import PRELUDE
 
+#: The record of a message handed back to pending from a processing list,
+#: written whole: it may have none yet, if its consumer went between
+#: taking it (BLMOVE) and marking it running (MARK_RUNNING).
+REQUEUED_STATUS = r"""
+local function requeued_status(base, ttl, t, message)
+  if not new_status(base, ttl, t, message, 'queued', 'consumer', '') then
+    set_status(base, ttl, t, id_of(message), 'state', 'queued',
+               'consumer', '')
+  end
+end
+"""
+
 #: Acknowledge finished messages (those the slot still holds), then take
 #: up to a limit.  With "recover", the caller lost track of what its slot
 #: holds (a reply was lost): all but the finished messages go back to the
@@ -23,7 +35,7 @@ from .scripts import PRELUDE
 #: messages, then per finished message: message, attempt, status line,
 #: duration (ms).  Returns {taken, due time of the next retry or false,
 #: replays}.
-RESERVE = PRELUDE + DEPENDENCIES + JOBS + r"""
+RESERVE = PRELUDE + DEPENDENCIES + JOBS + REQUEUED_STATUS + r"""
 local t = now()
 local base = base_of(KEYS[1])
 local ttl = tonumber(ARGV[3])
@@ -60,7 +72,7 @@ if ARGV[4] == '1' then
     local message = redis.call('LPOP', KEYS[2])
     if not message then break end
     ranked = ranked + place(KEYS[1], message, true)
-    set_status(base, ttl, t, id_of(message), 'state', 'queued', 'consumer', '')
+    requeued_status(base, ttl, t, message)
   end
 end
 redis.call('SADD', KEYS[4], ARGV[2])
@@ -138,7 +150,7 @@ end
 #: info.  ARGV: slot, max deliveries (0: no limit), '1' to act only if the
 #: consumer's lease is gone, status TTL, consumer.
 #: Returns {requeued count, {message, deliveries, ...} to bury}.
-REQUEUE = PRELUDE + r"""
+REQUEUE = PRELUDE + REQUEUED_STATUS + r"""
 local t = now()
 local base = base_of(KEYS[2])
 local ttl = tonumber(ARGV[4])
@@ -164,7 +176,7 @@ for _, message in ipairs(messages) do
   else
     redis.call('LREM', KEYS[1], 1, message)
     ranked = ranked + place(KEYS[2], message, true)
-    set_status(base, ttl, t, id, 'state', 'queued', 'consumer', '')
+    requeued_status(base, ttl, t, message)
     requeued = requeued + 1
   end
 end

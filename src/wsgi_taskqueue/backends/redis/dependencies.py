@@ -24,6 +24,7 @@ from __future__ import annotations
 from ...errors import UnknownDependency
 from ...task import identity_of
 from ..dependencies import DOOMED_SLOT, dependencies_of
+from .queued import waits_unrecorded
 
 __all__ = ['DEPENDENCIES', 'bury_doomed', 'known', 'shard_of_dependencies']
 
@@ -57,10 +58,20 @@ local function unpark(base, ttl, t, message, id)
   end
 end
 
+-- Whether task ``id``, which has no status record, waits in the queue:
+-- a task that simply became pending has only its entry in the status
+-- index (PROMOTE), fresh; an entry older than the TTL is one whose record
+-- expired, and counts as done, as a missing record always did.
+local function pending_unrecorded(base, ttl, t, id)
+  local queued = redis.call('ZSCORE', base .. 'tasks', id)
+  return queued and tonumber(queued) > t - ttl
+end
+
 -- Park a message being promoted if it waits for tasks not done yet (or
 -- condemn it if one of them died); true when it is taken care of here,
--- false when it is to be queued as any other.
-local function park(base, ttl, t, message)
+-- false when it is to be queued as any other.  ``promoted``: the ids
+-- made pending earlier in the same promotion (not indexed yet).
+local function park(base, ttl, t, message, promoted)
   if not string.find(message, ',"af":[', 1, true) then return false end
   local h = header(message)
   if not h or type(h.af) ~= 'table' or type(h.id) ~= 'string' then
@@ -69,6 +80,10 @@ local function park(base, ttl, t, message)
   local left = {}
   for _, dependency in ipairs(h.af) do
     local state = redis.call('HGET', base .. 'task:' .. dependency, 'state')
+    if not state and (promoted[dependency] or
+                      pending_unrecorded(base, ttl, t, dependency)) then
+      state = 'queued'
+    end
     if state and DYING[state] then
       new_status(base, ttl, t, message, 'dead')
       redis.call('ZADD', base .. 'tasks', t, h.id)
@@ -146,12 +161,18 @@ def bury_doomed(queue) -> int:
 
 
 def known(queue, ids) -> list:
-    """Those of ``ids`` whose status record ``queue`` keeps."""
+    """Those of ``ids`` whose status record ``queue`` keeps, or that wait
+    in it without one yet (``queued.py``)."""
     pipe = queue.client.pipeline(transaction=False)
+    pipe.time()
     for task_id in ids:
         pipe.exists(queue.task_key(task_id))
-    return [task_id for task_id, found in zip(ids, pipe.execute(), strict=True)
-            if found]
+        pipe.zscore(queue.tasks_key, task_id)
+    (seconds, micros), *found = pipe.execute()
+    now = seconds + micros / 1e6
+    return [task_id for task_id, recorded, queued_at
+            in zip(ids, found[::2], found[1::2], strict=True)
+            if recorded or waits_unrecorded(queue, queued_at, now)]
 
 
 def shard_of_dependencies(sharded, messages):

@@ -20,6 +20,7 @@ from .connection import CLIENT_NAMES
 from .dependencies import bury_doomed
 from .jobs import job_list, job_status
 from .priority import PENDING_COUNT
+from .queued import PendingMessages, queued_records, waits_unrecorded
 
 __all__ = ['Operations']
 
@@ -74,8 +75,27 @@ class Operations:
         return result
 
     def task_status(self, task_id):
+        """See IQueueBackend.  A task waiting without a record of its own
+        (``queued.py``) is shown from its index entry and its pending
+        message; when that message is not among the first
+        ``queued.SCAN_BOUND`` of a pending list, the record lacks the
+        header's fields (path, method, user, options)."""
         with self._talking:
-            fields = self.client.hgetall(self.task_key(task_id))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.task_key(task_id))
+            pipe.zscore(self.tasks_key, task_id)
+            pipe.time()
+            fields, queued_at, (seconds, micros) = pipe.execute()
+            if not fields and waits_unrecorded(self, queued_at,
+                                               seconds + micros / 1e6):
+                shown = queued_records(self, {task_id: queued_at},
+                                       PendingMessages(self)).get(task_id)
+                if shown is not None and shown['path']:
+                    return shown
+                # Not found pending: it may have started running since.
+                fields = self.client.hgetall(self.task_key(task_id))
+                if not fields and shown is not None:
+                    return shown
             if fields:
                 return record(_texts(fields), self.name)
         for status in self._staged_records():
@@ -101,22 +121,52 @@ class Operations:
         found = []
         position = 0
         chunk = max(count, 100)
+        pending = PendingMessages(self)
         with self._talking:
             while len(found) < start + count:
-                ids = self.client.zrevrange(self.tasks_key, position,
-                                            position + chunk - 1)
-                if not ids:
+                entries = [(_text(task_id), queued_at) for task_id, queued_at
+                           in self.client.zrevrange(
+                               self.tasks_key, position,
+                               position + chunk - 1, withscores=True)]
+                if not entries:
                     break
-                position += len(ids)
-                pipe = self.client.pipeline(transaction=False)
-                for task_id in ids:
-                    pipe.hgetall(self.task_key(_text(task_id)))
-                for fields in pipe.execute():
-                    fields = _texts(fields)
-                    if fields and (state is None
-                                   or fields.get('state') == state):
-                        found.append(record(fields, self.name))
+                position += len(entries)
+                found += self._records_of(entries, state, pending)
         return found[start:start + count]
+
+    def _records_of(self, entries, state, pending) -> list:
+        """The records in ``state`` (any if None) of the index's
+        ``entries`` (id, time queued), in their order: those stored, and
+        those of tasks that wait without one (``queued.py``), their
+        messages looked for in ``pending`` (PendingMessages)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.time()
+        for task_id, _ in entries:
+            pipe.hgetall(self.task_key(task_id))
+        (seconds, micros), *stored = pipe.execute()
+        now = seconds + micros / 1e6
+        waiting = {task_id: queued_at for (task_id, queued_at), fields
+                   in zip(entries, stored, strict=True)
+                   if not fields and state in (None, 'queued')
+                   and waits_unrecorded(self, queued_at, now)}
+        made = queued_records(self, waiting, pending) if waiting else {}
+        gone = [task_id for task_id in waiting if task_id not in made]
+        if gone:
+            # Taken since the records were read: read them again.
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in gone:
+                pipe.hgetall(self.task_key(task_id))
+            again = dict(zip(gone, pipe.execute(), strict=True))
+            stored = [again.get(task_id, fields) for (task_id, _), fields
+                      in zip(entries, stored, strict=True)]
+        found = []
+        for (task_id, _), fields in zip(entries, stored, strict=True):
+            fields = _texts(fields)
+            if task_id in made:
+                found.append(made[task_id])
+            elif fields and state in (None, fields.get('state')):
+                found.append(record(fields, self.name))
+        return found
 
     def throughput(self, minutes=15):
         with self._talking:

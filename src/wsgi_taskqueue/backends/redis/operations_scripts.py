@@ -52,8 +52,12 @@ if cancel_parked(base, tonumber(ARGV[2]), now(), ARGV[1]) then
   return 'cancelled'
 end
 local function cancelled(message)
-  set_status(base, tonumber(ARGV[2]), now(), ARGV[1], 'state', 'cancelled',
-             'next', '')
+  -- A pending task may have no record yet (PROMOTE writes none).
+  if not new_status(base, tonumber(ARGV[2]), now(), message, 'cancelled',
+                    'next', '') then
+    set_status(base, tonumber(ARGV[2]), now(), ARGV[1], 'state',
+               'cancelled', 'next', '')
+  end
   release(base, tonumber(ARGV[2]), now(), ARGV[1], 'cancelled')
   job_settle(base, tonumber(ARGV[2]), now(), message, 'cancelled')
   return 'cancelled'
@@ -96,7 +100,10 @@ end
 for _, list in ipairs(lists) do
   count = count + #list
   for i = 1, #list do
-    set_status(base, ttl, t, id_of(list[i]), 'state', 'purged', 'next', '')
+    -- A pending task may have no record yet (PROMOTE writes none).
+    if not new_status(base, ttl, t, list[i], 'purged', 'next', '') then
+      set_status(base, ttl, t, id_of(list[i]), 'state', 'purged', 'next', '')
+    end
     release(base, ttl, t, id_of(list[i]), 'purged')
     job_settle(base, ttl, t, list[i], 'purged')
   end

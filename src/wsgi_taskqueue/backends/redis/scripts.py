@@ -73,46 +73,64 @@ local function set_status(base, ttl, t, id, ...)
   redis.call('EXPIRE', key, ttl)
 end
 
+-- What a status record keeps of a message's header: all of it but its
+-- environ (cookies and credentials must not outlive the task), or nil.
+-- String operations only: the encoder writes "e" after "m" and before
+-- "uid", and no unescaped quote can occur inside a JSON string.
+local function kept_header(message)
+  local first = string.find(message, '\n', 1, true)
+  local second = first and string.find(message, '\n', first + 1, true)
+  local environ = first and string.find(message, ',"e":', first, true)
+  local user = environ and string.find(message, ',"uid":', environ, true)
+  if not second or not user or user > second then return nil end
+  return string.sub(message, first + 1, environ - 1) ..
+         string.sub(message, user, second - 1)
+end
+
+-- A status record for a message's task, written whole (id, state,
+-- header, then the other ``...`` fields), whether it had one or not;
+-- returns the task id, for the caller to index (one ZADD for many), or
+-- nil when the log is off or the message is not a task's.
+local function new_status(base, ttl, t, message, state, ...)
+  if ttl <= 0 then return nil end
+  local id = id_of(message)
+  local kept = id and kept_header(message)
+  if not kept then return nil end
+  set_status(base, ttl, t, id, 'id', id, 'state', state, 'header', kept, ...)
+  return id
+end
+
 -- The record of a task that starts running, unless the attempt already
 -- finished (its 'f' field is the last finished attempt): then the message
--- is a replay, left for the caller to bury, and 1 is returned.  Its
--- expiry is left alone: whatever the task comes to next (done, retrying,
--- dead, requeued) sets it.
+-- is a replay, left for the caller to bury, and 1 is returned.  A task
+-- that was simply pending has no record yet (PROMOTE writes none): this
+-- is its first, written whole and given its expiry.  An existing
+-- record's expiry is left alone: whatever the task comes to next (done,
+-- retrying, dead, requeued) sets it.
 local function mark_running(base, ttl, t, message, consumer)
   local id = id_of(message)
   if ttl <= 0 or not id then return 0 end
   local key = base .. 'task:' .. id
   local attempt = attempt_of(message)
-  if not attempt then
-    redis.call('HSET', key, 'updated', t, 'state', 'running',
-               'consumer', consumer, 'started', t)
-    return 0
+  if attempt then
+    local finished = tonumber(redis.call('HGET', key, 'f') or '0')
+    if finished and tonumber(attempt) <= finished then return 1 end
   end
-  local finished = tonumber(redis.call('HGET', key, 'f') or '0')
-  if finished and tonumber(attempt) <= finished then return 1 end
-  redis.call('HSET', key, 'updated', t, 'state', 'running',
-             'consumer', consumer, 'started', t, 'attempt', attempt)
+  local fields = {'updated', t, 'state', 'running', 'consumer', consumer,
+                  'started', t, 'id', id}
+  if attempt then
+    fields[#fields + 1] = 'attempt'
+    fields[#fields + 1] = attempt
+  end
+  local kept = kept_header(message)
+  if kept then
+    fields[#fields + 1] = 'header'
+    fields[#fields + 1] = kept
+  end
+  if redis.call('HSET', key, unpack(fields)) == #fields / 2 then
+    redis.call('EXPIRE', key, ttl)
+  end
   return 0
-end
-
--- A new status record, holding the message's header without its environ
--- (cookies and credentials must not outlive the task); returns the task
--- id, for the caller to index (one ZADD for many).  String operations
--- only: the encoder writes "e" after "m" and before "uid", and no
--- unescaped quote can occur inside a JSON string.
-local function new_status(base, ttl, t, message, state)
-  if ttl <= 0 then return nil end
-  local id = id_of(message)
-  if not id then return nil end
-  local first = string.find(message, '\n', 1, true)
-  local second = string.find(message, '\n', first + 1, true)
-  local environ = string.find(message, ',"e":', first, true)
-  local user = environ and string.find(message, ',"uid":', environ, true)
-  if not second or not user or user > second then return nil end
-  set_status(base, ttl, t, id, 'id', id, 'state', state, 'header',
-             string.sub(message, first + 1, environ - 1) ..
-             string.sub(message, user, second - 1))
-  return id
 end
 
 -- Outcomes per minute, for throughput charts; kept an hour from the
@@ -139,7 +157,12 @@ end
 #: Make staged batches pending; a task scheduled for later (its header's
 #: due time) joins the delayed ones instead, as a retry waits, and one
 #: that waits for other tasks is parked (dependencies.py); a job's marker
-#: is taken in, and a job's task counted (jobs.py).
+#: is taken in, and a job's task counted (jobs.py).  A task that simply
+#: becomes pending gets no status record, only its entry in the ``tasks``
+#: index (id -> time queued): its message holds its header, and its record
+#: is first written when it starts running (mark_running) or leaves the
+#: queue otherwise (cancel, purge).  ``promoted`` tells ``park`` which of
+#: them came earlier in the same batch (not indexed yet).
 #: KEYS: (staged batch, pending, staged index, delayed) per queue.
 #: ARGV: batch id, then the status TTL of each queue.
 PROMOTE = PRELUDE + DEPENDENCIES + JOBS + r"""
@@ -150,6 +173,7 @@ for q = 1, #KEYS, 4 do
   local items = redis.call('LRANGE', KEYS[q], 0, -1)
   local ready = {}
   local index = {}
+  local promoted = {}
   local ranked = 0
   for i = 1, #items do
     local at = t + i / 1000000
@@ -157,12 +181,11 @@ for q = 1, #KEYS, 4 do
     local id
     if job_take(base, ttl, at, items[i]) then
       -- a job's marker, taken in
-    elseif park(base, ttl, at, items[i]) then
+    elseif park(base, ttl, at, items[i], promoted) then
       -- parked or condemned, its record and index entry written
     elseif due and due > t then
       redis.call('ZADD', KEYS[q + 3], due, items[i])
-      id = new_status(base, ttl, at, items[i], 'scheduled')
-      if id then set_status(base, ttl, at, id, 'next', due) end
+      id = new_status(base, ttl, at, items[i], 'scheduled', 'next', due)
     else
       local priority = priority_of(items[i])
       if priority and priority ~= DEFAULT_PRIORITY then
@@ -170,7 +193,9 @@ for q = 1, #KEYS, 4 do
       else
         ready[#ready + 1] = items[i]
       end
-      id = new_status(base, ttl, at, items[i], 'queued')
+      -- No record: its index entry is its trace while it waits.
+      id = ttl > 0 and id_of(items[i]) or nil
+      if id then promoted[id] = true end
     end
     if id then
       index[#index + 1] = at
