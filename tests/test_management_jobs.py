@@ -312,6 +312,21 @@ def test_a_malformed_job_record_is_shown_as_such(redis_api, stored, fields,
     assert f'malformed record: {markupsafe.escape(problem)}' in row
 
 
+def test_an_open_job_whose_record_is_malformed_can_be_closed(redis_api,
+                                                             stored):
+    """Closing sets its state alone: the operator may end a job whose
+    counts were damaged."""
+    stored('bad', {'state': 'open', 'total': 'many', 'created': 1})
+    assert 'data-action="close"' in jobs_row(
+        redis_api.get('/panels', headers=AUTH).text, 'bad')
+    answer = redis_api.post('/queues/default/jobs/bad/close',
+                            headers=AUTH).json
+    assert (answer['closed'], answer['job']['state'],
+            answer['job']['problem']) == (True, 'closed',
+                                          'total is not a whole number')
+    JOB_SCHEMA.validate(answer['job'])
+
+
 def test_the_command_line_shows_a_malformed_job_record_too(stored, run,
                                                           tmp_path,
                                                           redis_url):
