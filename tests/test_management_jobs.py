@@ -1,8 +1,9 @@
 """Jobs of many tasks in the management app, on every backend (the
 sharded Redis queue among them): the JSON API (``GET
-/queues/{queue}/jobs`` and ``.../jobs/{id}``) and the dashboard's Jobs
-panel with its progress bars; against hostile input too: bad ids and
-queues, records crafted straight into a real Redis."""
+/queues/{queue}/jobs``, ``.../jobs/{id}`` and ``POST .../jobs/{id}/close``)
+and the dashboard's Jobs panel with its progress bars and Close buttons;
+against hostile input too: bad ids and queues, records crafted straight
+into a real Redis."""
 from __future__ import annotations
 
 import re
@@ -20,6 +21,7 @@ import yaml
 from hypothesis import strategies as st
 
 from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.errors import ClosedJob
 from wsgi_taskqueue.management import make_app
 
 from test_admin import work
@@ -119,6 +121,88 @@ def test_the_job_routes_need_the_key(api, any_queue):
                        status=404).body == b'{"error": "not found"}'
 
 
+# -- closing a job ---------------------------------------------------------
+
+def test_closing_a_job_with_tasks_left_leaves_it_closed_once(api, any_queue):
+    job_id = new_job('/ok', '/ok')
+    work(limit=1)
+    answer = api.post(f'/queues/default/jobs/{job_id}/close',
+                      headers=AUTH).json
+    assert answer['closed'] is True
+    assert answer['job'] == taskqueue.job_status(job_id)
+    assert {key: answer['job'][key] for key in (
+        'state', 'total', 'done', 'pending', 'completed')} == {
+        'state': 'closed', 'total': 2, 'done': 1, 'pending': 1,
+        'completed': None}
+    assert answer['job']['closed'] >= answer['job']['created']
+    JOB_SCHEMA.validate(answer['job'])
+    # Committed: no task may join it any more.
+    with pytest.raises(ClosedJob), transaction.manager:
+        taskqueue.add('/ok', job=job_id)
+    # Again: nothing changes, and it says so.
+    again = api.post(f'/queues/default/jobs/{job_id}/close',
+                     headers=AUTH).json
+    assert again == {'closed': False, 'job': answer['job']}
+    work()
+    assert taskqueue.job_status(job_id)['state'] == 'complete'
+
+
+def test_closing_a_job_whose_tasks_finished_completes_it(api, any_queue):
+    job_id = new_job('/ok')
+    work()
+    answer = api.post(f'/queues/default/jobs/{job_id}/close',
+                      headers=AUTH).json
+    assert (answer['closed'], answer['job']['state'],
+            answer['job']['done']) == (True, 'complete', 1)
+    assert answer['job']['completed'] >= answer['job']['closed']
+    JOB_SCHEMA.validate(answer['job'])
+    # Its on_complete was queued, once: closing again queues nothing.
+    assert api.post(f'/queues/default/jobs/{job_id}/close',
+                    headers=AUTH).json == {'closed': False,
+                                           'job': answer['job']}
+    task = api.get(f'/tasks/{answer["job"]["on_complete"]}',
+                   headers=AUTH).json
+    assert (task['path'], task['state']) == ('/ok', 'queued')
+    assert any_queue.counts()['pending'] == 1
+
+
+def test_closing_an_unknown_job_or_queue_answers_404_a_bad_id_400(
+        api, any_queue):
+    job_id = new_job()
+    for path, status, message in [
+            (f'/queues/default/jobs/{"ab" * 16}/close', 404,
+             f"unknown job '{'ab' * 16}' of queue 'default' (never created "
+             f"there, or its record expired)"),
+            (f'/queues/mail/jobs/{job_id}/close', 404,
+             "unknown task queue 'mail'"),
+            ('/queues/default/jobs/xyz/close', 400,
+             "not a job id (1 to 64 hex digits): 'xyz'"),
+            (f'/queues/default/jobs/{"a" * 65}/close', 400, 'not a job id')]:
+        answer = api.post(path, headers=AUTH, status=status).json
+        assert answer['error'].startswith(message), path
+    assert taskqueue.job_status(job_id)['state'] == 'open'
+    response = api.get(f'/queues/default/jobs/{job_id}/close', headers=AUTH,
+                       status=405)
+    assert response.headers['Allow'] == 'POST'
+
+
+def test_closing_needs_the_key_or_the_sessions_csrf_token(api, any_queue):
+    job_id = new_job()
+    path = f'/queues/default/jobs/{job_id}/close'
+    for headers in ({}, {'X-API-Key': 'wrong' * 6},
+                    {'Authorization': 'Bearer wrong'}):
+        assert api.post(path, headers=headers, status=404).body \
+            == b'{"error": "not found"}'
+    api.get(f'/?key={KEY}', status=303)
+    token = re.search(r'name="csrf-token" content="([0-9a-f]+)"',
+                      api.get('/').text)[1]
+    api.post(path, status=403)
+    api.post(path, headers={'X-CSRF-Token': 'f' * 64}, status=403)
+    assert taskqueue.job_status(job_id)['state'] == 'open'
+    assert api.post(path, headers={'X-CSRF-Token': token}).json[
+        'closed'] is True
+
+
 # -- the dashboard ---------------------------------------------------------
 
 def test_the_jobs_panel_draws_each_jobs_progress(api, any_queue):
@@ -146,6 +230,23 @@ def test_the_jobs_panel_draws_each_jobs_progress(api, any_queue):
     # Newest first.
     assert panels.index(f'data-job="{empty}"') < panels.index(
         f'data-job="{job_id}"')
+
+
+def test_only_open_jobs_have_a_close_button(api, any_queue):
+    open_job = new_job('/ok', label='open')
+    closed_job = new_job('/ok', label='closed')
+    complete_job = new_job(label='complete')
+    for job_id in (closed_job, complete_job):
+        with transaction.manager:  # one job per transaction when sharded
+            taskqueue.close_job(job_id)
+    panels = api.get('/panels', headers=AUTH).text
+    assert (f'<button type="button" data-action="close" '
+            f'data-url="queues/default/jobs/{open_job}/close" '
+            f'data-confirm="Close job {open_job} of queue default? No task '
+            f'may be added to it after that.">Close</button>'
+            ) in jobs_row(panels, open_job)
+    for job_id in (closed_job, complete_job):
+        assert '<button' not in jobs_row(panels, job_id)
 
 
 def test_without_jobs_the_panel_says_so(api, any_queue):
@@ -211,6 +312,21 @@ def test_a_malformed_job_record_is_shown_as_such(redis_api, stored, fields,
     assert f'malformed record: {markupsafe.escape(problem)}' in row
 
 
+def test_an_open_job_whose_record_is_malformed_can_be_closed(redis_api,
+                                                             stored):
+    """Closing sets its state alone: the operator may end a job whose
+    counts were damaged."""
+    stored('bad', {'state': 'open', 'total': 'many', 'created': 1})
+    assert 'data-action="close"' in jobs_row(
+        redis_api.get('/panels', headers=AUTH).text, 'bad')
+    answer = redis_api.post('/queues/default/jobs/bad/close',
+                            headers=AUTH).json
+    assert (answer['closed'], answer['job']['state'],
+            answer['job']['problem']) == (True, 'closed',
+                                          'total is not a whole number')
+    JOB_SCHEMA.validate(answer['job'])
+
+
 def test_the_command_line_shows_a_malformed_job_record_too(stored, run,
                                                           tmp_path,
                                                           redis_url):
@@ -238,8 +354,9 @@ def test_the_command_line_shows_a_malformed_job_record_too(stored, run,
 def test_any_job_path_gets_a_documented_answer(redis_api, queue_name,
                                                job_id, params):
     quoted = urllib.parse.quote(queue_name, safe='')
-    for path in (f'/queues/{quoted}/jobs',
-                 f'/queues/{quoted}/jobs/'
-                 f'{urllib.parse.quote(job_id, safe="")}'):
+    job_path = f'/queues/{quoted}/jobs/{urllib.parse.quote(job_id, safe="")}'
+    for path in (f'/queues/{quoted}/jobs', job_path):
         assert_documented(redis_api.get(path, params, headers=AUTH,
                                         status='*'), {200, 400, 404})
+    assert_documented(redis_api.post(f'{job_path}/close', headers=AUTH,
+                                     status='*'), {200, 400, 404})

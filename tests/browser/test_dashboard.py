@@ -211,7 +211,8 @@ def test_the_dashboard_shows_tasks_run_and_requeues_a_dead_letter(site, page):
     assert errors == []
 
 
-def test_the_jobs_panel_follows_a_jobs_progress(site, page, redis_url):
+def test_the_jobs_panel_follows_a_jobs_progress_and_closes_it(site, page,
+                                                              redis_url):
     expect = playwright.expect
     expect.set_options(timeout=TIMEOUT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -234,12 +235,23 @@ def test_the_jobs_panel_follows_a_jobs_progress(site, page, redis_url):
         '0 done, 1 failed, 4 pending of 5')
     assert row.locator('svg.progress').bounding_box()['width'] == 160
 
+    # Close it from the page, which asks first: no task may join it any
+    # more, and it completes once its last task ran.
+    asked = []
+    page.once('dialog', lambda dialog: asked.append(dialog.message)
+              or dialog.accept())
+    row.get_by_role('button', name='Close').click()
+    expect(page.locator('#message')).to_have_text(
+        f'Closed job {job} (closed).')
+    expect(row).to_have_attribute('data-state', 'closed')
+    expect(row.get_by_role('button')).to_have_count(0)
+    assert asked == [f'Close job {job} of queue default? No task may be '
+                     f'added to it after that.']
+    assert taskqueue.job_status(str(job))['state'] == 'closed'
+
     requests.get(site.url + '/open', timeout=10)
     expect(row.locator('[data-count=done]')).to_have_text('4')
     expect(row.locator('rect.bar-done')).to_have_attribute('width', '80')
-    expect(row).to_have_attribute('data-state', 'open')
-    with transaction.manager:
-        job.close()
     expect(row).to_have_attribute('data-state', 'complete')
     expect(row.locator('.share')).to_have_text('100%')
     page.screenshot(path=str(ARTIFACTS / 'dashboard-jobs.png'),

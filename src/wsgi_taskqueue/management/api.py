@@ -26,8 +26,8 @@ from ..validation import METHODS, check_label
 
 __all__ = ['APIError', 'status', 'queue_status', 'list_tasks', 'get_task',
            'list_jobs', 'get_job', 'add_task', 'list_dead_letters',
-           'requeue_letter', 'purge_letters', 'drain', 'letter_json',
-           'letter_id']
+           'requeue_letter', 'purge_letters', 'close_job', 'drain',
+           'letter_json', 'letter_id']
 
 #: How many records one page of GET /tasks, /dead-letters or a queue's
 #: jobs may hold.
@@ -120,17 +120,7 @@ def list_jobs(app, request, queue: str) -> dict:
 
 
 def get_job(app, request, queue: str, job_id: str) -> dict:
-    name = app.backend(queue).name
-    try:
-        found = admin_jobs.find_job(job_id, [name])
-    except InvalidTask:
-        raise APIError(400, f'not a job id (1 to 64 hex digits): '
-                            f'{job_id[:80]!r}') from None
-    if found is None:
-        raise APIError(404, f'unknown job {job_id!r} of queue {name!r} '
-                            f'(never created there, or its record '
-                            f'expired)')
-    return found
+    return _on_job(admin_jobs.find_job, app, queue, job_id)
 
 
 def list_dead_letters(app, request) -> dict:
@@ -203,6 +193,13 @@ def purge_letters(app, request, queue: str) -> dict:
     return {'purged': admin_dead.purge_dead(app.backend(queue).name)}
 
 
+def close_job(app, request, queue: str, job_id: str) -> dict:
+    """Close the job in a transaction of its own, committed before the
+    answer (``admin_jobs.close_job``); closing it again changes nothing
+    and answers ``closed: false``, so a retried request is harmless."""
+    return _on_job(admin_jobs.close_job, app, queue, job_id)
+
+
 def drain(app, request, queue: str) -> dict:
     """Run the queue's tasks in this request (``drain.py``) for
     ``runtime`` seconds, capped by the app's ``drain_max_runtime`` (also
@@ -233,6 +230,22 @@ def _queues_asked(app, request) -> list[str]:
         return app.queue_names()
     app.backend(name)
     return [name]
+
+
+def _on_job(operation, app, queue: str, job_id: str) -> dict:
+    """``operation(job_id, [queue])`` of ``admin_jobs``: an id that is
+    not one is a 400, a job the queue does not know a 404."""
+    name = app.backend(queue).name
+    try:
+        answer = operation(job_id, [name])
+    except InvalidTask:
+        raise APIError(400, f'not a job id (1 to 64 hex digits): '
+                            f'{job_id[:80]!r}') from None
+    if answer is None:
+        raise APIError(404, f'unknown job {job_id!r} of queue {name!r} '
+                            f'(never created there, or its record '
+                            f'expired)')
+    return answer
 
 
 def _int_param(request, name: str, default: int, low: int,

@@ -101,6 +101,8 @@ class ManagementApp:
                    _json(api.list_jobs)),
             _route('GET HEAD', '/queues/(?P<queue>.+)/jobs/(?P<job_id>[^/]+)',
                    _json(api.get_job)),
+            _route('POST', '/queues/(?P<queue>.+)/jobs/(?P<job_id>[^/]+)/close',
+                   _json(api.close_job, 'closed')),
             _route('GET HEAD', '/dead-letters', _json(api.list_dead_letters)),
             _route('POST', '/dead-letters/(?P<queue>.+)/(?P<letter>[0-9a-f]{32})'
                            '/requeue', _json(api.requeue_letter, 'requeued')),

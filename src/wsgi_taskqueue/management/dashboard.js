@@ -55,6 +55,21 @@
       .then(function () { timer = setTimeout(refresh, interval); });
   }
 
+  // What each button's answer tells the reader.
+  var outcomes = {
+    purge: function (body) {
+      return 'Purged ' + body.purged + ' dead letter(s).';
+    },
+    requeue: function (body) {
+      return 'Requeued task ' + (body.task_id || '(not a task)') + '.';
+    },
+    close: function (body) {
+      return body.closed ? 'Closed job ' + body.job.id + ' (' +
+        body.job.state + ').' : 'Job ' + body.job.id + ' was ' +
+        body.job.state + ' already.';
+    }
+  };
+
   function say(text, isError) {
     message.textContent = text;
     message.className = isError ? 'error' : '';
@@ -82,9 +97,7 @@
         });
       })
       .then(function (body) {
-        say(button.dataset.action === 'purge'
-          ? 'Purged ' + body.purged + ' dead letter(s).'
-          : 'Requeued task ' + (body.task_id || '(not a task)') + '.');
+        say(outcomes[button.dataset.action](body));
       })
       .catch(function (error) {
         say(error.message, true);

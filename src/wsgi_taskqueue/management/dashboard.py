@@ -2,7 +2,8 @@
 
 The page (``dashboard.html``) holds the panels rendered here;
 ``dashboard.js`` fetches them again (``GET panels``) every
-``REFRESH_MS`` and posts the requeue and purge buttons to the JSON API.
+``REFRESH_MS`` and posts the requeue, purge and close buttons to the JSON
+API.
 
 Everything is rendered by this module, through one path: each fragment is
 a ``markupsafe.Markup`` built with ``Markup(template).format(...)``, which

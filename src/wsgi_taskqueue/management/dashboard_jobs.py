@@ -1,5 +1,7 @@
 """The dashboard's Jobs panel: the newest jobs of many tasks of each queue
-(``jobs.py``), each with a bar of its progress.
+(``jobs.py``), each with a bar of its progress, and a *Close* button on
+each open one (``dashboard.js`` posts it to ``POST
+queues/Q/jobs/ID/close``, as it posts the dead letters' buttons).
 
 The bar is inline SVG made of attributes only (the page's
 Content-Security-Policy allows no inline style): a rectangle each for the
@@ -27,7 +29,7 @@ def jobs_panel(views, now: float) -> Markup:
     found = sorted((job for view in views for job in view.jobs),
                    key=lambda job: job.get('created') or 0, reverse=True)
     return table(['Created', 'Queue', 'Job', 'Label', 'State', 'Progress',
-                  'Done', 'Failed', 'Pending', 'Total'],
+                  'Done', 'Failed', 'Pending', 'Total', ''],
                  [_row(job, now) for job in found],
                  'No job of many tasks lately.', 'jobs')
 
@@ -36,6 +38,7 @@ def _row(job: dict, now: float) -> Markup:
     state = job.get('state') or 'malformed'
     shown = f"malformed record: {job['problem']}" if job.get('problem') \
         else state
+    quoted_queue = urllib.parse.quote(job['queue'], safe='')
     return Markup(
         '<tr data-job="{id}" data-state="{state}"><td>{created}</td>'
         '<td>{queue}</td>'
@@ -46,13 +49,26 @@ def _row(job: dict, now: float) -> Markup:
         '<td>{bar}</td><td class="number" data-count="done">{done}</td>'
         '<td class="number" data-count="failed">{failed}</td>'
         '<td class="number" data-count="pending">{pending}</td>'
-        '<td class="number" data-count="total">{total}</td></tr>').format(
+        '<td class="number" data-count="total">{total}</td><td>{close}</td>'
+        '</tr>').format(
             id=job['id'], state=state, shown=shown,
             created=when(job.get('created'), now), queue=job['queue'],
-            quoted_queue=urllib.parse.quote(job['queue'], safe=''),
-            label=text(job.get('label')),
+            quoted_queue=quoted_queue, label=text(job.get('label')),
             bar=progress_bar(job), done=job['done'], failed=job['failed'],
-            pending=job['pending'], total=job['total'])
+            pending=job['pending'], total=job['total'],
+            close=_close_button(job, quoted_queue)
+            if job.get('state') == 'open' else '')
+
+
+def _close_button(job: dict, quoted_queue: str) -> Markup:
+    """Asks first: a closed job takes no task any more, and a planner
+    still adding to it fails its commits."""
+    return Markup(
+        '<button type="button" data-action="close" '
+        'data-url="queues/{quoted_queue}/jobs/{id}/close" '
+        'data-confirm="Close job {id} of queue {queue}? No task may be '
+        'added to it after that.">Close</button>').format(
+            quoted_queue=quoted_queue, id=job['id'], queue=job['queue'])
 
 
 def progress_bar(job: dict) -> Markup:
