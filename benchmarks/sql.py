@@ -63,6 +63,15 @@ def rate(jobs: int, seconds: float) -> float:
     return jobs / seconds
 
 
+def drain_rate(counter: Counter, jobs: int, started: float) -> float:
+    """Jobs per second from ``started`` until the last job ran (not until
+    the worker noticed the queue is empty and stopped); RuntimeError
+    unless exactly ``jobs`` ran."""
+    if counter.count != jobs:
+        raise RuntimeError(f'{counter.count} runs of {jobs} jobs')
+    return rate(jobs, counter.last - started)
+
+
 def latencies(counter: Counter, send) -> float:
     """The median, in ms, of SAMPLES times from calling ``send`` (which
     enqueues one job) to the job's start, a worker waiting idle."""
@@ -128,11 +137,8 @@ class Ours:
         started = time.perf_counter()
         consumer.start()
         self.counter.wait(jobs)
-        seconds = time.perf_counter() - started
         consumer.stop(10)
-        if self.counter.count != jobs:
-            raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
-        return rate(jobs, seconds)
+        return drain_rate(self.counter, jobs, started)
 
     def latency(self) -> float:
         self.fresh()
@@ -206,12 +212,7 @@ class Procrastinate:
                     delete_jobs='always')
         started = time.perf_counter()
         asyncio.run(work())
-        # Until the last job ran, as for the others (not until the
-        # worker noticed the queue is empty and stopped).
-        seconds = self.counter.last - started
-        if self.counter.count != jobs:
-            raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
-        return rate(jobs, seconds)
+        return drain_rate(self.counter, jobs, started)
 
     def latency(self) -> float:
         self.fresh()
@@ -325,12 +326,7 @@ class Pgqueuer:
                     mode=QueueExecutionMode.drain)
         started = time.perf_counter()
         asyncio.run(work())
-        # Until the last job ran, as for the others (not until the
-        # worker noticed the queue is empty and stopped).
-        seconds = self.counter.last - started
-        if self.counter.count != jobs:
-            raise RuntimeError(f'{self.counter.count} runs of {jobs} jobs')
-        return rate(jobs, seconds)
+        return drain_rate(self.counter, jobs, started)
 
     def latency(self) -> float:
         import psycopg
