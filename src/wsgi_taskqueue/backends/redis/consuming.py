@@ -19,9 +19,10 @@ from ..base import REPLAYED, owner_of, unfinished_reason
 from ..dependencies import DOOMED_SLOT
 from . import consuming_scripts as scripts
 from .completion import sets_off
-from .connection import Waiter, twice
+from .connection import twice
 from .dependencies import bury_doomed
 from .priority import WOKEN
+from .waiter import Waiter
 
 __all__ = ['Consuming']
 
