@@ -164,11 +164,7 @@ LABEL = re.compile(r'[A-Za-z0-9_.:@/+\-]{1,100}\Z')
 
 def check_label(label) -> str:
     """``label`` if it is a valid task label, else InvalidTask."""
-    if type(label) is not str or not LABEL.match(label):
-        raise InvalidTask(
-            f'label must be 1 to 100 letters, digits or _.:@/+-, not '
-            f'{label!r}'[:200])
-    return label
+    return _checked_word(label, 'label', LABEL, 100)
 
 
 #: A task's name: letters, digits and ``_.:@/+-``, as a label, and long
@@ -179,11 +175,17 @@ NAME = re.compile(r'[A-Za-z0-9_.:@/+\-]{1,200}\Z')
 
 def check_name(name) -> str:
     """``name`` if it is a valid task name, else InvalidTask."""
-    if type(name) is not str or not NAME.match(name):
+    return _checked_word(name, 'name', NAME, 200)
+
+
+def _checked_word(value, what: str, pattern: re.Pattern, longest: int) -> str:
+    """``value`` if ``pattern`` (1 to ``longest`` of ``_.:@/+-``, letters
+    and digits) matches it whole, else InvalidTask naming ``what``."""
+    if type(value) is not str or not pattern.match(value):
         raise InvalidTask(
-            f'name must be 1 to 200 letters, digits or _.:@/+-, not '
-            f'{name!r}'[:200])
-    return name
+            f'{what} must be 1 to {longest} letters, digits or _.:@/+-, '
+            f'not {value!r}'[:200])
+    return value
 
 
 #: Priorities run from LOWEST_PRIORITY to HIGHEST_PRIORITY; a task added
