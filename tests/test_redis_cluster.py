@@ -123,7 +123,7 @@ def test_a_vote_that_fails_on_one_primary_discards_on_the_others(
         redis_cluster, cluster_url):
     queues = queues_on_every_primary(redis_cluster, cluster_url)
     broken = queues[-1]
-    broken.client.set(broken.staged_key, 'not a sorted set')
+    broken.client.set(broken.staged_key, 'not a hash')
     with pytest.raises(redis.ResponseError, match='WRONGTYPE'), \
             transaction.manager:
         for queue in queues:

@@ -4,6 +4,7 @@ change that adds work per task shows here, not only in the benchmark."""
 import transaction
 
 from wsgi_taskqueue import taskqueue
+from wsgi_taskqueue.backends.redis import staging
 from wsgi_taskqueue.status import Report
 
 
@@ -20,13 +21,14 @@ def test_a_stage_sent_again_leaves_its_batch_once_in_order(redis_queue):
         batch = f'batch-{size}'
         redis_queue.stage(batch, messages)
         redis_queue.stage(batch, messages)  # as after a lost reply
-        assert redis_queue.client.lrange(
-            redis_queue.staged_batch_key(batch), 0, -1) == messages
+        assert redis_queue.client.hlen(redis_queue.staged_key) == 1
+        assert staging.unpack(redis_queue.client.hget(
+            redis_queue.staged_key, batch)) == messages
         redis_queue.promote(batch)
         assert redis_queue.reserve(f'w#{size}', size + 1, 0) == messages
 
 
-def test_a_one_task_transaction_costs_redis_eleven_commands(redis_queue):
+def test_a_one_task_transaction_costs_redis_seven_commands(redis_queue):
     with transaction.manager:
         taskqueue.add('/warm-up')
     redis_queue.connections.settle()
@@ -35,12 +37,11 @@ def test_a_one_task_transaction_costs_redis_eleven_commands(redis_queue):
         taskqueue.add('/counted')
     redis_queue.connections.settle()
     counted = commands(redis_queue)
-    # stage: evalsha, time, rpush, zadd; promote: evalsha, time, lrange,
-    # lpush, the status index's zadd (no status record while it waits),
-    # del, zrem
-    assert sum(counted.values()) == 11, counted
-    assert 'hset' not in counted and 'expire' not in counted
-    assert 'del' in counted and counted['del'] == 1  # the promotion's only
+    # stage: hset; promote: evalsha, time, hget, lpush, the status
+    # index's zadd (no status record while it waits), hdel
+    assert sum(counted.values()) == 7, counted
+    assert counted['hset'] == 1 and 'expire' not in counted
+    assert counted['hdel'] == 1  # the promotion's only
 
 
 def test_a_finished_batch_leaves_its_slot_in_one_del_not_an_lrem_each(

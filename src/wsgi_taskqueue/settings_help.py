@@ -146,8 +146,9 @@ SETTINGS_HELP = {
                           'tasks in flight are requeued', None),
         'max_deliveries': ('a task found unfinished this many times (it '
                            'kills its consumer) is dead-lettered', None),
-        'staged_grace': ('staged batches older than this lost their '
-                         'process; the sweep promotes them', None),
+        'staged_grace': ('staged batches a sweep found this long ago '
+                         'lost their process; the sweep promotes them',
+                         None),
         'stop_timeout': ('how long stopping waits for tasks in flight',
                          None),
     },

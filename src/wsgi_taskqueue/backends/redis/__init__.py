@@ -13,8 +13,10 @@ its slot ``w#1``, ``w#2``, ...:
 ======================== ====== ==================================== ==========================
 key                      type   written by                           emptied by
 ======================== ====== ==================================== ==========================
-P:{Q}:staged:<batch>     list   the vote of a transaction (stage)    promote / discard
-P:{Q}:staged             zset   stage: batch -> time staged          promote / discard
+P:{Q}:staged             hash   the vote of a transaction (stage):   promote / discard
+                                batch -> its messages (staging.py)
+P:{Q}:staged:seen        hash   sweep: batch -> time it first found  sweep, once the batch is
+                                it staged                            gone
 P:{Q}:pending            list   promote (LPUSH, order kept)          reserve (from the right),
                                                                      cancel
 P:{Q}:pending:<N>        list   promote: a task of priority N (not   reserve, before pending
@@ -78,8 +80,9 @@ sweep, run by every live consumer, requeues the processing list of every
 consumer whose lease is gone, counting how often each task was found
 unfinished: one that keeps killing its consumer goes to the dead letters
 instead of looping.  It also promotes staged batches older than a grace
-period: their transaction voted, but the process died before it could
-promote or discard them (at-least-once: see docs/guarantees.rst).
+period (counted from the first sweep that found them: staging.py): their
+transaction voted, but the process died before it could promote or
+discard them (at-least-once: see docs/guarantees.rst).
 Lease times come from Redis's clock (TIME), so consumers on hosts whose
 clocks disagree still agree on who is gone.
 
@@ -105,7 +108,7 @@ from ..base import QueueBase
 from ..dependencies import check_known
 from ..jobs import check_jobs
 from ..names import claimed
-from . import fanout, replication, scripts
+from . import fanout, replication, scripts, staging
 from .bounds import DEFAULT_MAX_CONNECTIONS
 from .completion import Settlements
 from .connection import Talking, thread_connections, twice
@@ -168,7 +171,7 @@ class RedisQueue(Consuming, Operations, QueueBase):
 
         def register(source):
             return self.route.script(guard + source)
-        self.stage_script = register(scripts.STAGE)
+        self.stage_script = staging.Stage(self.route, guard + staging.STAGE)
         self.promote_script = register(scripts.PROMOTE)
         self._init_consuming(register)
         self._init_operations(register)
@@ -210,6 +213,7 @@ class RedisQueue(Consuming, Operations, QueueBase):
         self.base = base = f'{self.key_prefix}:{{{tag}}}:'
         self.pending_key = base + 'pending'
         self.staged_key = base + 'staged'
+        self.staged_seen_key = base + 'staged:seen'
         self.delayed_key = base + 'delayed'
         self.dead_key = base + 'dead'
         self.consumers_key = base + 'consumers'
@@ -217,9 +221,6 @@ class RedisQueue(Consuming, Operations, QueueBase):
         self.owners_key = base + 'owners'
         self.info_key = base + 'info'
         self.tasks_key = base + 'tasks'
-
-    def staged_batch_key(self, batch_id: str) -> str:
-        return f'{self.base}staged:{batch_id}'
 
     def processing_key(self, consumer: str) -> str:
         return f'{self.base}processing:{consumer}'
@@ -285,10 +286,7 @@ class RedisQueue(Consuming, Operations, QueueBase):
 
     def discard(self, batch_id):
         with self._talking:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.staged_batch_key(batch_id))
-            pipe.zrem(self.staged_key, batch_id)
-            pipe.execute()
+            self.client.hdel(self.staged_key, batch_id)
             self.names.release(batch_id)
 
     def close(self):

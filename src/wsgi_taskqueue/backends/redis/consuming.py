@@ -22,6 +22,7 @@ from .completion import sets_off
 from .connection import twice
 from .dependencies import bury_doomed
 from .priority import WOKEN
+from .staging import SWEEP_STAGED
 from .waiter import Waiter
 
 __all__ = ['Consuming']
@@ -43,6 +44,7 @@ class Consuming:
         self._requeue = register(scripts.REQUEUE)
         self._trim_status = register(scripts.TRIM_STATUS)
         self._expire_dead = register(scripts.EXPIRE_DEAD)
+        self._sweep_staged = register(SWEEP_STAGED)
         self._waiters = threading.local()
         self._waiting: dict[str, set] = {}
         self._waiting_lock = threading.Lock()
@@ -183,8 +185,9 @@ class Consuming:
                         report['consumers'].append(owner_of(slot))
                     report['requeued'] += requeued
                     report['dead'] += dead
-            for batch in self.client.zrangebyscore(
-                    self.staged_key, '-inf', now - grace):
+            for batch in self._sweep_staged(
+                    keys=[self.staged_key, self.staged_seen_key],
+                    args=[grace]):
                 batch = batch.decode()
                 self.promote(batch)
                 report['batches'].append(batch)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import redis
 
 from ...errors import BackendUnavailable
-from . import replication
+from . import replication, staging
 from .bounds import Exhausted, NotSent
 from .connection import pack
 from .route import redirection
@@ -96,22 +96,17 @@ def promote(queue, batch_id, slots: list[list], failed) -> None:
 
 
 def stage_arguments(batch_id: str, batches: dict) -> tuple[list, list]:
-    """KEYS and ARGV of the stage script for ``batches`` ({queue:
-    messages}, queues of one slot)."""
-    keys, counts, messages = [], [], []
-    for queue, staged in batches.items():
-        keys += [queue.staged_batch_key(batch_id), queue.staged_key]
-        counts.append(len(staged))
-        messages += staged
-    return keys, [batch_id, *counts, *messages]
+    """KEYS and ARGV of the stage (staging.Stage) for ``batches``
+    ({queue: messages}, queues of one slot)."""
+    return ([queue.staged_key for queue in batches],
+            [batch_id, *(staging.pack(staged) for staged in batches.values())])
 
 
 def promote_arguments(batch_id: str, queues) -> tuple[list, list]:
     """KEYS and ARGV of the promote script for ``queues`` (of one slot)."""
     keys = []
     for queue in queues:
-        keys += [queue.staged_batch_key(batch_id), queue.pending_key,
-                 queue.staged_key, queue.delayed_key]
+        keys += [queue.staged_key, queue.pending_key, queue.delayed_key]
     return keys, [batch_id, *(queue.status_ttl for queue in queues)]
 
 

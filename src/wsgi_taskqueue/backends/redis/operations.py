@@ -16,6 +16,7 @@ from ...errors import DecodeError
 from ...status import MemoryStatusLog, record
 from ..base import owner_of
 from . import operations_scripts as scripts
+from . import staging
 from .connection import CLIENT_NAMES
 from .dependencies import bury_doomed
 from .jobs import job_list, job_status
@@ -43,7 +44,7 @@ class Operations:
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(self.delayed_key)
             pipe.llen(self.dead_key)
-            pipe.zcard(self.staged_key)
+            pipe.hlen(self.staged_key)
             pipe.smembers(self.consumers_key)
             delayed, dead, staged, slots = pipe.execute()
             pending = self._pending_count(keys=[self.pending_key])
@@ -253,15 +254,14 @@ class Operations:
 
     def _staged_records(self):
         """Records of the tasks in staged batches (they have none in the
-        status log until promoted), newest batch first."""
+        status log until promoted)."""
         log = MemoryStatusLog(self)
         with self._talking:
-            for batch in self.client.zrange(self.staged_key, 0, -1):
-                for message in self.client.lrange(
-                        self.staged_batch_key(batch.decode()), 0, -1):
-                    with contextlib.suppress(DecodeError):
-                        log.new(self.codec.decode_unverified(message),
-                                'staged')
+            batches = self.client.hvals(self.staged_key)
+        for batch in batches:
+            for message in staging.unpack(batch):
+                with contextlib.suppress(DecodeError):
+                    log.new(self.codec.decode_unverified(message), 'staged')
         return log.list(count=self.status_max)
 
 

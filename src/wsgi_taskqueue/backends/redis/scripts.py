@@ -1,9 +1,9 @@
 """The Lua scripts of the Redis queue: every move of a message is one of
 them (or a MULTI), so it is atomic.  This module holds what they all
 share (the Cluster's migration guard, the PRELUDE of helpers) and the
-scripts of a transaction's data manager (STAGE, PROMOTE); a consumer's
-are in ``consuming_scripts.py``, an operator's in
-``operations_scripts.py``.
+promotion of a transaction's staged batches (PROMOTE; the stage and the
+staged batches are ``staging.py``'s); a consumer's scripts are in
+``consuming_scripts.py``, an operator's in ``operations_scripts.py``.
 
 Conventions: keys of one queue start with its base ``P:{Q}:`` (see the
 package docstring); the status log of a queue is written by the same
@@ -14,6 +14,7 @@ priority, is ``priority.py``'s.
 from . import priority
 from .dependencies import DEPENDENCIES
 from .jobs import JOBS
+from .staging import UNPACK_LUA
 
 #: Put first in every script on a Redis Cluster: reading a key that never
 #: exists (in the queue's slot, as KEYS[1]) is refused while the slot
@@ -163,14 +164,14 @@ end
 #: is first written when it starts running (mark_running) or leaves the
 #: queue otherwise (cancel, purge).  ``promoted`` tells ``park`` which of
 #: them came earlier in the same batch (not indexed yet).
-#: KEYS: (staged batch, pending, staged index, delayed) per queue.
+#: KEYS: (staged hash, pending, delayed) per queue.
 #: ARGV: batch id, then the status TTL of each queue.
-PROMOTE = PRELUDE + DEPENDENCIES + JOBS + r"""
+PROMOTE = PRELUDE + UNPACK_LUA + DEPENDENCIES + JOBS + r"""
 local t = now()
-for q = 1, #KEYS, 4 do
-  local ttl = tonumber(ARGV[1 + (q + 3) / 4])
+for q = 1, #KEYS, 3 do
+  local ttl = tonumber(ARGV[1 + (q + 2) / 3])
   local base = base_of(KEYS[q + 1])
-  local items = redis.call('LRANGE', KEYS[q], 0, -1)
+  local items = unpacked(redis.call('HGET', KEYS[q], ARGV[1]))
   local ready = {}
   local index = {}
   local promoted = {}
@@ -184,7 +185,7 @@ for q = 1, #KEYS, 4 do
     elseif park(base, ttl, at, items[i], promoted) then
       -- parked or condemned, its record and index entry written
     elseif due and due > t then
-      redis.call('ZADD', KEYS[q + 3], due, items[i])
+      redis.call('ZADD', KEYS[q + 2], due, items[i])
       id = new_status(base, ttl, at, items[i], 'scheduled', 'next', due)
     else
       local priority = priority_of(items[i])
@@ -211,29 +212,6 @@ for q = 1, #KEYS, 4 do
     redis.call('ZADD', base .. 'tasks',
                unpack(index, i, math.min(i + 999, #index)))
   end
-  redis.call('DEL', KEYS[q])
-  redis.call('ZREM', KEYS[q + 2], ARGV[1])
-end
-"""
-
-#: Stage messages under a batch id, invisible to consumers.  Idempotent (a
-#: stage sent again after a lost reply leaves the same batch: the copy the
-#: first one pushed is trimmed away, a command only then), and timed by
-#: Redis's clock, which the sweep's grace period is measured against.
-#: KEYS: (staged batch, staged index) per queue.  ARGV: batch id, the
-#: message count of each queue, then all messages in queue order.
-STAGE = PRELUDE + r"""
-local t = now()
-local pos = #KEYS / 2 + 2
-for q = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[1 + (q + 1) / 2])
-  local length = 0
-  for i = pos, pos + n - 1, 1000 do
-    length = redis.call('RPUSH', KEYS[q],
-                        unpack(ARGV, i, math.min(i + 999, pos + n - 1)))
-  end
-  if length > n then redis.call('LTRIM', KEYS[q], -n, -1) end
-  redis.call('ZADD', KEYS[q + 1], t, ARGV[1])
-  pos = pos + n
+  redis.call('HDEL', KEYS[q], ARGV[1])
 end
 """
