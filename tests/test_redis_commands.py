@@ -60,6 +60,23 @@ def test_a_finished_batch_leaves_its_slot_in_one_del_not_an_lrem_each(
         == {'done'}
 
 
+def test_a_task_drained_in_a_batch_costs_redis_five_commands(redis_queue):
+    with transaction.manager:
+        ids = [taskqueue.add(f'/t{i}') for i in range(32)]
+    redis_queue.client.config_resetstat()
+    taken = redis_queue.reserve('w#1', 32, 0)
+    redis_queue.ack('w#1', [(message, Report(task_id, 1, '200 OK', 0.001))
+                            for message, task_id in zip(taken, ids, strict=True)])
+    counted = commands(redis_queue)
+    # Each task: lmove, the replay check's hget, the running record's hset
+    # and expire, the done record's hset (a quick task's end keeps the
+    # expiry); whether any task waits for them: one exists for all.
+    assert counted['lmove'] == counted['hget'] == counted['expire'] - 1 == 32
+    assert counted['hset'] == 64 and counted['exists'] == 1, counted
+    assert 'smembers' not in counted or counted['smembers'] == 1  # levels
+    assert sum(counted.values()) <= 5 * 32 + 16, counted
+
+
 def test_a_slot_holding_more_than_the_finished_loses_only_those(
         redis_queue):
     with transaction.manager:

@@ -31,8 +31,9 @@ def test_a_queued_task_holds_only_its_message_and_its_index_entry(
     assert {b'id', b'state', b'header', b'updated', b'consumer', b'started',
             b'attempt'} <= set(stored)
     assert b'"e":' not in stored[b'header']  # no environ, no credentials
-    assert 0 < redis_queue.client.ttl(redis_queue.task_key(task_id)) \
-        <= redis_queue.status_ttl
+    # the TTL and the slack a quick end leaves as it is (scripts.py)
+    assert redis_queue.status_ttl < redis_queue.client.ttl(
+        redis_queue.task_key(task_id)) <= redis_queue.status_ttl + 300
 
 
 def test_a_queued_task_shows_its_path_and_options_while_it_waits(

@@ -91,9 +91,21 @@ def test_every_status_key_in_redis_expires_whatever_state_it_is_in(
         task_id = taskqueue.add('/a')
     [message] = queue.reserve('w#1', 1, 0)
     assert queue.task_status(task_id)['state'] == 'running'
-    assert set(expiries().values()) <= set(range(1, 601))
+    # running: the TTL and the slack a quick end leaves as it is
+    assert set(expiries().values()) <= set(range(1, 601 + 300))
     queue.ack('w#1', [(message, Report(task_id, 1, '200 OK', 0.01))])
     assert queue.task_status(task_id)['state'] == 'done'
     found = expiries()
     assert len(found) == 2  # the task's record, the minute's counts
     assert all(0 < ttl <= 3600 for ttl in found.values())
+    assert 600 < client.ttl(queue.task_key(task_id)) <= 900  # quick task
+
+
+def test_a_slow_tasks_record_expires_the_ttl_after_it_ended(redis_url):
+    queue = wsgi_taskqueue.RedisQueue(url=redis_url, status_ttl=600)
+    wsgi_taskqueue.register_queue('default', queue)
+    with transaction.manager:
+        task_id = taskqueue.add('/a')
+    [message] = queue.reserve('w#1', 1, 0)
+    queue.ack('w#1', [(message, Report(task_id, 1, '200 OK', 2.5))])
+    assert 0 < queue.client.ttl(queue.task_key(task_id)) <= 600

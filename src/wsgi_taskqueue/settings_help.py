@@ -49,7 +49,8 @@ SETTINGS_HELP = {
         'max_age': ('seconds after which a task not yet run is '
                     'dead-lettered instead; 0: no limit', None),
         'status_ttl': ('seconds a task\'s status record is kept after its '
-                       'last change; 0 turns the status log off', None),
+                       'last change (on Redis, up to 5 minutes more); 0 '
+                       'turns the status log off', None),
         'status_max': ('status records a queue keeps at most', None),
         'dead_ttl': ('seconds a dead letter is kept (a week)', None),
         'dead_max': ('dead letters a queue keeps at most; the oldest go '

@@ -50,6 +50,7 @@ P:{Q}:result:<id>        string SETTLE (completion.py): the          expires (re
 P:{Q}:waiting:<id>       hash   promote: a task waiting for others   the script settling the
                                 (dependencies.py)                    last it waits for; cancel
 P:{Q}:dependents:<id>    set    promote: the tasks parked on <id>    the script settling <id>
+P:{Q}:depended           set    promote: the ids <id> above          the script settling <id>
 P:{Q}:processing:~doomed list   settling what they waited for:       the bury that condemned them,
                                 tasks condemned by its death         or the next sweep
 P:{Q}:job:<id>           hash   promote: a job's record and its      expires (a week after its
@@ -171,7 +172,8 @@ class RedisQueue(Consuming, Operations, QueueBase):
 
         def register(source):
             return self.route.script(guard + source)
-        self.stage_script = staging.Stage(self.route, guard + staging.STAGE)
+        self.stage_script = staging.Stage(self.route, guard + staging.STAGE,
+                                          plain=not guard)
         self.promote_script = register(scripts.PROMOTE)
         self._init_consuming(register)
         self._init_operations(register)

@@ -58,7 +58,8 @@ for i = 6, 5 + 4 * finished, 4 do
   local message = ARGV[i]
   if emptied or redis.call('LREM', KEYS[2], -1, message) > 0 then
     settled = settled + 1
-    set_status(base, ttl, t, id_of(message), 'state', 'done',
+    end_status(base, ttl, t, id_of(message),
+               tonumber(ARGV[i + 3]) < 1000, 'state', 'done',
                'status', ARGV[i + 2], 'finished', t, 'f', ARGV[i + 1],
                'a' .. ARGV[i + 1], ARGV[i + 2] .. '\t' .. t .. '\t' .. ARGV[i + 3])
     release(base, ttl, t, id_of(message), 'done')

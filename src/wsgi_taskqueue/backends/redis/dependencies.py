@@ -8,6 +8,9 @@ Keys beside the queue's (package docstring):
 - ``P:{Q}:waiting:<id>`` (hash: message, left): a parked task and how
   many of the tasks it waits for are not done yet;
 - ``P:{Q}:dependents:<id>`` (set): the ids of the tasks parked on ``id``;
+- ``P:{Q}:depended`` (set): the ids that have such a set, so that the
+  script settling tasks nobody waits for learns it with one ``EXISTS``
+  for all of them;
 - ``P:{Q}:processing:~doomed`` (list): tasks condemned by a dependency
   that died, until ``bury_doomed`` buries them with their dead letter and
   on_failure callback (which need the queue's secret, so Python's work;
@@ -15,9 +18,9 @@ Keys beside the queue's (package docstring):
   list, so no sweep requeues it; every sweep buries what it holds.
 
 The scripts that settle a task (RESERVE's acknowledgement, BURY, SETTLE,
-CANCEL, PURGE) call ``release``; PROMOTE calls ``park``.  A task nobody
-waits for costs one SMEMBERS of a missing key in the script that settles
-it, no round trip.
+CANCEL, PURGE) call ``release``; PROMOTE calls ``park``.  Tasks nobody
+waits for cost the script that settles them one ``EXISTS``, whatever
+their number, and no round trip.
 """
 from __future__ import annotations
 
@@ -96,6 +99,7 @@ local function park(base, ttl, t, message, promoted)
   for _, dependency in ipairs(left) do
     redis.call('SADD', base .. 'dependents:' .. dependency, h.id)
   end
+  redis.call('SADD', base .. 'depended', unpack(left))
   redis.call('HSET', base .. 'waiting:' .. h.id, 'message', message,
              'left', #left)
   new_status(base, ttl, t, message, 'waiting')
@@ -103,13 +107,24 @@ local function park(base, ttl, t, message, promoted)
   return true
 end
 
+-- Whether the queue of ``base`` has tasks that others wait for, asked
+-- once per script run: settling a batch of tasks nobody waits for costs
+-- one command in all.  No script parks a task after it released one.
+local depended = {}
+local function any_depended(base)
+  if depended[base] == nil then
+    depended[base] = redis.call('EXISTS', base .. 'depended') == 1
+  end
+  return depended[base]
+end
+
 -- Task ``id`` is done, dead, cancelled or purged (``state``): the tasks
 -- parked on it count it done, or are condemned with it.
 local function release(base, ttl, t, id, state)
-  if not id or id == '' then return end
+  if not id or id == '' or not any_depended(base) then return end
+  if redis.call('SREM', base .. 'depended', id) == 0 then return end
   local key = base .. 'dependents:' .. id
   local parked = redis.call('SMEMBERS', key)
-  if #parked == 0 then return end
   redis.call('DEL', key)
   for _, waiting in ipairs(parked) do
     local entry = base .. 'waiting:' .. waiting

@@ -6,7 +6,8 @@ batch id -> the batch's messages, each after its length (``pack``).  So
 the vote of a transaction that adds to one queue is one ``HSET``, not a
 script: idempotent as it is (sent again after a lost reply, it writes the
 same value), and the cheapest write Redis has.  A transaction over several
-queues of one slot stages them with one script of ``HSET`` s (``Stage``).
+queues of one slot stages them with one script of ``HSET`` s, and so does
+every stage on a Cluster (``Stage``).
 The promotion reads the batch with ``HGET`` and drops it with ``HDEL``,
 and a discard is one ``HDEL``.
 
@@ -76,15 +77,26 @@ end
 class Stage(Script):
     """The stage: a plain ``HSET`` for one queue, the STAGE script for
     several.  A Script to its runners (route.py, fanout.py), which follow
-    the slot, send it again after a lost reply, and pipeline it."""
+    the slot, send it again after a lost reply, and pipeline it.
+
+    On a Cluster it is always the script, behind the migration guard
+    (scripts.MIGRATION_GUARD): a stage refused while the queue's slot
+    migrates waits for the move to end (route.py), where a plain ``HSET``
+    of the hash still on the source would go through and leave its
+    promotion to be refused (its keys split between two nodes) and
+    retried in the background."""
+
+    def __init__(self, runner, source: str, plain: bool):
+        super().__init__(runner, source)
+        self.plain = plain
 
     def command(self, line, keys, args) -> tuple:
-        if len(keys) == 1:
+        if self.plain and len(keys) == 1:
             return ('HSET', keys[0], *args)
         return super().command(line, keys, args)
 
     def by_source(self, keys, args) -> tuple:
-        if len(keys) == 1:
+        if self.plain and len(keys) == 1:
             return ('HSET', keys[0], *args)
         return super().by_source(keys, args)
 
