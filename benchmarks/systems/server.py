@@ -17,7 +17,7 @@ import redis
 URL_ENV = 'BENCH_REDIS_URL'
 
 #: Commands the harness itself sends while counting.
-_OWN_COMMANDS = {'config|resetstat'}
+_OWN_COMMANDS = {'config|resetstat', 'info'}
 
 
 def url() -> str:
