@@ -1,12 +1,15 @@
 """Staged batches in Redis (``backends/redis/staging.py``): one hash field
 per batch, its messages packed after their lengths, and the sweep's note
 of when it first found each."""
+import threading
 import time
 import uuid
 
 import hypothesis.strategies as st
+import transaction
 from hypothesis import HealthCheck, given, settings
 
+from wsgi_taskqueue import taskqueue
 from wsgi_taskqueue.backends.redis import staging
 
 batches = st.lists(st.binary(max_size=40), max_size=8)
@@ -57,3 +60,43 @@ def test_the_sweep_forgets_its_notes_of_batches_gone(redis_queue):
     assert redis_queue.sweep(grace=60)['batches'] == []
     assert seen(redis_queue) == {'open'}
     assert redis_queue.counts()['staged'] == 1
+
+
+def test_a_batch_is_staged_before_its_names_are_claimed(redis_queue):
+    """So that a process stopping in between leaves no name held by a task
+    that was never staged (backends/redis/names.py)."""
+    seen_commands = []
+    ready = threading.Event()
+
+    def watch():
+        with redis_queue.client.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                seen_commands.append(command['command'])
+                if 'monitor-done' in command['command']:
+                    return
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert ready.wait(5)
+    with transaction.manager:
+        taskqueue.add('/view', name='invoice-42')
+    redis_queue.client.echo('monitor-done')
+    watcher.join(5)
+    staged = [i for i, command in enumerate(seen_commands)
+              if command.startswith('HSET') and ':staged' in command]
+    claimed = [i for i, command in enumerate(seen_commands)
+               if ':name:invoice-42' in command and 'EVAL' in command]
+    assert staged and claimed and staged[0] < claimed[0], seen_commands
+
+
+def test_a_task_whose_name_is_held_is_staged_again_without_it(redis_queue):
+    with transaction.manager:
+        holder = taskqueue.add('/view', name='invoice-42')
+    with transaction.manager:
+        dropped = taskqueue.add('/view', name='invoice-42')
+        kept = taskqueue.add('/other')
+    assert taskqueue.status(dropped) is None
+    taken = [redis_queue.codec.decode(message).id
+             for message in redis_queue.reserve('w#1', 10, 0)]
+    assert taken == [holder, kept]
+    assert redis_queue.counts()['staged'] == 0

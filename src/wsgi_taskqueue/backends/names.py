@@ -6,8 +6,9 @@ app's database: when it writes them): a backend's stage calls
 ``claimed`` with its messages, which asks the backend's name book to
 claim the names they carry and leaves out, with a log line, the tasks
 whose name another task holds.  The claim and the stage are one
-database transaction on SQL; on Redis and in process the claim comes
-just before the stage, and an abort releases the claims of its batch.
+database transaction on SQL; on Redis the claim comes just after the
+stage (``backends/redis/names.py`` says why), in process just before it,
+and an abort releases the claims of its batch.
 A name stays held ``name_ttl`` seconds after its claim, whatever becomes
 of its task (App Engine's tombstones): a name is used once a day, by
 default, not once at a time.

@@ -241,23 +241,32 @@ class RedisQueue(Consuming, Operations, QueueBase):
 
     def stage_batches(self, batch_id, batches):
         with self._talking:
-            batches = {queue: claimed(queue, batch_id, staged, queue.names)
-                       for queue, staged in batches.items()}
-            for queue, staged in batches.items():
+            # Staged before their names are claimed: a process that stops
+            # in between leaves a batch the sweep promotes, never a name
+            # held by a task that was not staged (names.py).
+            self._stage(batch_id, batches)
+            kept = {queue: claimed(queue, batch_id, staged, queue.names)
+                    for queue, staged in batches.items()}
+            for queue, staged in kept.items():
                 check_known(queue, staged, lambda ids, queue=queue: known(
                     queue, ids))
                 check_jobs(queue, staged, lambda ids, queue=queue:
                            job_states(queue, ids))
-            slots = fanout.by_slot(batches)
-            if len(slots) > 1:
-                fanout.stage(self, batch_id, [
-                    {queue: batches[queue] for queue in queues}
-                    for queues in slots])
-                return
-            keys, args = fanout.stage_arguments(batch_id, batches)
-            generation = self.connections.generation
-            twice(self.stage_script, keys=keys, args=args)
-            replication.wait(self, 'stage', since=generation)
+            if any(len(kept[queue]) < len(staged)
+                   for queue, staged in batches.items()):
+                self._stage(batch_id, kept)  # without the tasks refused
+
+    def _stage(self, batch_id, batches):
+        slots = fanout.by_slot(batches)
+        if len(slots) > 1:
+            fanout.stage(self, batch_id, [
+                {queue: batches[queue] for queue in queues}
+                for queues in slots])
+            return
+        keys, args = fanout.stage_arguments(batch_id, batches)
+        generation = self.connections.generation
+        twice(self.stage_script, keys=keys, args=args)
+        replication.wait(self, 'stage', since=generation)
 
     def promote_batches(self, batch_id, queues, failed=None):
         for queue in queues:

@@ -1,16 +1,22 @@
 """Task names on Redis: ``P:{Q}:name:<name>`` holds the id of the task
 that claimed it, expiring ``name_ttl`` seconds after the claim.
 
-A claim is one script, run at the vote just before the stage (one more
+A claim is one script, run at the vote just after the stage (one more
 round trip, only for a transaction that adds named tasks): SET NX for
 each name, so of transactions claiming one name at the same time exactly
 one gets it.  Claiming again what a task holds already succeeds, so a
-claim resent after a lost reply changes nothing.  The claims of a batch
+claim resent after a lost reply changes nothing.  The tasks whose name
+another task holds are then staged no more (the batch is staged again
+without them: one more round trip, only then).  The claims of a batch
 are remembered in the process until it is promoted, or released (DEL of
-the names still held by their task) when it is discarded.  A process
-that stops between claim and stage leaves its names held, by tasks that
-never came, until they expire.  A sharded queue keeps its names on its
-first shard, so that they are one per queue.
+the names still held by their task) when it is discarded.  Claiming
+after the stage means that no name is ever held by a task that was not
+staged: a process that stops between stage and claim leaves a batch
+that the sweep promotes with its names unclaimed (a task of such a name
+added later is not refused), rather than names held until they expire
+by tasks that never came, which refused every task of those names.  A
+sharded queue keeps its names on its first shard, so that they are one
+per queue.
 """
 from __future__ import annotations
 
