@@ -244,19 +244,21 @@ class RedisQueue(Consuming, Operations, QueueBase):
             # Staged before their names are claimed: a process that stops
             # in between leaves a batch the sweep promotes, never a name
             # held by a task that was not staged (names.py).
+            _check(batches)
             self._stage(batch_id, batches)
             kept = {queue: claimed(queue, batch_id, staged, queue.names)
                     for queue, staged in batches.items()}
-            for queue, staged in kept.items():
-                check_known(queue, staged, lambda ids, queue=queue: known(
-                    queue, ids))
-                check_jobs(queue, staged, lambda ids, queue=queue:
-                           job_states(queue, ids))
             if any(len(kept[queue]) < len(staged)
                    for queue, staged in batches.items()):
-                self._stage(batch_id, kept)  # without the tasks refused
+                # Without the tasks refused; what waits for one of them,
+                # or is a job's, is checked again: a refusal now leaves
+                # the batch staged for the abort to discard.
+                _check(kept)
+                self._stage(batch_id, kept)
 
     def _stage(self, batch_id, batches):
+        """Stage ``batches`` ({queue: messages}) in one round trip per
+        primary."""
         slots = fanout.by_slot(batches)
         if len(slots) > 1:
             fanout.stage(self, batch_id, [
@@ -311,3 +313,12 @@ class RedisQueue(Consuming, Operations, QueueBase):
         for pool in self.topology.pools():
             thread_connections(pool).disconnect()
         self.topology.disconnect()
+
+
+def _check(batches) -> None:
+    """Refuse a batch whose tasks wait for unknown tasks, or name jobs
+    unknown or closed (UnknownDependency, UnknownJob, ClosedJob)."""
+    for queue, staged in batches.items():
+        check_known(queue, staged, lambda ids, queue=queue: known(queue, ids))
+        check_jobs(queue, staged, lambda ids, queue=queue:
+                   job_states(queue, ids))
