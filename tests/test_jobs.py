@@ -361,3 +361,39 @@ def test_a_sharded_queue_keeps_a_job_and_its_tasks_on_one_shard(
     with pytest.raises(InvalidTask, match='different shards'):
         sharded_queue.stage('b6', [other, members(sharded_queue, first,
                                                   1)[0][1]])
+
+
+def test_a_chunk_run_again_after_it_closed_its_job_adds_nothing(any_queue):
+    """A task that adds a job's last named tasks and closes it, run a
+    second time (its worker died before acknowledging it): nothing is
+    added twice, and its close changes nothing."""
+    with transaction.manager:
+        job = taskqueue.job(label='chunked')
+
+    def last_chunk():
+        with transaction.manager:
+            taskqueue.add('/t', job=job, name=f'{job}-last')
+            job.close()
+    last_chunk()
+    last_chunk()
+    assert counts(any_queue, str(job)) == ('closed', 1, 0, 0, 1)
+
+
+def test_a_close_waits_for_the_first_close_still_staged(any_queue):
+    """The first run of a chunk staged its tasks and its close, and its
+    process died before promoting them; a second run's tasks and close
+    are dropped (their names are held), so the job is closed only when a
+    sweep promotes the first run's batch, its tasks counted."""
+    job_id = new_id()
+    promoted(any_queue, opening(any_queue, job_id)[1])
+    _, member = task_message(any_queue, job=job_id, name='chunk-9')
+    _, close = task_message(any_queue, url='/', method='GET', payload=b'',
+                            job=job_id, job_marker={'op': 'close'},
+                            name=f'job:{job_id}:close')
+    any_queue.stage('first-run', [member, close])
+    with transaction.manager:
+        taskqueue.add('/t', job=job_id, name='chunk-9')
+        taskqueue.close_job(job_id)
+    assert counts(any_queue, job_id) == ('open', 0, 0, 0, 0)
+    any_queue.promote('first-run')
+    assert counts(any_queue, job_id) == ('closed', 1, 0, 0, 1)

@@ -29,7 +29,8 @@ When the transaction stages its tasks, a task added to a job its queue
 does not know (never created, or its record expired: ``job_ttl``) raises
 ``UnknownJob``, one added to a closed job ``ClosedJob``; both abort the
 transaction.  Closing a closed job is allowed (a task that closes its job
-may run twice).
+may run twice): the close is named after its job, so the first one counts
+and the others are dropped (``close_job``).
 """
 from __future__ import annotations
 
@@ -93,9 +94,19 @@ def job(on_complete: str | None = None, label: str | None = None,
 def close_job(job_id, queue: str | None = None) -> None:
     """Close the job ``job_id`` (a Job or its id) of ``queue`` when the
     current transaction commits: no task may be added to it after that.
-    Inside a task the queue defaults to the task's own."""
+    Inside a task the queue defaults to the task's own.
+
+    The close is named (``job:<id>:close``, see task names), so a job is
+    closed by the first transaction that closes it, and later closes are
+    dropped.  It matters when a task that adds a job's last tasks and
+    closes it runs again after its process died between its vote and its
+    promotion: its second run's tasks are dropped, their names being held
+    by the first run's, and so is its close, which would otherwise close
+    the job before the sweep promoted the first run's tasks, and complete
+    it without them."""
     queue_name = _queue_of(job_id, queue)
-    _marker(queue_name, check_job(job_id), '/', {'op': 'close'})
+    job_id = check_job(job_id)
+    _marker(queue_name, job_id, '/', {'op': 'close'}, name=f'job:{job_id}:close')
 
 
 def job_status(job_id, queue: str | None = None) -> dict | None:
@@ -124,8 +135,9 @@ def _queue_of(job_id, queue):
     return task.queue if task is not None else get_queue(None).name
 
 
-def _marker(queue: str, job_id: str, url: str, marker: dict) -> None:
+def _marker(queue: str, job_id: str, url: str, marker: dict,
+            name: str | None = None) -> None:
     """Add a job marker to the current transaction (module docstring)."""
     from .taskqueue import queue_task  # taskqueue imports this module
     queue_task(url, 'GET', None, None, None, queue,
-               TaskOptions(job=job_id), job_marker=marker)
+               TaskOptions(job=job_id, name=name), job_marker=marker)

@@ -103,7 +103,7 @@ import contextlib
 import redis
 from zope.interface import implementer
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, InvalidTask
 from ...interfaces import IQueueBackend
 from ..base import QueueBase
 from ..dependencies import check_known
@@ -243,18 +243,22 @@ class RedisQueue(Consuming, Operations, QueueBase):
         with self._talking:
             # Staged before their names are claimed: a process that stops
             # in between leaves a batch the sweep promotes, never a name
-            # held by a task that was not staged (names.py).
-            _check(batches)
+            # held by a task that was not staged (names.py).  Checked once
+            # the tasks whose name is held are left out: a task run again
+            # adds nothing twice, not even to a job it closed.
             self._stage(batch_id, batches)
             kept = {queue: claimed(queue, batch_id, staged, queue.names)
                     for queue, staged in batches.items()}
+            try:
+                _check(kept)
+            except InvalidTask:
+                # Refused: nothing stays staged, no name held.
+                for queue in batches:
+                    queue.discard(batch_id)
+                raise
             if any(len(kept[queue]) < len(staged)
                    for queue, staged in batches.items()):
-                # Without the tasks refused; what waits for one of them,
-                # or is a job's, is checked again: a refusal now leaves
-                # the batch staged for the abort to discard.
-                _check(kept)
-                self._stage(batch_id, kept)
+                self._stage(batch_id, kept)  # without the tasks refused
 
     def _stage(self, batch_id, batches):
         """Stage ``batches`` ({queue: messages}) in one round trip per
