@@ -100,3 +100,37 @@ def test_a_task_whose_name_is_held_is_staged_again_without_it(redis_queue):
              for message in redis_queue.reserve('w#1', 10, 0)]
     assert taken == [holder, kept]
     assert redis_queue.counts()['staged'] == 0
+
+
+def orphan(queue, batch, *tasks):
+    """A batch as its process left it when it died between the stage and
+    the claim of its names: staged, its names claimed by nobody."""
+    queue.client.hset(queue.staged_key, batch, staging.pack(
+        [queue.codec.encode(task) for task in tasks]))
+
+
+def test_a_promoted_orphan_drops_a_task_whose_name_another_claimed(
+        redis_queue):
+    from test_task import make_task
+    first = make_task(name='invoice-42')
+    orphan(redis_queue, 'first-run', first)
+    with transaction.manager:  # the transaction run again
+        second = taskqueue.add('/view', name='invoice-42')
+    redis_queue.promote('first-run')  # by a sweep
+    taken = [redis_queue.codec.decode(message).id
+             for message in redis_queue.reserve('w#1', 10, 0)]
+    assert taken == [second]
+    assert redis_queue.counts()['staged'] == 0
+
+
+def test_a_promoted_orphan_claims_the_names_nobody_holds(redis_queue):
+    from test_task import make_task
+    first = make_task(name='invoice-42')
+    orphan(redis_queue, 'first-run', first)
+    redis_queue.promote('first-run')
+    with transaction.manager:
+        dropped = taskqueue.add('/view', name='invoice-42')
+    assert taskqueue.status(dropped) is None
+    taken = [redis_queue.codec.decode(message).id
+             for message in redis_queue.reserve('w#1', 10, 0)]
+    assert taken == [first.id]

@@ -104,10 +104,12 @@ def stage_arguments(batch_id: str, batches: dict) -> tuple[list, list]:
 
 def promote_arguments(batch_id: str, queues) -> tuple[list, list]:
     """KEYS and ARGV of the promote script for ``queues`` (of one slot)."""
-    keys = []
+    keys, args = [], [batch_id]
     for queue in queues:
         keys += [queue.staged_key, queue.pending_key, queue.delayed_key]
-    return keys, [batch_id, *(queue.status_ttl for queue in queues)]
+        args += [queue.status_ttl, queue.names.base_for(queue),
+                 queue.name_ttl]
+    return keys, args
 
 
 def run_together(calls: list[Call], wait: tuple = ()) -> None:

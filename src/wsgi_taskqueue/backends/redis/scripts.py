@@ -14,6 +14,7 @@ priority, is ``priority.py``'s.
 from . import priority
 from .dependencies import DEPENDENCIES
 from .jobs import JOBS
+from .names import NAME_KEPT
 from .staging import UNPACK_LUA
 
 #: Put first in every script on a Redis Cluster: reading a key that never
@@ -179,12 +180,15 @@ end
 #: is first written when it starts running (mark_running) or leaves the
 #: queue otherwise (cancel, purge).  ``promoted`` tells ``park`` which of
 #: them came earlier in the same batch (not indexed yet).
+#: A task whose name another task holds is dropped (names.NAME_KEPT).
 #: KEYS: (staged hash, pending, delayed) per queue.
-#: ARGV: batch id, then the status TTL of each queue.
-PROMOTE = PRELUDE + UNPACK_LUA + DEPENDENCIES + JOBS + r"""
+#: ARGV: batch id, then per queue: its status TTL, the base of the keys
+#: of its names ('' for none), its name TTL.
+PROMOTE = PRELUDE + UNPACK_LUA + DEPENDENCIES + JOBS + NAME_KEPT + r"""
 local t = now()
 for q = 1, #KEYS, 3 do
-  local ttl = tonumber(ARGV[1 + (q + 2) / 3])
+  local ttl = tonumber(ARGV[q + 1])
+  local names, name_ttl = ARGV[q + 2], ARGV[q + 3]
   local base = base_of(KEYS[q + 1])
   local items = unpacked(redis.call('HGET', KEYS[q], ARGV[1]))
   local ready = {}
@@ -195,7 +199,9 @@ for q = 1, #KEYS, 3 do
     local at = t + i / 1000000
     local due = due_of(items[i])
     local id
-    if job_take(base, ttl, at, items[i]) then
+    if not name_kept(names, name_ttl, items[i]) then
+      -- dropped: its name is another task's
+    elseif job_take(base, ttl, at, items[i]) then
       -- a job's marker, taken in
     elseif park(base, ttl, at, items[i], promoted) then
       -- parked or condemned, its record and index entry written
