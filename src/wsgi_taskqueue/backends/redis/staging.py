@@ -6,10 +6,10 @@ batch id -> the batch's messages, each after its length (``pack``).  So
 the vote of a transaction that adds to one queue is one ``HSET``, not a
 script: idempotent as it is (sent again after a lost reply, it writes the
 same value), and the cheapest write Redis has.  A transaction over several
-queues of one slot stages them with one script of ``HSET`` s, and so does
-every stage on a Cluster (``Stage``).
-The promotion reads the batch with ``HGET`` and drops it with ``HDEL``,
-and a discard is one ``HDEL``.
+queues of one slot stages them with one script of an ``HSET`` each, and
+so does every stage on a Cluster (``Stage``).  The promotion reads the
+batch with ``HGET`` and drops it with ``HDEL``, and a discard is one
+``HDEL``.
 
 The stage writes no time.  A batch's age, which the sweep's grace period
 is measured against, counts from the first sweep that found it: the sweep
