@@ -91,14 +91,16 @@ class Stage(Script):
         self.plain = plain
 
     def command(self, line, keys, args) -> tuple:
-        if self.plain and len(keys) == 1:
-            return ('HSET', keys[0], *args)
-        return super().command(line, keys, args)
+        return self._hset(keys, args) or super().command(line, keys, args)
 
     def by_source(self, keys, args) -> tuple:
+        return self._hset(keys, args) or super().by_source(keys, args)
+
+    def _hset(self, keys, args) -> tuple | None:
+        """The plain ``HSET`` of one queue's batch, or None."""
         if self.plain and len(keys) == 1:
             return ('HSET', keys[0], *args)
-        return super().by_source(keys, args)
+        return None
 
 
 #: Note when the sweep first found each staged batch, forget the notes of
